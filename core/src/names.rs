@@ -1,0 +1,36 @@
+//! Prometheus metric names. They are a contract with dashboards and alert
+//! rules (the Helm chart's PrometheusRule), so every name lives here once.
+
+/// Client connections accepted, by `protocol`.
+pub const CONNECTIONS_TOTAL: &str = "switchyard_connections_total";
+/// Client connections open now, by `protocol`.
+pub const CONNECTIONS_ACTIVE: &str = "switchyard_connections_active";
+/// Client connections refused or closed with an error, by `protocol` and `reason`.
+pub const CONNECTION_ERRORS_TOTAL: &str = "switchyard_connection_errors_total";
+/// Bytes relayed, by `protocol` and `direction` (`client_to_server`, `server_to_client`).
+pub const BYTES_TOTAL: &str = "switchyard_bytes_total";
+/// Statements seen, by `protocol` and `kind`.
+pub const STATEMENTS_TOTAL: &str = "switchyard_statements_total";
+/// Statements sqlparser could not parse and that were relayed untouched, by `protocol`.
+pub const UNPARSED_TOTAL: &str = "switchyard_unparsed_total";
+/// Client logins that failed, by `protocol` and `reason`.
+pub const AUTH_FAILURES_TOTAL: &str = "switchyard_auth_failures_total";
+/// Cancel requests forwarded to a backend, by `protocol` and `outcome`.
+pub const CANCELS_TOTAL: &str = "switchyard_cancels_total";
+/// Config reloads, by `outcome` (`applied`, `rejected`, `unchanged`).
+pub const CONFIG_RELOADS_TOTAL: &str = "switchyard_config_reloads_total";
+/// Generation of the configuration in force (1 at start, +1 per applied reload).
+pub const CONFIG_GENERATION: &str = "switchyard_config_generation";
+
+// Migration metrics (DESIGN.md, Observability); the read switch and the
+// mirror emit them.
+pub const READS_TOTAL: &str = "switchyard_reads_total";
+pub const READ_DURATION_SECONDS: &str = "switchyard_read_duration_seconds";
+pub const TARGET_SHARE: &str = "switchyard_target_share";
+pub const PHASE: &str = "switchyard_phase";
+pub const MIRROR_WRITES_TOTAL: &str = "switchyard_mirror_writes_total";
+pub const REPAIR_QUEUE_DEPTH: &str = "switchyard_repair_queue_depth";
+pub const OUTBOX_LAG_SECONDS: &str = "switchyard_outbox_lag_seconds";
+pub const SHADOW_COMPARE_TOTAL: &str = "switchyard_shadow_compare_total";
+pub const ROLLBACKS_TOTAL: &str = "switchyard_rollbacks_total";
+pub const BACKFILL_ROWS_TOTAL: &str = "switchyard_backfill_rows_total";

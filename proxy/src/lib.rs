@@ -1,0 +1,16 @@
+//! Switchyard's data plane: a wire-level proxy for PostgreSQL and
+//! MySQL/MariaDB that applications connect to unmodified.
+//!
+//! Map of the modules:
+//! - [`wire`]: protocol codecs, sans-IO (bytes in, frames out). Never imports tokio.
+//! - [`route`]: statement classification and the per-statement decision. Pure:
+//!   no IO and no clock but what is passed in.
+//! - [`relay`]: listeners, sessions and backend connections; the only tokio code
+//!   of the data plane.
+//! - [`admin`]: the admin HTTP listener (`/metrics`, `/healthz`, `/status`).
+//! - [`state`]: what every session shares: the config snapshot, counters,
+//!   the cancel-key registry.
+//! - [`reload`]: config hot reload (file change and SIGHUP).
+
+pub mod route;
+pub mod wire;

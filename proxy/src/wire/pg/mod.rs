@@ -1,0 +1,3 @@
+//! PostgreSQL protocol 3.0 codec.
+
+pub mod auth;

@@ -11,6 +11,12 @@
 //! - [`state`]: what every session shares: the config snapshot, counters,
 //!   the cancel-key registry.
 //! - [`reload`]: config hot reload (file change and SIGHUP).
+//! - [`server`]: starts the listeners and drains them on shutdown.
 
+pub mod admin;
+pub mod relay;
+pub mod reload;
 pub mod route;
+pub mod server;
+pub mod state;
 pub mod wire;

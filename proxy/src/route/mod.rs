@@ -2,4 +2,20 @@
 //! no clock but what the caller passes in.
 
 pub mod classify;
+pub mod decide;
 pub mod fingerprint;
+
+pub use decide::{Decision, MigrationRouter, Plan, Route, SessionFacts, Target};
+
+use classify::StatementKind;
+
+/// The `kind` label of `switchyard_statements_total`.
+pub fn kind_label(kind: StatementKind) -> &'static str {
+    match kind {
+        StatementKind::Read => "read",
+        StatementKind::Write => "write",
+        StatementKind::Ddl => "ddl",
+        StatementKind::Transaction => "transaction",
+        StatementKind::Other => "other",
+    }
+}

@@ -1,0 +1,100 @@
+//! Listeners, sessions and backend connections: the only tokio code of the
+//! data plane. Each listener accepts clients of one protocol and runs one
+//! task per client; a semaphore caps how many run at once.
+
+pub mod pg;
+pub mod stream;
+pub mod tls;
+
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use switchyard_core::config::Protocol;
+use switchyard_core::names;
+use tokio::io::AsyncWriteExt;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::task::JoinHandle;
+
+use crate::state::Shared;
+
+/// The label of a protocol in metrics and logs.
+pub fn protocol_label(protocol: Protocol) -> &'static str {
+    match protocol {
+        Protocol::Postgres => "postgres",
+        Protocol::Mysql => "mysql",
+    }
+}
+
+/// Binds a listener and serves it until the proxy drains.
+pub async fn listen(shared: Arc<Shared>, addr: SocketAddr, protocol: Protocol) -> anyhow::Result<(SocketAddr, JoinHandle<()>)> {
+    let listener = TcpListener::bind(addr).await.map_err(|e| {
+        anyhow::anyhow!(
+            "listen.{}: cannot listen on {addr}: {e}; pick a free address",
+            protocol_label(protocol)
+        )
+    })?;
+    let local = listener.local_addr()?;
+    tracing::info!(%local, protocol = protocol_label(protocol), "listening");
+    let handle = tokio::spawn(accept_loop(shared, listener, protocol));
+    Ok((local, handle))
+}
+
+async fn accept_loop(shared: Arc<Shared>, listener: TcpListener, protocol: Protocol) {
+    let mut draining = shared.draining.subscribe();
+    let label = protocol_label(protocol);
+    loop {
+        let accepted = tokio::select! {
+            r = listener.accept() => r,
+            _ = draining.wait_for(|d| *d) => return,
+        };
+        let (socket, peer) = match accepted {
+            Ok(pair) => pair,
+            Err(e) => {
+                // Out of file descriptors and similar: back off, keep serving.
+                tracing::warn!(error = %e, "accept failed");
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let Ok(permit) = shared.slots.clone().try_acquire_owned() else {
+            metrics::counter!(names::CONNECTION_ERRORS_TOTAL, "protocol" => label, "reason" => "too_many").increment(1);
+            tokio::spawn(refuse_too_many(socket, protocol));
+            continue;
+        };
+        metrics::counter!(names::CONNECTIONS_TOTAL, "protocol" => label).increment(1);
+        let shared = shared.clone();
+        tokio::spawn(async move {
+            shared.counters.accepted.fetch_add(1, Ordering::Relaxed);
+            shared.counters.active.fetch_add(1, Ordering::Relaxed);
+            let gauge = metrics::gauge!(names::CONNECTIONS_ACTIVE, "protocol" => label);
+            gauge.increment(1.0);
+            tracing::debug!(%peer, protocol = label, "client connected");
+            match protocol {
+                Protocol::Postgres => pg::serve(shared.clone(), socket).await,
+                Protocol::Mysql => crate::relay::serve_mysql(shared.clone(), socket).await,
+            }
+            gauge.decrement(1.0);
+            shared.counters.active.fetch_sub(1, Ordering::Relaxed);
+            drop(permit);
+        });
+    }
+}
+
+async fn refuse_too_many(mut socket: TcpStream, protocol: Protocol) {
+    let mut out = bytes::BytesMut::new();
+    match protocol {
+        Protocol::Postgres => crate::wire::pg::message::error_response(
+            &mut out,
+            "FATAL",
+            crate::wire::pg::message::sqlstate::TOO_MANY_CONNECTIONS,
+            "the proxy is at limits.max_connections; retry later or raise the limit",
+            None,
+        ),
+        Protocol::Mysql => return,
+    }
+    let _ = socket.write_all(&out).await;
+}
+
+/// The MySQL listener's entry point (the MySQL relay is not built yet).
+async fn serve_mysql(_shared: Arc<Shared>, _socket: TcpStream) {}

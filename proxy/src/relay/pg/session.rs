@@ -1,0 +1,628 @@
+//! One PostgreSQL client session after login: relays frames between the
+//! client and its backend connection(s) and carries out each statement's
+//! [`Decision`].
+//!
+//! The loop never blocks on one direction: reads and writes of every socket
+//! are polled together, so a server streaming a large result while the client
+//! pipelines more requests cannot deadlock the proxy. Frames the decision
+//! leaves alone are copied through byte for byte.
+
+use std::collections::HashMap;
+use std::io;
+use std::sync::Arc;
+
+use bytes::BytesMut;
+use switchyard_core::names;
+use tokio::io::{AsyncReadExt, AsyncWriteExt, ReadHalf, WriteHalf};
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+
+use super::backend::{self, Login, PgBackend};
+use crate::relay::stream::ClientStream;
+use crate::route::classify::Dialect;
+use crate::route::{kind_label, Decision, Plan, SessionFacts, Target};
+use crate::state::Shared;
+use crate::wire::pg::message::{self, sqlstate, BindMsg, ParseMsg, TargetMsg};
+use crate::wire::pg::response::{Conn, Disposition, Expect, Pending, Responses, Step};
+use crate::wire::pg::{frame, CodecError};
+
+/// Stop reading from one side while this much is waiting to be written to
+/// the other: backpressure instead of unbounded buffers.
+const HIGH_WATER: usize = 1 << 20;
+
+/// Who the client is, from its startup packet and login.
+pub struct ClientInfo {
+    /// The proxy user it logged in as.
+    pub user: String,
+    /// The database it asked for.
+    pub database: String,
+    /// Its `application_name`.
+    pub application: String,
+    /// Startup parameters to repeat when opening a second connection.
+    pub params: Vec<(String, String)>,
+}
+
+/// How a session ended.
+#[derive(Debug, thiserror::Error)]
+pub enum SessionEnd {
+    /// The client said goodbye or closed its socket.
+    #[error("client closed the connection")]
+    ClientClosed,
+    /// The proxy drained the session for shutdown.
+    #[error("drained for shutdown")]
+    Drained,
+    /// The client sent something the proxy cannot accept.
+    #[error("client protocol error: {0}")]
+    ClientProtocol(#[from] CodecError),
+    /// A socket failed.
+    #[error("{0}")]
+    Io(#[from] io::Error),
+    /// A backend closed, failed or broke the protocol.
+    #[error("{0}")]
+    Backend(String),
+}
+
+/// A client statement the proxy prepared under its own name.
+struct Prepared {
+    /// The proxy-owned statement name on the backend.
+    backend_name: String,
+    /// The connection it is prepared on.
+    conn: Conn,
+    /// The plan chosen when it was parsed.
+    plan: Arc<Plan>,
+}
+
+/// A portal bound from a proxy-prepared statement.
+struct Portal {
+    /// The connection that holds it.
+    conn: Conn,
+    /// The plan of its statement.
+    plan: Arc<Plan>,
+}
+
+/// A backend connection's halves and buffers.
+struct Side {
+    /// Read half of the socket.
+    read: OwnedReadHalf,
+    /// Write half of the socket.
+    write: OwnedWriteHalf,
+    /// Bytes read but not yet relayed.
+    inbox: BytesMut,
+    /// Bytes waiting to be written.
+    outbox: BytesMut,
+    /// The backend's name in `backends:`.
+    name: String,
+}
+
+impl Side {
+    fn new(conn: PgBackend, name: String) -> Side {
+        let (read, write) = conn.stream.into_split();
+        Side {
+            read,
+            write,
+            inbox: BytesMut::with_capacity(16 * 1024),
+            outbox: BytesMut::with_capacity(16 * 1024),
+            name,
+        }
+    }
+}
+
+/// A logged-in session.
+pub struct Session {
+    shared: Arc<Shared>,
+    info: ClientInfo,
+    client_read: ReadHalf<ClientStream>,
+    client_write: WriteHalf<ClientStream>,
+    /// Bytes from the client not yet decoded.
+    client_inbox: BytesMut,
+    /// Bytes waiting to be written to the client.
+    client_outbox: BytesMut,
+    primary: Side,
+    /// The second connection, opened on first use by a plan.
+    secondary: Option<Side>,
+    /// The secondary got messages since the client's last Sync.
+    secondary_in_batch: bool,
+    /// Messages in flight and what the client sees of their answers.
+    responses: Responses,
+    /// The primary's transaction status from its last ReadyForQuery.
+    status: u8,
+    /// Client statement names the proxy mapped to its own.
+    statements: HashMap<String, Prepared>,
+    /// Client portals bound from mapped statements.
+    portals: HashMap<String, Portal>,
+    /// Counter for proxy-owned statement names.
+    next_name: u64,
+    /// Upper bound on one frame.
+    max_frame: usize,
+}
+
+impl Session {
+    /// A session over a logged-in client and its primary backend connection.
+    pub fn new(shared: Arc<Shared>, info: ClientInfo, client: ClientStream, primary: PgBackend, backend_name: String) -> Session {
+        let (client_read, client_write) = tokio::io::split(client);
+        let max_frame = shared.snapshot().config.limits.max_frame_bytes;
+        Session {
+            shared,
+            info,
+            client_read,
+            client_write,
+            client_inbox: BytesMut::with_capacity(16 * 1024),
+            client_outbox: BytesMut::with_capacity(16 * 1024),
+            primary: Side::new(primary, backend_name),
+            secondary: None,
+            secondary_in_batch: false,
+            responses: Responses::default(),
+            status: b'I',
+            statements: HashMap::new(),
+            portals: HashMap::new(),
+            next_name: 0,
+            max_frame,
+        }
+    }
+
+    /// Relays until the client leaves, a backend fails or the proxy drains.
+    pub async fn run(mut self) -> SessionEnd {
+        let end = self.relay().await;
+        let notice = match &end {
+            SessionEnd::Drained => Some((
+                sqlstate::ADMIN_SHUTDOWN,
+                "terminating connection: the proxy is shutting down; reconnect to another replica".to_string(),
+            )),
+            SessionEnd::ClientProtocol(e) => Some((sqlstate::PROTOCOL_VIOLATION, e.to_string())),
+            SessionEnd::Backend(reason) => Some((sqlstate::CONNECTION_FAILURE, reason.clone())),
+            _ => None,
+        };
+        if let Some((code, text)) = notice {
+            message::error_response(&mut self.client_outbox, "FATAL", code, &text, None);
+            let _ = self.client_write.write_all(&self.client_outbox).await;
+            let _ = self.client_write.shutdown().await;
+        }
+        end
+    }
+
+    async fn relay(&mut self) -> SessionEnd {
+        let mut draining = self.shared.draining.subscribe();
+        loop {
+            if *draining.borrow() && self.idle() {
+                return SessionEnd::Drained;
+            }
+            let take_client = self.primary.outbox.len() < HIGH_WATER
+                && self.secondary.as_ref().is_none_or(|s| s.outbox.len() < HIGH_WATER);
+            let take_backend = self.client_outbox.len() < HIGH_WATER;
+            let result: Result<(), SessionEnd> = tokio::select! {
+                biased;
+                r = self.client_write.write_buf(&mut self.client_outbox), if !self.client_outbox.is_empty() => {
+                    r.map(|_| ()).map_err(SessionEnd::Io)
+                }
+                r = self.primary.write.write_buf(&mut self.primary.outbox), if !self.primary.outbox.is_empty() => {
+                    r.map(|_| ()).map_err(|e| self.backend_lost(Conn::Primary, e))
+                }
+                r = self.primary.read.read_buf(&mut self.primary.inbox), if take_backend => {
+                    match r {
+                        Ok(0) => Err(self.backend_closed(Conn::Primary)),
+                        Ok(n) => { count_bytes("server_to_client", n); self.on_backend() }
+                        Err(e) => Err(self.backend_lost(Conn::Primary, e)),
+                    }
+                }
+                io = secondary_io(&mut self.secondary, take_backend) => {
+                    match io {
+                        SecondaryIo::Wrote(Ok(_)) => Ok(()),
+                        SecondaryIo::Read(Ok(0)) => Err(self.backend_closed(Conn::Secondary)),
+                        SecondaryIo::Read(Ok(_)) => self.on_backend(),
+                        SecondaryIo::Wrote(Err(e)) | SecondaryIo::Read(Err(e)) => Err(self.backend_lost(Conn::Secondary, e)),
+                    }
+                }
+                r = self.client_read.read_buf(&mut self.client_inbox), if take_client => {
+                    match r {
+                        Ok(0) => Err(SessionEnd::ClientClosed),
+                        Ok(n) => { count_bytes("client_to_server", n); self.on_client().await }
+                        Err(e) => Err(SessionEnd::Io(e)),
+                    }
+                }
+                _ = draining.changed() => Ok(()),
+            };
+            if let Err(end) = result {
+                return end;
+            }
+        }
+    }
+
+    /// Nothing in flight, no transaction open: the session may be closed
+    /// without the client losing work.
+    fn idle(&self) -> bool {
+        self.responses.is_empty() && self.status == b'I' && self.client_inbox.is_empty()
+    }
+
+    fn backend_closed(&self, conn: Conn) -> SessionEnd {
+        SessionEnd::Backend(format!(
+            "the connection to backend `{}` was closed by the server; reconnect to start a new session",
+            self.side_name(conn)
+        ))
+    }
+
+    fn backend_lost(&self, conn: Conn, e: io::Error) -> SessionEnd {
+        SessionEnd::Backend(format!(
+            "the connection to backend `{}` failed ({e}); reconnect to start a new session",
+            self.side_name(conn)
+        ))
+    }
+
+    fn side_name(&self, conn: Conn) -> &str {
+        match (conn, &self.secondary) {
+            (Conn::Secondary, Some(s)) => &s.name,
+            _ => &self.primary.name,
+        }
+    }
+
+    fn outbox(&mut self, conn: Conn) -> &mut BytesMut {
+        match conn {
+            Conn::Primary => &mut self.primary.outbox,
+            Conn::Secondary => &mut self.secondary.as_mut().expect("secondary is open").outbox,
+        }
+    }
+
+    /// Sends a frame as it came and records what answers it.
+    fn relay_frame(&mut self, conn: Conn, frame: &[u8], expect: Option<Expect>) {
+        self.outbox(conn).extend_from_slice(frame);
+        if let Some(expect) = expect {
+            self.responses.push(Pending::forward(conn, expect));
+        }
+    }
+
+    // ---- client → backend ----------------------------------------------
+
+    async fn on_client(&mut self) -> Result<(), SessionEnd> {
+        while let Some(frame) = frame::decode(&mut self.client_inbox, self.max_frame)? {
+            match frame.tag {
+                b'Q' => self.on_query(&frame.bytes).await?,
+                b'P' => self.on_parse(&frame.bytes).await?,
+                b'B' => self.on_bind(&frame.bytes)?,
+                b'D' => self.on_describe(&frame.bytes)?,
+                b'E' => self.on_execute(&frame.bytes)?,
+                b'C' => self.on_close(&frame.bytes)?,
+                b'S' => self.on_sync(&frame.bytes),
+                b'H' => {
+                    if self.secondary_in_batch {
+                        self.relay_frame(Conn::Secondary, &frame.bytes, None);
+                    }
+                    self.relay_frame(Conn::Primary, &frame.bytes, None);
+                }
+                // COPY data goes where the COPY runs.
+                b'd' | b'c' | b'f' => {
+                    let conn = self.responses.next_conn().unwrap_or(Conn::Primary);
+                    self.relay_frame(conn, &frame.bytes, None);
+                }
+                b'F' => self.relay_frame(Conn::Primary, &frame.bytes, Some(Expect::Query)),
+                b'X' => return Err(SessionEnd::ClientClosed),
+                _ => {
+                    return Err(CodecError::BadBody {
+                        tag: frame.tag,
+                        reason: "this message type is not valid from a client after login",
+                    }
+                    .into());
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn decide(&self, sql: &str) -> (Decision, usize) {
+        let statement = self.shared.classifier.classify(Dialect::Postgres, sql);
+        metrics::counter!(names::STATEMENTS_TOTAL, "protocol" => "postgres", "kind" => kind_label(statement.kind))
+            .increment(1);
+        let facts = SessionFacts {
+            dialect: Dialect::Postgres,
+            user: &self.info.user,
+            database: &self.info.database,
+            application: &self.info.application,
+            in_transaction: self.status != b'I',
+        };
+        let snapshot = self.shared.snapshot();
+        let decision = self.shared.router.decide(&snapshot, &facts, &statement, sql);
+        (decision, statement.count.max(1))
+    }
+
+    async fn on_query(&mut self, frame: &[u8]) -> Result<(), SessionEnd> {
+        let sql = message::query_text(&frame[5..])?;
+        let (decision, count) = self.decide(sql);
+        let Decision::Plan(plan) = decision else {
+            self.relay_frame(Conn::Primary, frame, Some(Expect::Query));
+            return Ok(());
+        };
+        let conn = self.connection_for(&plan.target).await?;
+        let sql = plan.sql.clone().unwrap_or_else(|| sql.to_string());
+        let disposition = if plan.injects() {
+            // One multi-statement query runs as one transaction (or inside
+            // the client's), stops at the first error, and answers with one
+            // ReadyForQuery: exactly the client's own semantics.
+            let text = plan
+                .before
+                .iter()
+                .chain(std::iter::once(&sql))
+                .chain(plan.after.iter())
+                .map(|s| s.trim().trim_end_matches(';'))
+                .collect::<Vec<_>>()
+                .join("\n;\n");
+            message::query(self.outbox(conn), &text);
+            Disposition::Filter {
+                skip: plan.before.len(),
+                keep: count,
+                tag: plan.tag.clone(),
+            }
+        } else {
+            message::query(self.outbox(conn), &sql);
+            Disposition::Forward { tag: plan.tag.clone() }
+        };
+        self.responses.push(Pending::new(conn, Expect::Query, disposition));
+        Ok(())
+    }
+
+    async fn on_parse(&mut self, frame: &[u8]) -> Result<(), SessionEnd> {
+        let parse = ParseMsg::decode(&frame[5..])?;
+        // A new Parse of the unnamed statement replaces the old one.
+        if let Some(old) = self.statements.remove(parse.name) {
+            message::close(self.outbox(old.conn), b'S', &old.backend_name);
+            self.responses.push(Pending::new(old.conn, Expect::Close, Disposition::Swallow));
+        }
+        let (decision, _) = self.decide(parse.sql);
+        let Decision::Plan(plan) = decision else {
+            self.relay_frame(Conn::Primary, frame, Some(Expect::Parse));
+            return Ok(());
+        };
+        let conn = self.connection_for(&plan.target).await?;
+        self.next_name += 1;
+        let backend_name = format!("switchyard_s{}", self.next_name);
+        let sql = plan.sql.as_deref().unwrap_or(parse.sql);
+        message::parse(self.outbox(conn), &backend_name, sql, parse.param_types);
+        self.responses.push(Pending::forward(conn, Expect::Parse));
+        let client_name = parse.name.to_string();
+        self.statements.insert(client_name, Prepared { backend_name, conn, plan });
+        Ok(())
+    }
+
+    fn on_bind(&mut self, frame: &[u8]) -> Result<(), SessionEnd> {
+        if self.statements.is_empty() && self.portals.is_empty() {
+            self.relay_frame(Conn::Primary, frame, Some(Expect::Bind));
+            return Ok(());
+        }
+        let bind = BindMsg::decode(&frame[5..])?;
+        self.portals.remove(bind.portal);
+        let Some(prepared) = self.statements.get(bind.statement) else {
+            self.relay_frame(Conn::Primary, frame, Some(Expect::Bind));
+            return Ok(());
+        };
+        let (conn, plan) = (prepared.conn, prepared.plan.clone());
+        let backend_name = prepared.backend_name.clone();
+        let portal = bind.portal.to_string();
+        message::bind(self.outbox(conn), &portal, &backend_name, bind.rest);
+        self.responses.push(Pending::forward(conn, Expect::Bind));
+        self.note_conn(conn);
+        self.portals.insert(portal, Portal { conn, plan });
+        Ok(())
+    }
+
+    fn on_describe(&mut self, frame: &[u8]) -> Result<(), SessionEnd> {
+        if self.statements.is_empty() && self.portals.is_empty() {
+            let expect = describe_expect(frame);
+            self.relay_frame(Conn::Primary, frame, Some(expect));
+            return Ok(());
+        }
+        let target = TargetMsg::decode(b'D', &frame[5..])?;
+        if target.kind == b'S' {
+            if let Some(p) = self.statements.get(target.name) {
+                let (conn, name) = (p.conn, p.backend_name.clone());
+                message::describe(self.outbox(conn), b'S', &name);
+                self.responses.push(Pending::forward(conn, Expect::DescribeStatement));
+                self.note_conn(conn);
+                return Ok(());
+            }
+            self.relay_frame(Conn::Primary, frame, Some(Expect::DescribeStatement));
+            return Ok(());
+        }
+        let conn = self.portals.get(target.name).map_or(Conn::Primary, |p| p.conn);
+        self.relay_frame(conn, frame, Some(Expect::DescribePortal));
+        self.note_conn(conn);
+        Ok(())
+    }
+
+    fn on_execute(&mut self, frame: &[u8]) -> Result<(), SessionEnd> {
+        if self.portals.is_empty() {
+            self.relay_frame(Conn::Primary, frame, Some(Expect::Execute));
+            return Ok(());
+        }
+        let name = message::execute_portal(&frame[5..])?;
+        let Some(portal) = self.portals.get(name) else {
+            self.relay_frame(Conn::Primary, frame, Some(Expect::Execute));
+            return Ok(());
+        };
+        let (conn, plan) = (portal.conn, portal.plan.clone());
+        for sql in &plan.before {
+            self.inject(conn, sql);
+        }
+        self.outbox(conn).extend_from_slice(frame);
+        let disposition = Disposition::Forward { tag: plan.tag.clone() };
+        self.responses.push(Pending::new(conn, Expect::Execute, disposition));
+        for sql in &plan.after {
+            self.inject(conn, sql);
+        }
+        self.note_conn(conn);
+        Ok(())
+    }
+
+    /// Runs one statement of the proxy's own inside the client's batch (no
+    /// Sync, so it shares the client's transaction) and hides its answers.
+    fn inject(&mut self, conn: Conn, sql: &str) {
+        const STMT: &str = "switchyard_inject";
+        const PORTAL: &str = "switchyard_inject_p";
+        let out = self.outbox(conn);
+        message::parse(out, STMT, sql, &[]);
+        message::bind(out, PORTAL, STMT, &[]);
+        message::execute(out, PORTAL, 0);
+        message::close(out, b'P', PORTAL);
+        message::close(out, b'S', STMT);
+        for expect in [Expect::Parse, Expect::Bind, Expect::Execute, Expect::Close, Expect::Close] {
+            self.responses.push(Pending::new(conn, expect, Disposition::Swallow));
+        }
+    }
+
+    fn on_close(&mut self, frame: &[u8]) -> Result<(), SessionEnd> {
+        if self.statements.is_empty() && self.portals.is_empty() {
+            self.relay_frame(Conn::Primary, frame, Some(Expect::Close));
+            return Ok(());
+        }
+        let target = TargetMsg::decode(b'C', &frame[5..])?;
+        if target.kind == b'S' {
+            if let Some(p) = self.statements.remove(target.name) {
+                message::close(self.outbox(p.conn), b'S', &p.backend_name);
+                self.responses.push(Pending::forward(p.conn, Expect::Close));
+                self.note_conn(p.conn);
+                return Ok(());
+            }
+        } else if let Some(p) = self.portals.remove(target.name) {
+            self.relay_frame(p.conn, frame, Some(Expect::Close));
+            self.note_conn(p.conn);
+            return Ok(());
+        }
+        self.relay_frame(Conn::Primary, frame, Some(Expect::Close));
+        Ok(())
+    }
+
+    fn on_sync(&mut self, frame: &[u8]) {
+        if std::mem::take(&mut self.secondary_in_batch) {
+            self.outbox(Conn::Secondary).extend_from_slice(frame);
+            self.responses.push(Pending::new(Conn::Secondary, Expect::Sync, Disposition::Swallow));
+        }
+        self.relay_frame(Conn::Primary, frame, Some(Expect::Sync));
+    }
+
+    fn note_conn(&mut self, conn: Conn) {
+        if conn == Conn::Secondary {
+            self.secondary_in_batch = true;
+        }
+    }
+
+    /// The connection a plan runs on, opening the second one on first use.
+    async fn connection_for(&mut self, target: &Target) -> Result<Conn, SessionEnd> {
+        let Target::Backend(name) = target else {
+            return Ok(Conn::Primary);
+        };
+        if let Some(side) = &self.secondary {
+            if &side.name == name {
+                return Ok(Conn::Secondary);
+            }
+            return Err(SessionEnd::Backend(format!(
+                "a session can use one second backend at a time; it uses `{}`, a plan asked for `{name}`",
+                side.name
+            )));
+        }
+        let snapshot = self.shared.snapshot();
+        let config = &snapshot.config;
+        let backend = config.backends.get(name).ok_or_else(|| {
+            SessionEnd::Backend(format!("a plan named backend `{name}`, which is not in `backends:`"))
+        })?;
+        let mut params = self.info.params.clone();
+        if let Some(db) = &backend.database {
+            params.retain(|(k, _)| k != "database");
+            params.push(("database".into(), db.clone()));
+        }
+        let login = Login {
+            name,
+            backend,
+            user: &backend.user,
+            password: &backend.password,
+            params: &params,
+        };
+        let conn = backend::connect(login, config.limits.connect_timeout, self.max_frame)
+            .await
+            .map_err(|e| SessionEnd::Backend(e.to_string()))?;
+        self.secondary = Some(Side::new(conn, name.clone()));
+        Ok(Conn::Secondary)
+    }
+
+    // ---- backend → client ----------------------------------------------
+
+    /// Relays every complete backend frame whose turn it is.
+    fn on_backend(&mut self) -> Result<(), SessionEnd> {
+        while self.drain(Conn::Primary)? | self.drain(Conn::Secondary)? {}
+        Ok(())
+    }
+
+    /// Relays frames from one connection until it has none or it is another
+    /// connection's turn; returns whether any frame moved.
+    fn drain(&mut self, conn: Conn) -> Result<bool, SessionEnd> {
+        let mut moved = false;
+        loop {
+            let side = match conn {
+                Conn::Primary => &mut self.primary,
+                Conn::Secondary => match self.secondary.as_mut() {
+                    Some(s) => s,
+                    None => return Ok(moved),
+                },
+            };
+            let len = match frame::frame_len(&side.inbox, self.max_frame) {
+                Ok(Some(len)) => len,
+                Ok(None) => return Ok(moved),
+                Err(e) => return Err(SessionEnd::Backend(format!("backend `{}` sent an invalid message: {e}", side.name))),
+            };
+            let tag = side.inbox[0];
+            let asynchronous = matches!(tag, b'A' | b'S' | b'N');
+            if !asynchronous && self.responses.next_conn().is_some_and(|c| c != conn) {
+                return Ok(moved);
+            }
+            let frame = side.inbox.split_to(len);
+            moved = true;
+            match self.responses.on_frame(conn, tag, &frame[5..]) {
+                Step::Forward => self.client_outbox.extend_from_slice(&frame),
+                Step::Retag(tag) => message::command_complete(&mut self.client_outbox, &tag),
+                Step::Swallow => {}
+                Step::Ready { forward } => {
+                    if conn == Conn::Primary {
+                        self.status = frame[5];
+                    }
+                    if forward {
+                        message::ready_for_query(&mut self.client_outbox, self.status);
+                    }
+                }
+                Step::Unexpected => {
+                    return Err(SessionEnd::Backend(format!(
+                        "backend `{}` sent an unexpected '{}' message; closing the session to stay in step",
+                        self.side_name(conn),
+                        char::from(tag)
+                    )))
+                }
+            }
+        }
+    }
+}
+
+fn describe_expect(frame: &[u8]) -> Expect {
+    if frame.get(5) == Some(&b'S') {
+        Expect::DescribeStatement
+    } else {
+        Expect::DescribePortal
+    }
+}
+
+fn count_bytes(direction: &'static str, n: usize) {
+    metrics::counter!(names::BYTES_TOTAL, "protocol" => "postgres", "direction" => direction).increment(n as u64);
+}
+
+/// What happened on the second connection.
+enum SecondaryIo {
+    Wrote(io::Result<usize>),
+    Read(io::Result<usize>),
+}
+
+/// Reads or writes the second connection, whichever is ready; never
+/// completes while there is none.
+async fn secondary_io(side: &mut Option<Side>, read: bool) -> SecondaryIo {
+    let Some(side) = side else {
+        return std::future::pending().await;
+    };
+    let Side { read: reader, write, inbox, outbox, .. } = side;
+    tokio::select! {
+        biased;
+        r = write.write_buf(outbox), if !outbox.is_empty() => SecondaryIo::Wrote(r),
+        r = reader.read_buf(inbox), if read => SecondaryIo::Read(r),
+        else => std::future::pending().await,
+    }
+}

@@ -1,0 +1,115 @@
+//! The per-statement decision: what the session does with one statement.
+//!
+//! Deciding is pure: `(snapshot, session facts, statement) -> Decision`, no
+//! IO and no clock but what the caller passes in. The session carries the
+//! decision out; so the read switch and the dual write only add decisions,
+//! never plumbing.
+
+use std::sync::Arc;
+
+use super::classify::{Dialect, Statement};
+use crate::state::Snapshot;
+
+/// Where a statement runs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Target {
+    /// The session's own backend connection.
+    Primary,
+    /// A second connection to the named backend (from `backends:`), opened
+    /// on first use with the session's database and the backend's login.
+    Backend(String),
+}
+
+/// A statement the proxy changes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Plan {
+    /// SQL to send instead of the client's; `None` keeps the client's text.
+    pub sql: Option<String>,
+    /// The proxy's own statements, run just before the client's, on the same
+    /// connection and inside the client's transaction. Their results are
+    /// consumed by the proxy; an error in one fails the client's statement.
+    pub before: Vec<String>,
+    /// The proxy's own statements, run just after the client's.
+    pub after: Vec<String>,
+    /// Replaces the command tag the client receives (`INSERT 0 1`).
+    pub tag: Option<String>,
+    /// The connection that runs it all.
+    pub target: Target,
+}
+
+impl Plan {
+    /// A plan that sends `sql` instead of the client's statement.
+    pub fn rewrite(sql: impl Into<String>) -> Plan {
+        Plan {
+            sql: Some(sql.into()),
+            before: Vec::new(),
+            after: Vec::new(),
+            tag: None,
+            target: Target::Primary,
+        }
+    }
+
+    /// A plan that runs the client's statement on another backend.
+    pub fn divert(backend: impl Into<String>) -> Plan {
+        Plan {
+            sql: None,
+            before: Vec::new(),
+            after: Vec::new(),
+            tag: None,
+            target: Target::Backend(backend.into()),
+        }
+    }
+
+    /// Whether the proxy adds statements of its own.
+    pub fn injects(&self) -> bool {
+        !self.before.is_empty() || !self.after.is_empty()
+    }
+}
+
+/// What the session does with one statement.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Decision {
+    /// Send the client's bytes as they came: the fast path.
+    Relay,
+    /// Carry out a plan.
+    Plan(Arc<Plan>),
+}
+
+/// Facts about the session a decision may depend on.
+#[derive(Clone, Copy, Debug)]
+pub struct SessionFacts<'a> {
+    /// Which protocol the client speaks.
+    pub dialect: Dialect,
+    /// The proxy user the client logged in as.
+    pub user: &'a str,
+    /// The database the client asked for.
+    pub database: &'a str,
+    /// The client's `application_name` (PostgreSQL) or program name (MySQL).
+    pub application: &'a str,
+    /// A transaction is open on the primary connection.
+    pub in_transaction: bool,
+}
+
+/// Chooses what happens to each statement. Implementations must be pure.
+pub trait Route: Send + Sync + 'static {
+    /// Decides for one statement; `sql` is the text `statement` classifies.
+    fn decide(
+        &self,
+        snapshot: &Snapshot,
+        facts: &SessionFacts<'_>,
+        statement: &Statement,
+        sql: &str,
+    ) -> Decision;
+}
+
+/// The production router. Migrations do not route statements yet (the read
+/// switch and the dual write arrive with their phases), so every statement
+/// is relayed untouched.
+#[derive(Debug, Default)]
+pub struct MigrationRouter;
+
+impl Route for MigrationRouter {
+    fn decide(&self, _: &Snapshot, _: &SessionFacts<'_>, _: &Statement, _: &str) -> Decision {
+        Decision::Relay
+    }
+}

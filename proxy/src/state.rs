@@ -1,0 +1,119 @@
+//! What every session shares: the configuration snapshot in force, the
+//! statement classifier, the router, the cancel-key registry, counters and
+//! the shutdown signal.
+
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+use arc_swap::ArcSwap;
+use dashmap::DashMap;
+use switchyard_core::config::Config;
+use tokio::sync::{watch, Semaphore};
+use tokio_rustls::TlsAcceptor;
+
+use crate::relay::tls;
+use crate::route::classify::Classifier;
+use crate::route::Route;
+
+/// One immutable view of the configuration, swapped whole on reload so a
+/// session never sees half of an old file and half of a new one.
+pub struct Snapshot {
+    /// The validated configuration.
+    pub config: Arc<Config>,
+    /// 1 at start, +1 for every reload applied.
+    pub generation: u64,
+    /// The TLS acceptor built from `tls:`; `None` declines TLS.
+    pub tls: Option<TlsAcceptor>,
+}
+
+impl Snapshot {
+    /// Builds a snapshot, loading the TLS certificate if one is configured.
+    pub fn build(config: Config, generation: u64) -> anyhow::Result<Snapshot> {
+        let tls = config.tls.as_ref().map(tls::acceptor).transpose()?;
+        Ok(Snapshot {
+            config: Arc::new(config),
+            generation,
+            tls,
+        })
+    }
+}
+
+/// Where to send a cancel request for a proxy-issued key.
+#[derive(Clone, Debug)]
+pub struct CancelTarget {
+    /// `host:port` of the backend holding the session.
+    pub addr: String,
+    /// The backend's own process id.
+    pub pid: i32,
+    /// The backend's own secret key.
+    pub secret: i32,
+}
+
+/// Connection counters the admin `/status` page reports.
+#[derive(Debug, Default)]
+pub struct Counters {
+    /// Client connections open now.
+    pub active: AtomicUsize,
+    /// Client connections accepted since start.
+    pub accepted: AtomicU64,
+}
+
+/// State shared by the listeners, sessions, admin and reload tasks.
+pub struct Shared {
+    /// The configuration in force.
+    pub snapshot: ArcSwap<Snapshot>,
+    /// Statement classification, cached by statement shape.
+    pub classifier: Classifier,
+    /// The per-statement decision.
+    pub router: Arc<dyn Route>,
+    /// Proxy-issued cancel keys mapped to the real backend keys.
+    pub cancel_keys: DashMap<(i32, i32), CancelTarget>,
+    /// Connection counters.
+    pub counters: Counters,
+    /// Caps concurrent client connections at `limits.max_connections`.
+    pub slots: Arc<Semaphore>,
+    /// When the process started, for `/status`.
+    pub started: Instant,
+    /// Flips to `true` when the proxy starts draining.
+    pub draining: watch::Sender<bool>,
+}
+
+impl Shared {
+    /// Shared state for a first snapshot and a router.
+    pub fn new(snapshot: Snapshot, router: Arc<dyn Route>) -> Arc<Shared> {
+        let limits = &snapshot.config.limits;
+        let classifier = Classifier::new(limits.classify_cache_entries);
+        let slots = Arc::new(Semaphore::new(limits.max_connections));
+        Arc::new(Shared {
+            snapshot: ArcSwap::from_pointee(snapshot),
+            classifier,
+            router,
+            cancel_keys: DashMap::new(),
+            counters: Counters::default(),
+            slots,
+            started: Instant::now(),
+            draining: watch::channel(false).0,
+        })
+    }
+
+    /// The configuration in force now.
+    pub fn snapshot(&self) -> arc_swap::Guard<Arc<Snapshot>> {
+        self.snapshot.load()
+    }
+
+    /// The configuration in force now, to hold across awaits.
+    pub fn snapshot_full(&self) -> Arc<Snapshot> {
+        self.snapshot.load_full()
+    }
+
+    /// Whether the proxy is draining for shutdown.
+    pub fn is_draining(&self) -> bool {
+        *self.draining.borrow()
+    }
+
+    /// Client connections open now.
+    pub fn active_connections(&self) -> usize {
+        self.counters.active.load(Ordering::Relaxed)
+    }
+}

@@ -1,0 +1,365 @@
+//! The few PostgreSQL messages the proxy reads or writes itself: login,
+//! errors, and the extended-protocol messages whose statement names it maps.
+//! Everything else crosses the proxy as raw frames. Never does IO.
+
+use bytes::{BufMut, BytesMut};
+
+use super::CodecError;
+
+/// SQLSTATE codes the proxy emits.
+pub mod sqlstate {
+    /// Malformed or oversized message.
+    pub const PROTOCOL_VIOLATION: &str = "08P01";
+    /// The backend could not be reached or died.
+    pub const CONNECTION_FAILURE: &str = "08006";
+    /// Password did not match.
+    pub const INVALID_PASSWORD: &str = "28P01";
+    /// Unknown user or a login that is not allowed.
+    pub const INVALID_AUTHORIZATION: &str = "28000";
+    /// The proxy is shutting down.
+    pub const ADMIN_SHUTDOWN: &str = "57P01";
+    /// Too many connections.
+    pub const TOO_MANY_CONNECTIONS: &str = "53300";
+    /// A feature the proxy does not support.
+    pub const FEATURE_NOT_SUPPORTED: &str = "0A000";
+}
+
+/// Writes a message: tag, a length placeholder, the body, then the length.
+fn message(out: &mut BytesMut, tag: u8, body: impl FnOnce(&mut BytesMut)) {
+    out.put_u8(tag);
+    let at = out.len();
+    out.put_i32(0);
+    body(out);
+    let len = (out.len() - at) as i32;
+    out[at..at + 4].copy_from_slice(&len.to_be_bytes());
+}
+
+fn put_cstr(out: &mut BytesMut, s: &str) {
+    out.put_slice(s.as_bytes());
+    out.put_u8(0);
+}
+
+/// ErrorResponse with severity, SQLSTATE, message and an optional hint.
+pub fn error_response(out: &mut BytesMut, severity: &str, code: &str, text: &str, hint: Option<&str>) {
+    message(out, b'E', |b| {
+        b.put_u8(b'S');
+        put_cstr(b, severity);
+        b.put_u8(b'V');
+        put_cstr(b, severity);
+        b.put_u8(b'C');
+        put_cstr(b, code);
+        b.put_u8(b'M');
+        put_cstr(b, text);
+        if let Some(hint) = hint {
+            b.put_u8(b'H');
+            put_cstr(b, hint);
+        }
+        b.put_u8(0);
+    });
+}
+
+/// AuthenticationOk, Cleartext, MD5 and the SASL family share the 'R' tag.
+pub fn auth_ok(out: &mut BytesMut) {
+    message(out, b'R', |b| b.put_i32(0));
+}
+
+/// AuthenticationMD5Password with its salt.
+pub fn auth_md5(out: &mut BytesMut, salt: [u8; 4]) {
+    message(out, b'R', |b| {
+        b.put_i32(5);
+        b.put_slice(&salt);
+    });
+}
+
+/// AuthenticationSASL listing the mechanisms offered.
+pub fn auth_sasl(out: &mut BytesMut, mechanisms: &[&str]) {
+    message(out, b'R', |b| {
+        b.put_i32(10);
+        for m in mechanisms {
+            put_cstr(b, m);
+        }
+        b.put_u8(0);
+    });
+}
+
+/// AuthenticationSASLContinue (code 11) or AuthenticationSASLFinal (code 12).
+pub fn auth_sasl_data(out: &mut BytesMut, code: i32, data: &[u8]) {
+    message(out, b'R', |b| {
+        b.put_i32(code);
+        b.put_slice(data);
+    });
+}
+
+/// ParameterStatus.
+pub fn parameter_status(out: &mut BytesMut, name: &str, value: &str) {
+    message(out, b'S', |b| {
+        put_cstr(b, name);
+        put_cstr(b, value);
+    });
+}
+
+/// BackendKeyData.
+pub fn backend_key_data(out: &mut BytesMut, pid: i32, secret: i32) {
+    message(out, b'K', |b| {
+        b.put_i32(pid);
+        b.put_i32(secret);
+    });
+}
+
+/// ReadyForQuery with a transaction status (`I`, `T` or `E`).
+pub fn ready_for_query(out: &mut BytesMut, status: u8) {
+    message(out, b'Z', |b| b.put_u8(status));
+}
+
+/// CommandComplete with a tag such as `INSERT 0 1`.
+pub fn command_complete(out: &mut BytesMut, tag: &str) {
+    message(out, b'C', |b| put_cstr(b, tag));
+}
+
+/// StartupMessage (protocol 3.0) with its parameters.
+pub fn startup_message(out: &mut BytesMut, params: &[(&str, &str)]) {
+    let at = out.len();
+    out.put_i32(0);
+    out.put_i32(super::frame::PROTOCOL_3_0);
+    for (k, v) in params {
+        put_cstr(out, k);
+        put_cstr(out, v);
+    }
+    out.put_u8(0);
+    let len = (out.len() - at) as i32;
+    out[at..at + 4].copy_from_slice(&len.to_be_bytes());
+}
+
+/// CancelRequest for a backend key.
+pub fn cancel_request(out: &mut BytesMut, pid: i32, secret: i32) {
+    out.put_i32(16);
+    out.put_i32(super::frame::CANCEL_REQUEST);
+    out.put_i32(pid);
+    out.put_i32(secret);
+}
+
+/// Simple Query.
+pub fn query(out: &mut BytesMut, sql: &str) {
+    message(out, b'Q', |b| put_cstr(b, sql));
+}
+
+/// Parse, with the parameter-type section copied from a client's Parse.
+pub fn parse(out: &mut BytesMut, name: &str, sql: &str, param_types: &[u8]) {
+    message(out, b'P', |b| {
+        put_cstr(b, name);
+        put_cstr(b, sql);
+        if param_types.is_empty() {
+            b.put_i16(0);
+        } else {
+            b.put_slice(param_types);
+        }
+    });
+}
+
+/// Bind, with everything after the names copied from a client's Bind.
+pub fn bind(out: &mut BytesMut, portal: &str, statement: &str, rest: &[u8]) {
+    message(out, b'B', |b| {
+        put_cstr(b, portal);
+        put_cstr(b, statement);
+        if rest.is_empty() {
+            // No parameter formats, no parameters, no result formats.
+            b.put_i16(0);
+            b.put_i16(0);
+            b.put_i16(0);
+        } else {
+            b.put_slice(rest);
+        }
+    });
+}
+
+/// Describe (`kind` is `S` for a statement, `P` for a portal).
+pub fn describe(out: &mut BytesMut, kind: u8, name: &str) {
+    message(out, b'D', |b| {
+        b.put_u8(kind);
+        put_cstr(b, name);
+    });
+}
+
+/// Close (`kind` is `S` for a statement, `P` for a portal).
+pub fn close(out: &mut BytesMut, kind: u8, name: &str) {
+    message(out, b'C', |b| {
+        b.put_u8(kind);
+        put_cstr(b, name);
+    });
+}
+
+/// Execute a portal (`max_rows` 0 means all).
+pub fn execute(out: &mut BytesMut, portal: &str, max_rows: i32) {
+    message(out, b'E', |b| {
+        put_cstr(b, portal);
+        b.put_i32(max_rows);
+    });
+}
+
+/// Sync.
+pub fn sync(out: &mut BytesMut) {
+    message(out, b'S', |_| {});
+}
+
+/// Splits a NUL-terminated string off the front of `body`.
+pub fn cstr(tag: u8, body: &[u8]) -> Result<(&str, &[u8]), CodecError> {
+    let end = body.iter().position(|b| *b == 0).ok_or(CodecError::BadBody {
+        tag,
+        reason: "a string is not NUL-terminated",
+    })?;
+    let text = std::str::from_utf8(&body[..end]).map_err(|_| CodecError::BadBody {
+        tag,
+        reason: "a string is not valid UTF-8",
+    })?;
+    Ok((text, &body[end + 1..]))
+}
+
+/// The SQL text of a simple Query.
+pub fn query_text(body: &[u8]) -> Result<&str, CodecError> {
+    Ok(cstr(b'Q', body)?.0)
+}
+
+/// A client's Parse.
+#[derive(Debug, PartialEq, Eq)]
+pub struct ParseMsg<'a> {
+    /// Statement name (empty for the unnamed statement).
+    pub name: &'a str,
+    /// The SQL text.
+    pub sql: &'a str,
+    /// Parameter count and types, kept as bytes to copy into a rewritten Parse.
+    pub param_types: &'a [u8],
+}
+
+impl<'a> ParseMsg<'a> {
+    /// Decodes a Parse body.
+    pub fn decode(body: &'a [u8]) -> Result<Self, CodecError> {
+        let (name, rest) = cstr(b'P', body)?;
+        let (sql, param_types) = cstr(b'P', rest)?;
+        Ok(ParseMsg {
+            name,
+            sql,
+            param_types,
+        })
+    }
+}
+
+/// A client's Bind, split at the names the proxy may map.
+#[derive(Debug, PartialEq, Eq)]
+pub struct BindMsg<'a> {
+    /// Destination portal.
+    pub portal: &'a str,
+    /// Source statement.
+    pub statement: &'a str,
+    /// Formats, parameters and result formats, copied verbatim.
+    pub rest: &'a [u8],
+}
+
+impl<'a> BindMsg<'a> {
+    /// Decodes a Bind body.
+    pub fn decode(body: &'a [u8]) -> Result<Self, CodecError> {
+        let (portal, rest) = cstr(b'B', body)?;
+        let (statement, rest) = cstr(b'B', rest)?;
+        Ok(BindMsg {
+            portal,
+            statement,
+            rest,
+        })
+    }
+}
+
+/// A client's Describe or Close: a kind byte and a name.
+#[derive(Debug, PartialEq, Eq)]
+pub struct TargetMsg<'a> {
+    /// `S` (statement) or `P` (portal).
+    pub kind: u8,
+    /// The statement's or portal's name.
+    pub name: &'a str,
+}
+
+impl<'a> TargetMsg<'a> {
+    /// Decodes a Describe or Close body.
+    pub fn decode(tag: u8, body: &'a [u8]) -> Result<Self, CodecError> {
+        let (&kind, rest) = body.split_first().ok_or(CodecError::BadBody {
+            tag,
+            reason: "the body is empty",
+        })?;
+        if kind != b'S' && kind != b'P' {
+            return Err(CodecError::BadBody {
+                tag,
+                reason: "the kind must be 'S' or 'P'",
+            });
+        }
+        Ok(TargetMsg {
+            kind,
+            name: cstr(tag, rest)?.0,
+        })
+    }
+}
+
+/// The portal an Execute runs.
+pub fn execute_portal(body: &[u8]) -> Result<&str, CodecError> {
+    Ok(cstr(b'E', body)?.0)
+}
+
+/// The SQLSTATE and message of an ErrorResponse or NoticeResponse body.
+pub fn error_fields(body: &[u8]) -> (String, String) {
+    let (mut code, mut text) = (String::new(), String::new());
+    let mut rest = body;
+    while let Some((&field, tail)) = rest.split_first() {
+        if field == 0 {
+            break;
+        }
+        let Ok((value, tail)) = cstr(b'E', tail) else {
+            break;
+        };
+        match field {
+            b'C' => code = value.to_string(),
+            b'M' => text = value.to_string(),
+            _ => {}
+        }
+        rest = tail;
+    }
+    (code, text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wire::pg::frame;
+
+    #[test]
+    fn encoded_messages_frame_correctly() {
+        let mut out = BytesMut::new();
+        error_response(&mut out, "ERROR", "08P01", "bad", Some("fix it"));
+        query(&mut out, "SELECT 1");
+        parse(&mut out, "s1", "SELECT $1", &[0, 1, 0, 0, 0, 23]);
+        bind(&mut out, "", "s1", &[]);
+        ready_for_query(&mut out, b'I');
+        let mut tags = Vec::new();
+        while let Some(f) = frame::decode(&mut out, 1 << 20).unwrap() {
+            tags.push(f.tag);
+            if f.tag == b'E' {
+                assert_eq!(error_fields(f.body()), ("08P01".into(), "bad".into()));
+            }
+            if f.tag == b'P' {
+                let p = ParseMsg::decode(f.body()).unwrap();
+                assert_eq!((p.name, p.sql), ("s1", "SELECT $1"));
+                assert_eq!(p.param_types, &[0, 1, 0, 0, 0, 23]);
+            }
+            if f.tag == b'B' {
+                let b = BindMsg::decode(f.body()).unwrap();
+                assert_eq!((b.portal, b.statement, b.rest), ("", "s1", &[0u8, 0, 0, 0, 0, 0][..]));
+            }
+        }
+        assert_eq!(tags, b"EQPBZ");
+    }
+
+    #[test]
+    fn malformed_bodies_are_errors() {
+        assert!(ParseMsg::decode(b"name-without-nul").is_err());
+        assert!(TargetMsg::decode(b'D', b"").is_err());
+        assert!(TargetMsg::decode(b'D', b"Xname\0").is_err());
+        assert_eq!(TargetMsg::decode(b'C', b"Sname\0").unwrap().name, "name");
+        assert!(query_text(&[0xff, 0xfe, 0]).is_err());
+    }
+}

@@ -1,0 +1,378 @@
+//! Which backend responses answer which frontend messages.
+//!
+//! PostgreSQL answers messages strictly in order, so the session keeps one
+//! [`Pending`] per message it sent that expects an answer; the front of the
+//! queue says which connection the next response comes from and what the
+//! client may see of it. That is what lets the proxy inject statements of its
+//! own and consume their responses, send a statement to a second backend,
+//! and adjust a command tag, while the client sees one ordinary stream.
+//! Sans-IO: the session feeds frames in and acts on the [`Step`] returned.
+
+use std::collections::VecDeque;
+
+/// Which backend connection a message went to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Conn {
+    /// The session's own backend connection.
+    Primary,
+    /// The session's second connection (another database or server).
+    Secondary,
+}
+
+/// The response a message produces.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Expect {
+    /// Simple Query or FunctionCall: everything up to ReadyForQuery.
+    Query,
+    /// ParseComplete.
+    Parse,
+    /// BindComplete.
+    Bind,
+    /// ParameterDescription, then RowDescription or NoData.
+    DescribeStatement,
+    /// RowDescription or NoData.
+    DescribePortal,
+    /// Rows (or COPY), then CommandComplete, EmptyQuery or PortalSuspended.
+    Execute,
+    /// CloseComplete.
+    Close,
+    /// ReadyForQuery.
+    Sync,
+}
+
+/// What the client sees of a response.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Disposition {
+    /// Everything, with an optional replacement for the command tag.
+    Forward {
+        /// Replaces the tag of CommandComplete (e.g. `INSERT 0 1`).
+        tag: Option<String>,
+    },
+    /// Nothing but errors: the proxy's own messages.
+    Swallow,
+    /// A simple query the proxy extended with statements of its own: only
+    /// statements `skip .. skip + keep` are the client's.
+    Filter {
+        /// Statements the proxy put before the client's.
+        skip: usize,
+        /// How many statements are the client's.
+        keep: usize,
+        /// Replaces the tag of the client's last CommandComplete.
+        tag: Option<String>,
+    },
+}
+
+impl Disposition {
+    /// Forward everything untouched.
+    pub const FORWARD: Disposition = Disposition::Forward { tag: None };
+}
+
+/// One message awaiting its response.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Pending {
+    /// The connection the response will come from.
+    pub conn: Conn,
+    /// The shape of the response.
+    pub expect: Expect,
+    /// What the client sees of it.
+    pub disposition: Disposition,
+    /// Statements of a simple query already completed (for `Filter`).
+    pub done: usize,
+    /// A DescribeStatement's ParameterDescription has arrived.
+    pub described: bool,
+}
+
+impl Pending {
+    /// A message whose response goes to the client untouched.
+    pub fn forward(conn: Conn, expect: Expect) -> Pending {
+        Pending::new(conn, expect, Disposition::FORWARD)
+    }
+
+    /// A message with a chosen disposition.
+    pub fn new(conn: Conn, expect: Expect, disposition: Disposition) -> Pending {
+        Pending {
+            conn,
+            expect,
+            disposition,
+            done: 0,
+            described: false,
+        }
+    }
+}
+
+/// What to do with one backend frame.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Step {
+    /// Send it to the client as it is.
+    Forward,
+    /// Send the client a CommandComplete with this tag instead.
+    Retag(String),
+    /// Drop it.
+    Swallow,
+    /// A ReadyForQuery for the client; `status` is the byte the client must
+    /// see (the primary's status, even when a second connection answered).
+    Ready {
+        /// Whether to send it on to the client.
+        forward: bool,
+    },
+    /// A frame no message in flight explains: the streams are out of step.
+    Unexpected,
+}
+
+/// The queue of messages awaiting a response.
+#[derive(Debug, Default)]
+pub struct Responses {
+    queue: VecDeque<Pending>,
+}
+
+impl Responses {
+    /// Records a message sent to a backend.
+    pub fn push(&mut self, pending: Pending) {
+        self.queue.push_back(pending);
+    }
+
+    /// Nothing is in flight.
+    pub fn is_empty(&self) -> bool {
+        self.queue.is_empty()
+    }
+
+    /// Messages in flight.
+    pub fn len(&self) -> usize {
+        self.queue.len()
+    }
+
+    /// The connection the next response must come from.
+    pub fn next_conn(&self) -> Option<Conn> {
+        self.queue.front().map(|p| p.conn)
+    }
+
+    /// Some message in flight went to this connection.
+    pub fn awaits(&self, conn: Conn) -> bool {
+        self.queue.iter().any(|p| p.conn == conn)
+    }
+
+    /// Classifies one frame from `conn`. Asynchronous frames (notices,
+    /// notifications, parameter changes) may come at any time; everything
+    /// else answers the front of the queue.
+    pub fn on_frame(&mut self, conn: Conn, tag: u8, body: &[u8]) -> Step {
+        if matches!(tag, b'A' | b'S') {
+            return Step::Forward;
+        }
+        let Some(front) = self.queue.front_mut() else {
+            // Notices can arrive while idle (e.g. a backend shutting down).
+            return if tag == b'N' || tag == b'E' {
+                Step::Forward
+            } else {
+                Step::Unexpected
+            };
+        };
+        if front.conn != conn {
+            return if tag == b'N' { Step::Forward } else { Step::Unexpected };
+        }
+        match tag {
+            b'N' => visible(front, Step::Forward),
+            b'E' => {
+                self.on_error(conn);
+                Step::Forward
+            }
+            b'Z' => self.on_ready(),
+            _ => self.on_response(tag, body),
+        }
+    }
+
+    fn on_error(&mut self, conn: Conn) {
+        let front = self.queue.front_mut().expect("checked by caller");
+        if front.expect == Expect::Query {
+            // The rest of a simple query is skipped; ReadyForQuery follows.
+            front.done += 1;
+            return;
+        }
+        // In the extended protocol the backend discards every message up to
+        // its next Sync, so none of this connection's messages before that
+        // Sync will be answered; other connections' messages still will.
+        self.queue.pop_front();
+        let mut skipping = true;
+        self.queue.retain(|p| {
+            if !skipping || p.conn != conn {
+                return true;
+            }
+            if p.expect == Expect::Sync {
+                skipping = false;
+                return true;
+            }
+            false
+        });
+    }
+
+    fn on_ready(&mut self) -> Step {
+        let front = self.queue.pop_front().expect("checked by caller");
+        match front.expect {
+            Expect::Query | Expect::Sync => Step::Ready {
+                forward: front.disposition != Disposition::Swallow,
+            },
+            _ => Step::Unexpected,
+        }
+    }
+
+    fn on_response(&mut self, tag: u8, body: &[u8]) -> Step {
+        let front = self.queue.front_mut().expect("checked by caller");
+        let complete = match (front.expect, tag) {
+            (Expect::Query, b'C' | b'I') => {
+                let step = visible(front, retag(front, body));
+                front.done += 1;
+                return step;
+            }
+            (Expect::Query, _) => return visible(front, Step::Forward),
+            (Expect::Parse, b'1') | (Expect::Bind, b'2') | (Expect::Close, b'3') => true,
+            (Expect::DescribeStatement, b't') if !front.described => {
+                front.described = true;
+                false
+            }
+            (Expect::DescribeStatement, b'T' | b'n') if front.described => true,
+            (Expect::DescribePortal, b'T' | b'n') => true,
+            (Expect::Execute, b'C') => {
+                let step = visible(front, retag(front, body));
+                self.queue.pop_front();
+                return step;
+            }
+            (Expect::Execute, b'I' | b's') => true,
+            (Expect::Execute, b'D' | b'G' | b'H' | b'W' | b'd' | b'c') => false,
+            _ => return Step::Unexpected,
+        };
+        let step = visible(front, Step::Forward);
+        if complete {
+            self.queue.pop_front();
+        }
+        step
+    }
+}
+
+/// The client sees `step` unless the frame belongs to the proxy.
+fn visible(front: &Pending, step: Step) -> Step {
+    match &front.disposition {
+        Disposition::Forward { .. } => step,
+        Disposition::Swallow => Step::Swallow,
+        Disposition::Filter { skip, keep, .. } => {
+            if (*skip..skip + keep).contains(&front.done) {
+                step
+            } else {
+                Step::Swallow
+            }
+        }
+    }
+}
+
+/// A CommandComplete, retagged when the disposition asks for it.
+fn retag(front: &Pending, _body: &[u8]) -> Step {
+    let tag = match &front.disposition {
+        Disposition::Forward { tag } => tag,
+        Disposition::Filter { skip, keep, tag } if front.done + 1 == skip + keep => tag,
+        _ => &None,
+    };
+    match tag {
+        Some(tag) => Step::Retag(tag.clone()),
+        None => Step::Forward,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use Conn::*;
+
+    fn run(r: &mut Responses, frames: &[(Conn, u8)]) -> Vec<Step> {
+        frames.iter().map(|(c, t)| r.on_frame(*c, *t, b"")).collect()
+    }
+
+    #[test]
+    fn extended_batch_forwards_in_order() {
+        let mut r = Responses::default();
+        for e in [Expect::Parse, Expect::Bind, Expect::DescribePortal, Expect::Execute, Expect::Sync] {
+            r.push(Pending::forward(Primary, e));
+        }
+        let steps = run(&mut r, &[(Primary, b'1'), (Primary, b'2'), (Primary, b'T'), (Primary, b'D'), (Primary, b'C'), (Primary, b'Z')]);
+        assert_eq!(steps[..5], vec![Step::Forward; 5][..]);
+        assert_eq!(steps[5], Step::Ready { forward: true });
+        assert!(r.is_empty());
+    }
+
+    #[test]
+    fn error_skips_to_sync() {
+        let mut r = Responses::default();
+        for e in [Expect::Parse, Expect::Bind, Expect::Execute, Expect::Sync] {
+            r.push(Pending::forward(Primary, e));
+        }
+        assert_eq!(r.on_frame(Primary, b'E', b""), Step::Forward);
+        assert_eq!(r.len(), 1);
+        assert_eq!(r.on_frame(Primary, b'Z', b""), Step::Ready { forward: true });
+    }
+
+    #[test]
+    fn swallowed_messages_hide_all_but_errors() {
+        let mut r = Responses::default();
+        r.push(Pending::new(Primary, Expect::Parse, Disposition::Swallow));
+        r.push(Pending::forward(Primary, Expect::Bind));
+        assert_eq!(r.on_frame(Primary, b'1', b""), Step::Swallow);
+        assert_eq!(r.on_frame(Primary, b'2', b""), Step::Forward);
+        r.push(Pending::new(Primary, Expect::Close, Disposition::Swallow));
+        r.push(Pending::forward(Primary, Expect::Sync));
+        assert_eq!(r.on_frame(Primary, b'E', b""), Step::Forward);
+        assert_eq!(r.on_frame(Primary, b'Z', b""), Step::Ready { forward: true });
+    }
+
+    #[test]
+    fn filter_keeps_only_the_clients_statements() {
+        let mut r = Responses::default();
+        let tag = Some("INSERT 0 7".to_string());
+        r.push(Pending::new(Primary, Expect::Query, Disposition::Filter { skip: 1, keep: 1, tag }));
+        let steps = run(&mut r, &[(Primary, b'C'), (Primary, b'T'), (Primary, b'D'), (Primary, b'C'), (Primary, b'C'), (Primary, b'Z')]);
+        assert_eq!(
+            steps,
+            vec![
+                Step::Swallow,
+                Step::Forward,
+                Step::Forward,
+                Step::Retag("INSERT 0 7".into()),
+                Step::Swallow,
+                Step::Ready { forward: true }
+            ]
+        );
+    }
+
+    #[test]
+    fn responses_wait_for_their_connection() {
+        let mut r = Responses::default();
+        r.push(Pending::forward(Secondary, Expect::Query));
+        r.push(Pending::forward(Primary, Expect::Query));
+        assert_eq!(r.next_conn(), Some(Secondary));
+        assert_eq!(r.on_frame(Primary, b'T', b""), Step::Unexpected);
+        assert_eq!(r.on_frame(Primary, b'A', b""), Step::Forward);
+        assert_eq!(r.on_frame(Secondary, b'Z', b""), Step::Ready { forward: true });
+        assert_eq!(r.next_conn(), Some(Primary));
+    }
+
+    #[test]
+    fn error_on_one_connection_skips_only_its_messages() {
+        let mut r = Responses::default();
+        r.push(Pending::forward(Secondary, Expect::Bind));
+        r.push(Pending::forward(Primary, Expect::Parse));
+        r.push(Pending::forward(Secondary, Expect::Execute));
+        r.push(Pending::new(Secondary, Expect::Sync, Disposition::Swallow));
+        r.push(Pending::forward(Primary, Expect::Sync));
+        assert_eq!(r.on_frame(Secondary, b'E', b""), Step::Forward);
+        assert_eq!(r.on_frame(Primary, b'1', b""), Step::Forward);
+        assert_eq!(r.on_frame(Secondary, b'Z', b""), Step::Ready { forward: false });
+        assert_eq!(r.on_frame(Primary, b'Z', b""), Step::Ready { forward: true });
+        assert!(r.is_empty());
+    }
+
+    #[test]
+    fn describe_statement_takes_two_frames() {
+        let mut r = Responses::default();
+        r.push(Pending::forward(Primary, Expect::DescribeStatement));
+        assert_eq!(r.on_frame(Primary, b't', b""), Step::Forward);
+        assert_eq!(r.len(), 1);
+        assert_eq!(r.on_frame(Primary, b'n', b""), Step::Forward);
+        assert!(r.is_empty());
+    }
+}

@@ -1,0 +1,6 @@
+//! End-to-end tests of the PostgreSQL proxy against the real server on
+//! 127.0.0.1:5432, with tokio-postgres as the client. Each test creates its
+//! own database.
+
+mod common;
+mod seams;

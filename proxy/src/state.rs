@@ -2,7 +2,7 @@
 //! statement classifier, the router, the cancel-key registry, counters and
 //! the shutdown signal.
 
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -50,6 +50,15 @@ pub struct CancelTarget {
     pub secret: i32,
 }
 
+/// A MySQL session's backend thread, for `KILL QUERY <proxy id>`.
+#[derive(Clone, Debug)]
+pub struct KillTarget {
+    /// The backend's name in `backends:`.
+    pub backend: String,
+    /// The backend's own connection (thread) id.
+    pub thread_id: u32,
+}
+
 /// Connection counters the admin `/status` page reports.
 #[derive(Debug, Default)]
 pub struct Counters {
@@ -69,6 +78,10 @@ pub struct Shared {
     pub router: Arc<dyn Route>,
     /// Proxy-issued cancel keys mapped to the real backend keys.
     pub cancel_keys: DashMap<(i32, i32), CancelTarget>,
+    /// MySQL connection ids the proxy presented, mapped to backend threads.
+    pub mysql_threads: DashMap<u32, KillTarget>,
+    /// The next MySQL connection id to present to a client.
+    pub next_mysql_id: AtomicU32,
     /// Connection counters.
     pub counters: Counters,
     /// Caps concurrent client connections at `limits.max_connections`.
@@ -90,6 +103,8 @@ impl Shared {
             classifier,
             router,
             cancel_keys: DashMap::new(),
+            mysql_threads: DashMap::new(),
+            next_mysql_id: AtomicU32::new(1),
             counters: Counters::default(),
             slots,
             started: Instant::now(),

@@ -2,6 +2,7 @@
 //! data plane. Each listener accepts clients of one protocol and runs one
 //! task per client; a semaphore caps how many run at once.
 
+pub mod mysql;
 pub mod pg;
 pub mod stream;
 pub mod tls;
@@ -72,7 +73,7 @@ async fn accept_loop(shared: Arc<Shared>, listener: TcpListener, protocol: Proto
             tracing::debug!(%peer, protocol = label, "client connected");
             match protocol {
                 Protocol::Postgres => pg::serve(shared.clone(), socket).await,
-                Protocol::Mysql => crate::relay::serve_mysql(shared.clone(), socket).await,
+                Protocol::Mysql => mysql::serve(shared.clone(), socket).await,
             }
             gauge.decrement(1.0);
             shared.counters.active.fetch_sub(1, Ordering::Relaxed);
@@ -91,10 +92,7 @@ async fn refuse_too_many(mut socket: TcpStream, protocol: Protocol) {
             "the proxy is at limits.max_connections; retry later or raise the limit",
             None,
         ),
-        Protocol::Mysql => return,
+        Protocol::Mysql => mysql::too_many_connections(&mut out),
     }
     let _ = socket.write_all(&out).await;
 }
-
-/// The MySQL listener's entry point (the MySQL relay is not built yet).
-async fn serve_mysql(_shared: Arc<Shared>, _socket: TcpStream) {}

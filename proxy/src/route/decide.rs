@@ -20,6 +20,15 @@ pub enum Target {
     Backend(String),
 }
 
+/// What a MySQL client's OK packet reports.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Affected {
+    /// Affected rows.
+    pub rows: u64,
+    /// Last insert id; `None` keeps the server's.
+    pub last_insert_id: Option<u64>,
+}
+
 /// A statement the proxy changes.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Plan {
@@ -31,8 +40,11 @@ pub struct Plan {
     pub before: Vec<String>,
     /// The proxy's own statements, run just after the client's.
     pub after: Vec<String>,
-    /// Replaces the command tag the client receives (`INSERT 0 1`).
+    /// PostgreSQL: replaces the command tag the client receives (`INSERT 0 1`).
     pub tag: Option<String>,
+    /// MySQL: replaces the affected rows and last insert id of the OK
+    /// packet the client receives.
+    pub affected: Option<Affected>,
     /// The connection that runs it all.
     pub target: Target,
 }
@@ -45,6 +57,7 @@ impl Plan {
             before: Vec::new(),
             after: Vec::new(),
             tag: None,
+            affected: None,
             target: Target::Primary,
         }
     }
@@ -56,6 +69,7 @@ impl Plan {
             before: Vec::new(),
             after: Vec::new(),
             tag: None,
+            affected: None,
             target: Target::Backend(backend.into()),
         }
     }

@@ -5,7 +5,7 @@ pub mod classify;
 pub mod decide;
 pub mod fingerprint;
 
-pub use decide::{Decision, MigrationRouter, Plan, Route, SessionFacts, Target};
+pub use decide::{Affected, Decision, MigrationRouter, Plan, Route, SessionFacts, Target};
 
 use classify::StatementKind;
 

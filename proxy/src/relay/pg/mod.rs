@@ -242,7 +242,7 @@ async fn authenticate(client: &mut Client, user: &User) -> Result<(), Refusal> {
         })
     };
     let mut out = BytesMut::new();
-    match user.auth.unwrap_or(AuthMethod::ScramSha256) {
+    match user.auth_for(Protocol::Postgres) {
         AuthMethod::Trust => {}
         AuthMethod::Md5 => {
             let secret = secret()?;
@@ -251,7 +251,10 @@ async fn authenticate(client: &mut Client, user: &User) -> Result<(), Refusal> {
             client.send(&out).await?;
             out.clear();
             let reply = client.password().await?;
-            auth::md5_verify(&secret, &user.name, salt, reply.body()).map_err(|_| wrong())?;
+            auth::md5_verify(&secret, &user.name, salt, reply.body()).map_err(|e| match e {
+                auth::AuthError::WrongPassword | auth::AuthError::MalformedMd5Response => wrong(),
+                e => Refusal::new(sqlstate::INVALID_AUTHORIZATION, "bad_secret", format!("user \"{}\": {e}", user.name)),
+            })?;
         }
         AuthMethod::ScramSha256 => {
             let secret = secret()?;
@@ -266,7 +269,7 @@ async fn authenticate(client: &mut Client, user: &User) -> Result<(), Refusal> {
             if rest.len() < 4 {
                 return Err(CodecError::BadBody { tag: b'p', reason: "SASLInitialResponse is truncated" }.into());
             }
-            let mut data = &rest[..];
+            let mut data = rest;
             let len = data.get_i32();
             let data = if len < 0 { &[][..] } else { data };
             let server_first = scram.client_first(mechanism, data).map_err(|e| {

@@ -42,13 +42,12 @@ pub async fn listen(shared: Arc<Shared>, addr: SocketAddr, protocol: Protocol) -
 }
 
 async fn accept_loop(shared: Arc<Shared>, listener: TcpListener, protocol: Protocol) {
-    let mut draining = shared.draining.subscribe();
     let label = protocol_label(protocol);
+    // The listener stays open while draining: a new client is told why it
+    // is refused (57P01 / ER_SERVER_SHUTDOWN) instead of finding the port
+    // closed, and the process exit closes the socket.
     loop {
-        let accepted = tokio::select! {
-            r = listener.accept() => r,
-            _ = draining.wait_for(|d| *d) => return,
-        };
+        let accepted = listener.accept().await;
         let (socket, peer) = match accepted {
             Ok(pair) => pair,
             Err(e) => {

@@ -92,3 +92,328 @@ impl Proxy {
         Ok(client)
     }
 }
+
+// ---- helpers for the auth, protocol, faults and lifecycle suites ---------
+
+/// How long any polling helper waits before the test fails.
+pub const DEADLINE: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Polls `probe` every 25 ms until it returns `Some`, panicking with `what`
+/// after `within`.
+pub async fn eventually<T, F, Fut>(within: std::time::Duration, what: &str, mut probe: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        if let Some(value) = probe().await {
+            return value;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            panic!("timed out after {within:?} waiting for {what}");
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+}
+
+/// A client whose connection task reports notices and notifications on a
+/// channel and whose end (with the error that ended it) can be awaited.
+pub struct Watched {
+    /// The client.
+    pub client: Client,
+    /// Notices and notifications, in arrival order.
+    pub messages: tokio::sync::mpsc::UnboundedReceiver<tokio_postgres::AsyncMessage>,
+    /// The connection task; its result says how the connection ended.
+    pub conn: tokio::task::JoinHandle<Result<(), tokio_postgres::Error>>,
+}
+
+/// Connects with `dsn` and watches the connection's asynchronous messages.
+pub async fn connect_watched(dsn: &str) -> Result<Watched, tokio_postgres::Error> {
+    use futures_util::StreamExt;
+    let (client, mut connection) = tokio_postgres::connect(dsn, NoTls).await?;
+    let (tx, messages) = tokio::sync::mpsc::unbounded_channel();
+    let conn = tokio::spawn(async move {
+        let mut stream = futures_util::stream::poll_fn(move |cx| connection.poll_message(cx));
+        while let Some(message) = stream.next().await {
+            let _ = tx.send(message?);
+        }
+        Ok(())
+    });
+    Ok(Watched { client, messages, conn })
+}
+
+impl Proxy {
+    /// Connects through the proxy and watches the connection.
+    pub async fn connect_watched(&self, user: &str, password: &str, db: &str) -> Result<Watched, tokio_postgres::Error> {
+        connect_watched(&self.dsn(user, password, db)).await
+    }
+
+    /// The admin listener's address.
+    pub fn admin(&self) -> SocketAddr {
+        self.running.admin.expect("admin listener")
+    }
+}
+
+/// Starts a proxy from a config file, which the proxy then watches for
+/// changes (hot reload).
+pub async fn start_file(path: &Path, router: Arc<dyn Route>) -> Proxy {
+    let config = Config::load(path).unwrap_or_else(|e| panic!("test config: {e}"));
+    let running = server::start(config, Some(path.to_path_buf()), router)
+        .await
+        .expect("proxy starts");
+    let addr = running.postgres.expect("postgres listener");
+    Proxy { running, addr }
+}
+
+/// Replaces a file's content at once (write and rename), so a watcher never
+/// reads half of it.
+pub fn write_atomically(path: &Path, text: &str) {
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, text).unwrap();
+    std::fs::rename(&tmp, path).unwrap();
+}
+
+/// A plain HTTP/1.0 GET; returns the status code and the body.
+pub async fn http_get(addr: SocketAddr, path: &str) -> (u16, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr).await.expect("admin listener reachable");
+    stream
+        .write_all(format!("GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").as_bytes())
+        .await
+        .unwrap();
+    let mut response = Vec::new();
+    tokio::time::timeout(DEADLINE, stream.read_to_end(&mut response))
+        .await
+        .expect("admin answers in time")
+        .unwrap();
+    let text = String::from_utf8(response).expect("utf-8 response");
+    let (head, body) = text.split_once("\r\n\r\n").expect("HTTP head and body");
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("bad status line: {head}"));
+    (status, body.to_string())
+}
+
+/// A TCP relay from a local port to the real PostgreSQL that can be stopped
+/// (every relayed connection drops) and started again on the same port, to
+/// play a backend that goes away and comes back.
+pub struct Forwarder {
+    /// The local port clients (the proxy) connect to.
+    pub port: u16,
+    /// The accept loop, which owns every relayed connection.
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Forwarder {
+    /// Starts forwarding on a free port.
+    pub async fn start() -> Forwarder {
+        let mut forwarder = Forwarder { port: 0, task: None };
+        forwarder.up().await;
+        forwarder
+    }
+
+    /// Starts forwarding again (on the same port once one was chosen).
+    pub async fn up(&mut self) {
+        assert!(self.task.is_none(), "forwarder already running");
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.set_reuseaddr(true).unwrap();
+        socket.bind(SocketAddr::from(([127, 0, 0, 1], self.port))).unwrap();
+        let listener = socket.listen(128).unwrap();
+        self.port = listener.local_addr().unwrap().port();
+        self.task = Some(tokio::spawn(async move {
+            let mut relays = tokio::task::JoinSet::new();
+            loop {
+                let Ok((mut inbound, _)) = listener.accept().await else { continue };
+                relays.spawn(async move {
+                    if let Ok(mut outbound) = tokio::net::TcpStream::connect("127.0.0.1:5432").await {
+                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                    }
+                });
+            }
+        }));
+    }
+
+    /// Stops listening and cuts every relayed connection.
+    pub async fn down(&mut self) {
+        if let Some(task) = self.task.take() {
+            task.abort();
+            let _ = task.await;
+        }
+    }
+}
+
+/// A client speaking the protocol by hand, for what tokio-postgres cannot
+/// send: malformed packets, one extended batch with several statements.
+pub struct RawPg {
+    /// The socket to the proxy.
+    pub stream: tokio::net::TcpStream,
+    /// Bytes read but not yet split into frames.
+    buf: bytes::BytesMut,
+}
+
+impl RawPg {
+    /// Opens a TCP connection without logging in.
+    pub async fn open(addr: SocketAddr) -> RawPg {
+        RawPg {
+            stream: tokio::net::TcpStream::connect(addr).await.expect("proxy reachable"),
+            buf: bytes::BytesMut::new(),
+        }
+    }
+
+    /// Logs in as a `trust` user and waits for the first ReadyForQuery.
+    pub async fn login_trust(addr: SocketAddr, user: &str, db: &str) -> RawPg {
+        let mut raw = RawPg::open(addr).await;
+        let mut body = Vec::new();
+        body.extend_from_slice(&196_608i32.to_be_bytes());
+        for (k, v) in [("user", user), ("database", db)] {
+            body.extend_from_slice(k.as_bytes());
+            body.push(0);
+            body.extend_from_slice(v.as_bytes());
+            body.push(0);
+        }
+        body.push(0);
+        let mut packet = ((body.len() + 4) as i32).to_be_bytes().to_vec();
+        packet.extend_from_slice(&body);
+        raw.send(&packet).await;
+        for (tag, body) in raw.until_ready().await {
+            assert_ne!(tag, b'E', "login failed: {:?}", error_fields(&body));
+            if tag == b'R' {
+                assert_eq!(&body[..4], &[0, 0, 0, 0], "trust login expects AuthenticationOk");
+            }
+        }
+        raw
+    }
+
+    /// Writes bytes as they are.
+    pub async fn send(&mut self, bytes: &[u8]) {
+        use tokio::io::AsyncWriteExt;
+        self.stream.write_all(bytes).await.expect("write to the proxy");
+    }
+
+    /// The next frame as (tag, body), or `None` once the proxy closed the
+    /// connection. Panics if nothing arrives within [`DEADLINE`].
+    pub async fn frame(&mut self) -> Option<(u8, Vec<u8>)> {
+        use tokio::io::AsyncReadExt;
+        loop {
+            if self.buf.len() >= 5 {
+                let len = i32::from_be_bytes([self.buf[1], self.buf[2], self.buf[3], self.buf[4]]) as usize + 1;
+                if self.buf.len() >= len {
+                    let frame = self.buf.split_to(len);
+                    return Some((frame[0], frame[5..].to_vec()));
+                }
+            }
+            let read = tokio::time::timeout(DEADLINE, self.stream.read_buf(&mut self.buf))
+                .await
+                .expect("the proxy answers or closes in time");
+            match read {
+                Ok(0) | Err(_) => return None,
+                Ok(_) => {}
+            }
+        }
+    }
+
+    /// Frames up to and including the next ReadyForQuery or the close,
+    /// with their tags as text (`!` marks a close), for assertions that
+    /// show what came instead.
+    pub async fn tags_until_ready(&mut self) -> (String, Vec<(u8, Vec<u8>)>) {
+        let mut frames = Vec::new();
+        let mut tags = String::new();
+        while let Some(frame) = self.frame().await {
+            tags.push(char::from(frame.0));
+            let done = frame.0 == b'Z';
+            frames.push(frame);
+            if done {
+                return (tags, frames);
+            }
+        }
+        tags.push('!');
+        if let Some((_, body)) = frames.iter().rev().find(|(t, _)| *t == b'E') {
+            let fields = error_fields(body);
+            for field in [b'C', b'M'] {
+                let text = fields.get(&field).map_or("", String::as_str);
+                tags.push_str(&format!(" {}={text}", char::from(field)));
+            }
+        }
+        (tags, frames)
+    }
+
+    /// Frames up to and including the next ReadyForQuery.
+    pub async fn until_ready(&mut self) -> Vec<(u8, Vec<u8>)> {
+        let mut frames = Vec::new();
+        loop {
+            let frame = self.frame().await.expect("connection open until ReadyForQuery");
+            let done = frame.0 == b'Z';
+            frames.push(frame);
+            if done {
+                return frames;
+            }
+        }
+    }
+}
+
+/// The fields of an ErrorResponse or NoticeResponse body, by field type
+/// (`C` SQLSTATE, `M` message, `S` severity, `H` hint).
+pub fn error_fields(body: &[u8]) -> std::collections::HashMap<u8, String> {
+    body.split(|b| *b == 0)
+        .filter(|f| !f.is_empty())
+        .map(|f| (f[0], String::from_utf8_lossy(&f[1..]).into_owned()))
+        .collect()
+}
+
+/// Frontend messages, encoded by hand.
+pub mod fe {
+    fn frame(tag: u8, body: &[u8]) -> Vec<u8> {
+        let mut out = vec![tag];
+        out.extend_from_slice(&((body.len() + 4) as i32).to_be_bytes());
+        out.extend_from_slice(body);
+        out
+    }
+
+    fn cstr(out: &mut Vec<u8>, s: &str) {
+        out.extend_from_slice(s.as_bytes());
+        out.push(0);
+    }
+
+    /// Query (simple protocol).
+    pub fn query(sql: &str) -> Vec<u8> {
+        let mut body = Vec::new();
+        cstr(&mut body, sql);
+        frame(b'Q', &body)
+    }
+
+    /// Parse of an unnamed or named statement without parameter types.
+    pub fn parse(name: &str, sql: &str) -> Vec<u8> {
+        let mut body = Vec::new();
+        cstr(&mut body, name);
+        cstr(&mut body, sql);
+        body.extend_from_slice(&0i16.to_be_bytes());
+        frame(b'P', &body)
+    }
+
+    /// Bind without parameters, all results in text.
+    pub fn bind(portal: &str, statement: &str) -> Vec<u8> {
+        let mut body = Vec::new();
+        cstr(&mut body, portal);
+        cstr(&mut body, statement);
+        body.extend_from_slice(&0i16.to_be_bytes());
+        body.extend_from_slice(&0i16.to_be_bytes());
+        body.extend_from_slice(&0i16.to_be_bytes());
+        frame(b'B', &body)
+    }
+
+    /// Execute a portal, all rows.
+    pub fn execute(portal: &str) -> Vec<u8> {
+        let mut body = Vec::new();
+        cstr(&mut body, portal);
+        body.extend_from_slice(&0i32.to_be_bytes());
+        frame(b'E', &body)
+    }
+
+    /// Sync.
+    pub fn sync() -> Vec<u8> {
+        frame(b'S', &[])
+    }
+}

@@ -4,3 +4,7 @@
 
 mod common;
 mod seams;
+mod auth;
+mod faults;
+mod lifecycle;
+mod protocol;

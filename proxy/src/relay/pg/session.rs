@@ -290,6 +290,9 @@ impl Session {
                 b'd' | b'c' | b'f' => {
                     let conn = self.responses.next_conn().unwrap_or(Conn::Primary);
                     self.relay_frame(conn, &frame.bytes, None);
+                    if frame.tag != b'd' {
+                        self.responses.copy_in_ended(conn);
+                    }
                 }
                 b'F' => self.relay_frame(Conn::Primary, &frame.bytes, Some(Expect::Query)),
                 b'X' => return Err(SessionEnd::ClientClosed),
@@ -487,6 +490,11 @@ impl Session {
     }
 
     fn on_sync(&mut self, frame: &[u8]) {
+        if self.responses.in_copy_in() {
+            // The server ignores Sync during COPY FROM STDIN.
+            self.relay_frame(Conn::Primary, frame, None);
+            return;
+        }
         if std::mem::take(&mut self.secondary_in_batch) {
             self.outbox(Conn::Secondary).extend_from_slice(frame);
             self.responses.push(Pending::new(Conn::Secondary, Expect::Sync, Disposition::Swallow));

@@ -38,6 +38,9 @@ pub enum Expect {
     Close,
     /// ReadyForQuery.
     Sync,
+    /// Not a message: marks where the client ended a COPY IN (CopyDone or
+    /// CopyFail), so the Syncs the server ignores can be told apart.
+    CopyEnd,
 }
 
 /// What the client sees of a response.
@@ -123,12 +126,33 @@ pub enum Step {
 #[derive(Debug, Default)]
 pub struct Responses {
     queue: VecDeque<Pending>,
+    /// A backend is in COPY FROM STDIN mode, where it ignores Sync.
+    copy_in: bool,
 }
 
 impl Responses {
     /// Records a message sent to a backend.
     pub fn push(&mut self, pending: Pending) {
         self.queue.push_back(pending);
+    }
+
+    /// The client ended a COPY IN (CopyDone or CopyFail) on `conn`.
+    pub fn copy_in_ended(&mut self, conn: Conn) {
+        if self.copy_in {
+            self.copy_in = false;
+        } else if !self.queue.is_empty() {
+            // CopyInResponse has not arrived yet: remember where the copy
+            // data ended among the messages in flight.
+            self.queue.push_back(Pending::forward(conn, Expect::CopyEnd));
+        }
+    }
+
+    fn pop_front(&mut self) -> Option<Pending> {
+        let front = self.queue.pop_front();
+        while self.queue.front().is_some_and(|p| p.expect == Expect::CopyEnd) {
+            self.queue.pop_front();
+        }
+        front
     }
 
     /// Nothing is in flight.
@@ -141,14 +165,15 @@ impl Responses {
         self.queue.len()
     }
 
+    /// A backend is receiving COPY data: a Sync from the client now is
+    /// ignored by the server and gets no ReadyForQuery.
+    pub fn in_copy_in(&self) -> bool {
+        self.copy_in
+    }
+
     /// The connection the next response must come from.
     pub fn next_conn(&self) -> Option<Conn> {
         self.queue.front().map(|p| p.conn)
-    }
-
-    /// Some message in flight went to this connection.
-    pub fn awaits(&self, conn: Conn) -> bool {
-        self.queue.iter().any(|p| p.conn == conn)
     }
 
     /// Classifies one frame from `conn`. Asynchronous frames (notices,
@@ -190,7 +215,7 @@ impl Responses {
         // In the extended protocol the backend discards every message up to
         // its next Sync, so none of this connection's messages before that
         // Sync will be answered; other connections' messages still will.
-        self.queue.pop_front();
+        self.pop_front();
         let mut skipping = true;
         self.queue.retain(|p| {
             if !skipping || p.conn != conn {
@@ -205,7 +230,7 @@ impl Responses {
     }
 
     fn on_ready(&mut self) -> Step {
-        let front = self.queue.pop_front().expect("checked by caller");
+        let front = self.pop_front().expect("checked by caller");
         match front.expect {
             Expect::Query | Expect::Sync => Step::Ready {
                 forward: front.disposition != Disposition::Swallow,
@@ -217,6 +242,10 @@ impl Responses {
     fn on_response(&mut self, tag: u8, body: &[u8]) -> Step {
         let front = self.queue.front_mut().expect("checked by caller");
         let complete = match (front.expect, tag) {
+            (Expect::Query | Expect::Execute, b'G') => {
+                self.enter_copy_in();
+                return Step::Forward;
+            }
             (Expect::Query, b'C' | b'I') => {
                 let step = visible(front, retag(front, body));
                 front.done += 1;
@@ -232,18 +261,43 @@ impl Responses {
             (Expect::DescribePortal, b'T' | b'n') => true,
             (Expect::Execute, b'C') => {
                 let step = visible(front, retag(front, body));
-                self.queue.pop_front();
+                self.pop_front();
                 return step;
             }
             (Expect::Execute, b'I' | b's') => true,
-            (Expect::Execute, b'D' | b'G' | b'H' | b'W' | b'd' | b'c') => false,
+            (Expect::Execute, b'D' | b'H' | b'W' | b'd' | b'c') => false,
             _ => return Step::Unexpected,
         };
         let step = visible(front, Step::Forward);
         if complete {
-            self.queue.pop_front();
+            self.pop_front();
         }
         step
+    }
+}
+
+impl Responses {
+    /// CopyInResponse: the server ignores every Sync from here to the
+    /// client's CopyDone or CopyFail, so those get no ReadyForQuery. Syncs
+    /// the client already sent after its CopyDone still count.
+    fn enter_copy_in(&mut self) {
+        let conn = self.queue.front().expect("checked by caller").conn;
+        let mut ended = false;
+        let mut first = true;
+        self.queue.retain(|p| {
+            if std::mem::take(&mut first) || ended || p.conn != conn {
+                return true;
+            }
+            match p.expect {
+                Expect::CopyEnd => {
+                    ended = true;
+                    false
+                }
+                Expect::Sync => false,
+                _ => true,
+            }
+        });
+        self.copy_in = !ended;
     }
 }
 
@@ -363,6 +417,40 @@ mod tests {
         assert_eq!(r.on_frame(Primary, b'1', b""), Step::Forward);
         assert_eq!(r.on_frame(Secondary, b'Z', b""), Step::Ready { forward: false });
         assert_eq!(r.on_frame(Primary, b'Z', b""), Step::Ready { forward: true });
+        assert!(r.is_empty());
+    }
+
+    #[test]
+    fn copy_in_drops_the_syncs_the_server_ignores() {
+        let mut r = Responses::default();
+        for e in [Expect::Bind, Expect::Execute, Expect::Sync] {
+            r.push(Pending::forward(Primary, e));
+        }
+        assert_eq!(r.on_frame(Primary, b'2', b""), Step::Forward);
+        assert_eq!(r.on_frame(Primary, b'G', b""), Step::Forward);
+        assert!(r.in_copy_in());
+        assert_eq!(r.len(), 1);
+        r.copy_in_ended(Primary);
+        r.push(Pending::forward(Primary, Expect::Sync));
+        assert_eq!(r.on_frame(Primary, b'C', b""), Step::Forward);
+        assert_eq!(r.on_frame(Primary, b'Z', b""), Step::Ready { forward: true });
+        assert!(r.is_empty());
+    }
+
+    #[test]
+    fn copy_in_pipelined_with_its_data_keeps_the_later_sync() {
+        let mut r = Responses::default();
+        for e in [Expect::Bind, Expect::Execute, Expect::Sync] {
+            r.push(Pending::forward(Primary, e));
+        }
+        r.copy_in_ended(Primary);
+        r.push(Pending::forward(Primary, Expect::Sync));
+        r.push(Pending::forward(Primary, Expect::Parse));
+        r.push(Pending::forward(Primary, Expect::Sync));
+        let steps = run(&mut r, &[(Primary, b'2'), (Primary, b'G'), (Primary, b'C'), (Primary, b'Z'), (Primary, b'1'), (Primary, b'Z')]);
+        assert_eq!(steps[3], Step::Ready { forward: true });
+        assert_eq!(steps[5], Step::Ready { forward: true });
+        assert!(!r.in_copy_in());
         assert!(r.is_empty());
     }
 

@@ -305,3 +305,67 @@ async fn tls_is_offered_and_plaintext_still_works() {
     );
     common::drop_db(&db).await;
 }
+
+/// Roles the real server authenticates by password (the rest of the test
+/// server trusts 127.0.0.1), so the proxy's own backend login is exercised
+/// with SCRAM-SHA-256 and md5. Idempotent: the roles and the two pg_hba
+/// lines are added once and kept.
+async fn ensure_password_roles() {
+    let admin = common::direct("postgres").await;
+    admin
+        .batch_execute(
+            "DO $$BEGIN
+               IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'switchyard_scram') THEN CREATE ROLE switchyard_scram LOGIN; END IF;
+               IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'switchyard_md5') THEN CREATE ROLE switchyard_md5 LOGIN; END IF;
+             END$$;
+             SET password_encryption = 'scram-sha-256'; ALTER ROLE switchyard_scram PASSWORD 'scram-secret';
+             SET password_encryption = 'md5'; ALTER ROLE switchyard_md5 PASSWORD 'md5-secret';",
+        )
+        .await
+        .unwrap();
+    let hba: String = admin.query_one("SHOW hba_file", &[]).await.unwrap().get(0);
+    let text = std::fs::read_to_string(&hba).unwrap_or_else(|e| panic!("read {hba}: {e} (run the tests as root)"));
+    if !text.contains("switchyard_scram") {
+        let lines = "# switchyard tests: the proxy's backend login against real password auth\n\
+                     host all switchyard_scram 127.0.0.1/32 scram-sha-256\n\
+                     host all switchyard_md5 127.0.0.1/32 md5\n";
+        std::fs::write(&hba, format!("{lines}{text}")).unwrap_or_else(|e| panic!("write {hba}: {e}"));
+        admin.batch_execute("SELECT pg_reload_conf()").await.unwrap();
+    }
+    // The reload is asynchronous: wait until the server asks for a password.
+    common::eventually(common::DEADLINE, "the server to demand passwords from switchyard_scram", || async {
+        tokio_postgres::connect("host=127.0.0.1 port=5432 user=switchyard_scram dbname=postgres", tokio_postgres::NoTls)
+            .await
+            .is_err()
+            .then_some(())
+    })
+    .await;
+}
+
+fn password_backend_yaml(user: &str, password: &str) -> String {
+    base_yaml().replace(
+        "pg: { kind: postgres, host: 127.0.0.1, port: 5432, user: postgres, password: \"\" }",
+        &format!("pg: {{ kind: postgres, host: 127.0.0.1, port: 5432, user: {user}, password: \"{password}\" }}"),
+    )
+}
+
+#[tokio::test]
+async fn backend_login_uses_scram_and_md5_with_configured_credentials() {
+    ensure_password_roles().await;
+    let db = common::create_db("auth_backend").await;
+    for (user, password) in [("switchyard_scram", "scram-secret"), ("switchyard_md5", "md5-secret")] {
+        let proxy = common::start(&password_backend_yaml(user, password), Arc::new(MigrationRouter)).await;
+        let client = proxy.connect(&db).await;
+        let who: String = client.query_one("SELECT current_user::text", &[]).await.unwrap().get(0);
+        assert_eq!(who, user);
+
+        // A wrong backend password: the client gets the server's refusal,
+        // once, and the proxy goes on serving.
+        let proxy = common::start(&password_backend_yaml(user, "wrong"), Arc::new(MigrationRouter)).await;
+        let err = proxy.try_connect("app", "app", &db).await.expect_err("backend refuses the login");
+        let db_err = err.as_db_error().expect("a server error, relayed");
+        assert_eq!(db_err.code(), &SqlState::INVALID_PASSWORD);
+        assert!(db_err.message().contains(user), "{}", db_err.message());
+    }
+    common::drop_db(&db).await;
+}

@@ -34,6 +34,9 @@ struct Refusal {
     hint: Option<String>,
     /// Metric label.
     reason: &'static str,
+    /// The server's own ErrorResponse, sent instead of one built from the
+    /// fields above when the backend refused the login.
+    frame: Option<BytesMut>,
 }
 
 impl Refusal {
@@ -43,6 +46,7 @@ impl Refusal {
             text: text.into(),
             hint: None,
             reason,
+            frame: None,
         }
     }
 }
@@ -131,8 +135,11 @@ pub async fn serve(shared: Arc<Shared>, socket: TcpStream) {
         Err(refusal) => {
             tracing::info!(reason = refusal.reason, error = %refusal.text, "postgres login refused");
             metrics::counter!(names::CONNECTION_ERRORS_TOTAL, "protocol" => "postgres", "reason" => refusal.reason).increment(1);
-            let mut out = BytesMut::new();
-            message::error_response(&mut out, "FATAL", refusal.code, &refusal.text, refusal.hint.as_deref());
+            let out = refusal.frame.unwrap_or_else(|| {
+                let mut out = BytesMut::new();
+                message::error_response(&mut out, "FATAL", refusal.code, &refusal.text, refusal.hint.as_deref());
+                out
+            });
             let _ = client.stream.write_all(&out).await;
             let _ = client.stream.shutdown().await;
         }
@@ -206,8 +213,9 @@ async fn login(shared: &Arc<Shared>, client: &mut Client) -> Result<Option<Logge
         Err(BackendError::Rejected { frame, code, message, .. }) => {
             // The server's own words (e.g. database "x" does not exist) are
             // the clearest error the client can get.
-            client.send(&frame).await?;
-            return Err(Refusal::new(sqlstate::CONNECTION_FAILURE, "backend_rejected", format!("{message} ({code})")));
+            let mut refusal = Refusal::new(sqlstate::CONNECTION_FAILURE, "backend_rejected", format!("{message} ({code})"));
+            refusal.frame = Some(frame);
+            return Err(refusal);
         }
         Err(e) => {
             tracing::warn!(error = %e, "postgres backend login failed");

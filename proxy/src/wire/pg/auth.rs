@@ -174,9 +174,14 @@ impl ScramVerifier {
     const PREFIX: &'static str = "SCRAM-SHA-256$";
 
     /// Derives a verifier from a password, e.g. to print one for the
-    /// configuration. PostgreSQL would SASLprep the password first; for
-    /// ASCII passwords that changes nothing.
+    /// configuration. The password is SASLprep-normalised first, as clients
+    /// and PostgreSQL do; like PostgreSQL, a password SASLprep rejects is
+    /// used as raw bytes.
     pub fn from_password(password: &[u8], salt: &[u8], iterations: u32) -> ScramVerifier {
+        let prepared = std::str::from_utf8(password)
+            .ok()
+            .and_then(|p| stringprep::saslprep(p).ok());
+        let password = prepared.as_deref().map_or(password, str::as_bytes);
         let mut salted = [0u8; 32];
         pbkdf2::pbkdf2_hmac::<Sha256>(password, salt, iterations, &mut salted);
         let client_key = hmac(&salted, &[b"Client Key"]);
@@ -291,9 +296,7 @@ impl ScramServer {
 
     /// Prepares an exchange for a user with this secret. For a plaintext
     /// password a fresh salt is drawn each time, so nothing derived from the
-    /// password is ever reused between connections. Clients SASLprep the
-    /// password and we do not, so a plaintext password must be ASCII (or
-    /// already SASLprep-normalised) for clients to match it.
+    /// password is ever reused between connections.
     pub fn new(secret: &PasswordSecret) -> Result<ScramServer, AuthError> {
         let verifier = match secret {
             PasswordSecret::Plain(password) => {
@@ -919,6 +922,9 @@ mod tests {
             panic!("not a verifier")
         };
         let ours = ScramVerifier::from_password(b"pencil", &pg.salt, pg.iterations);
+        // SASLprep maps a non-ASCII space to an ASCII one, as clients do.
+        let nbsp = ScramVerifier::from_password("a\u{00A0}b".as_bytes(), b"salt", 16);
+        assert_eq!(nbsp, ScramVerifier::from_password(b"a b", b"salt", 16));
         assert_eq!(ours.to_string(), PG_VERIFIER);
     }
 

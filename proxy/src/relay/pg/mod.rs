@@ -125,7 +125,10 @@ pub async fn serve(shared: Arc<Shared>, socket: TcpStream) {
         Err(Refusal::new(sqlstate::PROTOCOL_VIOLATION, "timeout", "login did not complete within 30 seconds"))
     });
     match result {
-        Ok(None) => {}
+        // A cancel request: close politely (a TLS client expects close_notify).
+        Ok(None) => {
+            let _ = client.stream.shutdown().await;
+        }
         Ok(Some((info, conn, backend_name, key))) => {
             let session = Session::new(shared.clone(), info, client.stream, conn, backend_name);
             let end = session.run().await;

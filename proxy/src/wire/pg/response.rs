@@ -128,11 +128,29 @@ pub struct Responses {
     queue: VecDeque<Pending>,
     /// A backend is in COPY FROM STDIN mode, where it ignores Sync.
     copy_in: bool,
+    /// Per connection (primary, secondary): an extended-protocol error
+    /// arrived and no Sync was in flight, so the server discards every
+    /// message until the client's next Sync and answers none of them.
+    discarding: [bool; 2],
+}
+
+fn slot(conn: Conn) -> usize {
+    match conn {
+        Conn::Primary => 0,
+        Conn::Secondary => 1,
+    }
 }
 
 impl Responses {
     /// Records a message sent to a backend.
     pub fn push(&mut self, pending: Pending) {
+        let discarding = &mut self.discarding[slot(pending.conn)];
+        if *discarding {
+            if pending.expect != Expect::Sync {
+                return;
+            }
+            *discarding = false;
+        }
         self.queue.push_back(pending);
     }
 
@@ -227,6 +245,9 @@ impl Responses {
             }
             false
         });
+        // No Sync in flight yet: what the client sends until its Sync is
+        // discarded too.
+        self.discarding[slot(conn)] = skipping;
     }
 
     fn on_ready(&mut self) -> Step {
@@ -451,6 +472,24 @@ mod tests {
         assert_eq!(steps[3], Step::Ready { forward: true });
         assert_eq!(steps[5], Step::Ready { forward: true });
         assert!(!r.in_copy_in());
+        assert!(r.is_empty());
+    }
+
+    #[test]
+    fn messages_sent_after_an_error_before_sync_are_not_answered() {
+        let mut r = Responses::default();
+        for e in [Expect::Parse, Expect::Bind, Expect::Execute] {
+            r.push(Pending::forward(Primary, e));
+        }
+        assert_eq!(r.on_frame(Primary, b'E', b""), Step::Forward);
+        assert!(r.is_empty());
+        // The client's pipeline goes on; the server discards up to Sync.
+        for e in [Expect::Parse, Expect::Bind, Expect::Execute, Expect::Sync, Expect::Parse, Expect::Sync] {
+            r.push(Pending::forward(Primary, e));
+        }
+        assert_eq!(r.on_frame(Primary, b'Z', b""), Step::Ready { forward: true });
+        assert_eq!(r.on_frame(Primary, b'1', b""), Step::Forward);
+        assert_eq!(r.on_frame(Primary, b'Z', b""), Step::Ready { forward: true });
         assert!(r.is_empty());
     }
 

@@ -1,0 +1,57 @@
+# shellcheck shell=bash
+# Helpers shared by benches/pgbench.sh and benches/sysbench.sh (sourced).
+. "$(dirname "${BASH_SOURCE[0]}")/../scripts/lib.sh"
+RESULTS="$REPO_ROOT/benches/RESULTS.md"
+
+# check_positive_int NAME VALUE: VALUE is a whole number > 0, else fail naming NAME.
+check_positive_int() {
+    [[ "$2" =~ ^[1-9][0-9]*$ ]] || die "$1 must be a positive whole number, got \`$2\`"
+}
+
+# machine_lines: the bullet lines that say where and on what a result was taken.
+machine_lines() {
+    local cpu commit dirty=""
+    cpu=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1)
+    commit=$(git -C "$REPO_ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)
+    if [ -n "$(git -C "$REPO_ROOT" status --porcelain --untracked-files=no 2>/dev/null)" ]; then
+        dirty=" (with uncommitted changes)"
+    fi
+    echo "- machine: nproc $(nproc), CPU ${cpu:-unknown}, $(awk '/MemTotal/ { printf "%.0f GiB RAM", $2 / 1048576 }' /proc/meminfo)"
+    echo "- commit: $commit$dirty"
+}
+
+# append_results TITLE DETAILS_FILE RUNS_TSV: append a dated section with the
+# medians table to benches/RESULTS.md (unless BENCH_NO_RECORD=1) and print it.
+append_results() {
+    local title=$1 details=$2 runs=$3 section
+    section=$(
+        echo
+        echo "## $title — $(date -u '+%Y-%m-%d %H:%M UTC')"
+        echo
+        machine_lines
+        cat "$details"
+        if [ -n "${BENCH_NOTE:-}" ]; then echo "- note: $BENCH_NOTE"; fi
+        echo
+        python3 "$REPO_ROOT/benches/report.py" <"$runs"
+    )
+    printf '%s\n' "$section"
+    if [ "${BENCH_NO_RECORD:-0}" = "1" ]; then
+        log "BENCH_NO_RECORD=1: not writing $RESULTS"
+    else
+        printf '%s\n' "$section" >>"$RESULTS"
+        log "appended to $RESULTS"
+    fi
+}
+
+# build_proxy_release: print the path of a release switchyard-proxy (PROXY_BIN
+# if set, else build it).
+build_proxy_release() {
+    if [ -n "${PROXY_BIN:-}" ]; then
+        [ -x "$PROXY_BIN" ] || die "PROXY_BIN=$PROXY_BIN is not executable"
+        echo "$PROXY_BIN"
+        return
+    fi
+    log "building switchyard-proxy (release)"
+    (cd "$REPO_ROOT" && cargo build --release -p switchyard-proxy >&2) || die "cargo build --release -p switchyard-proxy failed"
+    echo "$(cargo_target_dir)/release/switchyard-proxy"
+}

@@ -47,7 +47,12 @@ fn main() -> std::process::ExitCode {
             return std::process::ExitCode::from(2);
         }
     };
-    let runtime = tokio::runtime::Runtime::new().expect("tokio runtime");
+    // Accepting, admin and reload are light; sessions run on the worker
+    // threads (limits.worker_threads).
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
     match runtime.block_on(run(config, args.config)) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use switchyard_core::config::{Config, Protocol};
 use switchyard_core::names;
 
+use crate::relay::workers::Workers;
 use crate::route::Route;
 use crate::state::{Shared, Snapshot};
 
@@ -38,11 +39,12 @@ pub async fn start(config: Config, config_path: Option<PathBuf>, router: Arc<dyn
         mysql: None,
         admin: None,
     };
+    let workers = Arc::new(Workers::start(config.limits.worker_threads)?);
     if let Some(addr) = config.listen.postgres {
-        running.postgres = Some(crate::relay::listen(shared.clone(), addr, Protocol::Postgres).await?.0);
+        running.postgres = Some(crate::relay::listen(shared.clone(), addr, Protocol::Postgres, workers.clone()).await?.0);
     }
     if let Some(addr) = config.listen.mysql {
-        running.mysql = Some(crate::relay::listen(shared.clone(), addr, Protocol::Mysql).await?.0);
+        running.mysql = Some(crate::relay::listen(shared.clone(), addr, Protocol::Mysql, workers).await?.0);
     }
     if let Some(addr) = config.admin.listen {
         running.admin = Some(crate::admin::serve(shared.clone(), addr).await?);

@@ -26,9 +26,12 @@ pub struct Limits {
     /// before they are closed.
     #[serde(deserialize_with = "scalars::duration")]
     pub drain_timeout: Duration,
-    /// Statements whose classification is cached by text; 0 turns the
+    /// Statements whose classification is cached by shape; 0 turns the
     /// cache off.
     pub classify_cache_entries: usize,
+    /// Threads that run client sessions, each with its own event loop;
+    /// 0 means one per CPU core. Read at start.
+    pub worker_threads: usize,
 }
 
 impl Default for Limits {
@@ -39,6 +42,7 @@ impl Default for Limits {
             connect_timeout: Duration::from_secs(5),
             drain_timeout: Duration::from_secs(30),
             classify_cache_entries: 10_000,
+            worker_threads: 0,
         }
     }
 }

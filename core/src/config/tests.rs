@@ -274,7 +274,7 @@ fn load_names_the_file() {
     assert_eq!(
         err.to_string(),
         format!(
-            "{}: `limits.max_conections` is not a known setting; did you mean `max_connections`? (known here: `max_connections`, `max_frame_bytes`, `connect_timeout`, `drain_timeout`, `classify_cache_entries`)",
+            "{}: `limits.max_conections` is not a known setting; did you mean `max_connections`? (known here: `max_connections`, `max_frame_bytes`, `connect_timeout`, `drain_timeout`, `classify_cache_entries`, `worker_threads`)",
             path.display()
         )
     );

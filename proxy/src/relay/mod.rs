@@ -6,6 +6,7 @@ pub mod mysql;
 pub mod pg;
 pub mod stream;
 pub mod tls;
+pub mod workers;
 
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
@@ -17,6 +18,7 @@ use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
 
+use self::workers::Workers;
 use crate::state::Shared;
 
 /// The label of a protocol in metrics and logs.
@@ -27,8 +29,13 @@ pub fn protocol_label(protocol: Protocol) -> &'static str {
     }
 }
 
-/// Binds a listener and serves it until the proxy drains.
-pub async fn listen(shared: Arc<Shared>, addr: SocketAddr, protocol: Protocol) -> anyhow::Result<(SocketAddr, JoinHandle<()>)> {
+/// Binds a listener; its sessions run on `workers`.
+pub async fn listen(
+    shared: Arc<Shared>,
+    addr: SocketAddr,
+    protocol: Protocol,
+    workers: Arc<Workers>,
+) -> anyhow::Result<(SocketAddr, JoinHandle<()>)> {
     let listener = TcpListener::bind(addr).await.map_err(|e| {
         anyhow::anyhow!(
             "listen.{}: cannot listen on {addr}: {e}; pick a free address",
@@ -37,11 +44,11 @@ pub async fn listen(shared: Arc<Shared>, addr: SocketAddr, protocol: Protocol) -
     })?;
     let local = listener.local_addr()?;
     tracing::info!(%local, protocol = protocol_label(protocol), "listening");
-    let handle = tokio::spawn(accept_loop(shared, listener, protocol));
+    let handle = tokio::spawn(accept_loop(shared, listener, protocol, workers));
     Ok((local, handle))
 }
 
-async fn accept_loop(shared: Arc<Shared>, listener: TcpListener, protocol: Protocol) {
+async fn accept_loop(shared: Arc<Shared>, listener: TcpListener, protocol: Protocol, workers: Arc<Workers>) {
     let label = protocol_label(protocol);
     // The listener stays open while draining: a new client is told why it
     // is refused (57P01 / ER_SERVER_SHUTDOWN) instead of finding the port
@@ -63,21 +70,34 @@ async fn accept_loop(shared: Arc<Shared>, listener: TcpListener, protocol: Proto
             continue;
         };
         metrics::counter!(names::CONNECTIONS_TOTAL, "protocol" => label).increment(1);
-        let shared = shared.clone();
-        tokio::spawn(async move {
-            shared.counters.accepted.fetch_add(1, Ordering::Relaxed);
-            shared.counters.active.fetch_add(1, Ordering::Relaxed);
-            let gauge = metrics::gauge!(names::CONNECTIONS_ACTIVE, "protocol" => label);
-            gauge.increment(1.0);
-            tracing::debug!(%peer, protocol = label, "client connected");
-            match protocol {
-                Protocol::Postgres => pg::serve(shared.clone(), socket).await,
-                Protocol::Mysql => mysql::serve(shared.clone(), socket).await,
+        // The socket moves to a worker thread's own event loop.
+        let socket = match socket.into_std() {
+            Ok(socket) => socket,
+            Err(e) => {
+                tracing::warn!(error = %e, "could not hand a connection to a worker");
+                continue;
             }
-            gauge.decrement(1.0);
-            shared.counters.active.fetch_sub(1, Ordering::Relaxed);
-            drop(permit);
-        });
+        };
+        let shared = shared.clone();
+        workers.dispatch(Box::new(move || {
+            Box::pin(async move {
+                let Ok(socket) = TcpStream::from_std(socket) else {
+                    return;
+                };
+                shared.counters.accepted.fetch_add(1, Ordering::Relaxed);
+                shared.counters.active.fetch_add(1, Ordering::Relaxed);
+                let gauge = metrics::gauge!(names::CONNECTIONS_ACTIVE, "protocol" => label);
+                gauge.increment(1.0);
+                tracing::debug!(%peer, protocol = label, "client connected");
+                match protocol {
+                    Protocol::Postgres => pg::serve(shared.clone(), socket).await,
+                    Protocol::Mysql => mysql::serve(shared.clone(), socket).await,
+                }
+                gauge.decrement(1.0);
+                shared.counters.active.fetch_sub(1, Ordering::Relaxed);
+                drop(permit);
+            })
+        }));
     }
 }
 

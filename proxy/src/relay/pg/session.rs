@@ -133,6 +133,31 @@ pub struct Session {
     next_name: u64,
     /// Upper bound on one frame.
     max_frame: usize,
+    /// Metric handles, looked up once per session rather than per message.
+    meters: Meters,
+}
+
+/// The session's metric handles.
+struct Meters {
+    client_bytes: metrics::Counter,
+    server_bytes: metrics::Counter,
+    /// `switchyard_statements_total` by kind, in `StatementKind` order.
+    statements: [metrics::Counter; 5],
+}
+
+impl Meters {
+    fn new() -> Meters {
+        let bytes = |direction: &'static str| {
+            metrics::counter!(names::BYTES_TOTAL, "protocol" => "postgres", "direction" => direction)
+        };
+        let kind = |kind| metrics::counter!(names::STATEMENTS_TOTAL, "protocol" => "postgres", "kind" => kind_label(kind));
+        use crate::route::classify::StatementKind::*;
+        Meters {
+            client_bytes: bytes("client_to_server"),
+            server_bytes: bytes("server_to_client"),
+            statements: [kind(Read), kind(Write), kind(Ddl), kind(Transaction), kind(Other)],
+        }
+    }
 }
 
 impl Session {
@@ -156,6 +181,7 @@ impl Session {
             portals: HashMap::new(),
             next_name: 0,
             max_frame,
+            meters: Meters::new(),
         }
     }
 
@@ -180,9 +206,12 @@ impl Session {
     }
 
     async fn relay(&mut self) -> SessionEnd {
-        let mut draining = self.shared.draining.subscribe();
+        let mut drain_requested = self.shared.is_draining();
+        // One future for the whole session, not one per loop turn.
+        let drain_signal = drained(self.shared.draining.subscribe());
+        tokio::pin!(drain_signal);
         loop {
-            if *draining.borrow() && self.idle() {
+            if drain_requested && self.idle() {
                 return SessionEnd::Drained;
             }
             let take_client = self.primary.outbox.len() < HIGH_WATER
@@ -199,7 +228,7 @@ impl Session {
                 r = self.primary.read.read_buf(&mut self.primary.inbox), if take_backend => {
                     match r {
                         Ok(0) => Err(self.backend_closed(Conn::Primary)),
-                        Ok(n) => { count_bytes("server_to_client", n); self.on_backend() }
+                        Ok(n) => { self.meters.server_bytes.increment(n as u64); self.on_backend() }
                         Err(e) => Err(self.backend_lost(Conn::Primary, e)),
                     }
                 }
@@ -214,11 +243,14 @@ impl Session {
                 r = self.client_read.read_buf(&mut self.client_inbox), if take_client => {
                     match r {
                         Ok(0) => Err(SessionEnd::ClientClosed),
-                        Ok(n) => { count_bytes("client_to_server", n); self.on_client().await }
+                        Ok(n) => { self.meters.client_bytes.increment(n as u64); self.on_client().await }
                         Err(e) => Err(SessionEnd::Io(e)),
                     }
                 }
-                _ = draining.changed() => Ok(()),
+                _ = &mut drain_signal, if !drain_requested => {
+                    drain_requested = true;
+                    Ok(())
+                }
             };
             if let Err(end) = result {
                 return end;
@@ -310,8 +342,7 @@ impl Session {
 
     fn decide(&self, sql: &str) -> (Decision, usize) {
         let statement = self.shared.classifier.classify(Dialect::Postgres, sql);
-        metrics::counter!(names::STATEMENTS_TOTAL, "protocol" => "postgres", "kind" => kind_label(statement.kind))
-            .increment(1);
+        self.meters.statements[statement.kind as usize].increment(1);
         let facts = SessionFacts {
             dialect: Dialect::Postgres,
             user: &self.info.user,
@@ -610,8 +641,13 @@ fn describe_expect(frame: &[u8]) -> Expect {
     }
 }
 
-fn count_bytes(direction: &'static str, n: usize) {
-    metrics::counter!(names::BYTES_TOTAL, "protocol" => "postgres", "direction" => direction).increment(n as u64);
+/// Completes once the proxy starts draining.
+pub(crate) async fn drained(mut draining: tokio::sync::watch::Receiver<bool>) {
+    while !*draining.borrow_and_update() {
+        if draining.changed().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    }
 }
 
 /// What happened on the second connection.

@@ -375,6 +375,9 @@ pub struct ServerAuth {
     /// Whether caching_sha2_password always takes the full-authentication
     /// path (password checked in full rather than by scramble).
     force_full_auth: bool,
+    /// Whether a client that used a supported plugin other than
+    /// `default_plugin` is switched to it (the user's configured method).
+    strict: bool,
     /// The plugin being used.
     plugin: AuthPlugin,
     /// Where the exchange stands.
@@ -396,6 +399,7 @@ impl ServerAuth {
             password,
             secure,
             force_full_auth: false,
+            strict: false,
             plugin: default_plugin,
             stage: Stage::Start,
         }
@@ -408,6 +412,15 @@ impl ServerAuth {
     /// server's key (e.g. JDBC without allowPublicKeyRetrieval).
     pub fn force_full_auth(mut self, on: bool) -> Self {
         self.force_full_auth = on;
+        self
+    }
+
+    /// Makes `default_plugin` mandatory: a client that answered the greeting
+    /// with the other supported plugin gets an AuthSwitchRequest too, so the
+    /// method configured for the user is the one that proves the password.
+    /// Off by default (either supported plugin is accepted as sent).
+    pub fn strict(mut self, on: bool) -> Self {
+        self.strict = on;
         self
     }
 
@@ -436,11 +449,11 @@ impl ServerAuth {
             MYSQL_NATIVE_PASSWORD
         };
         match AuthPlugin::from_name(client_plugin) {
-            Some(plugin) => {
+            Some(plugin) if !self.strict || plugin == self.default_plugin => {
                 self.plugin = plugin;
                 self.check_scramble(&response.auth_response, seq, keys)
             }
-            None => {
+            _ => {
                 self.plugin = self.default_plugin;
                 self.stage = Stage::Switched;
                 let request = AuthSwitchRequest {
@@ -788,6 +801,42 @@ pub(crate) mod tests {
                 ok_seq: 4
             }
         );
+    }
+
+    #[test]
+    fn strict_server_switches_to_the_configured_plugin() {
+        let mut auth = ServerAuth::new(
+            SALT,
+            AuthPlugin::MysqlNativePassword,
+            Some(b"pw".to_vec()),
+            false,
+        )
+        .strict(true);
+        let scramble = scramble_caching_sha2(b"pw", &SALT);
+        let AuthStep::Send(switch) = auth.start(&hello(CACHING_SHA2_PASSWORD, scramble), 1, None)
+        else {
+            panic!("expected a switch to the configured plugin")
+        };
+        let req = AuthSwitchRequest::parse(&switch.payload).unwrap();
+        assert_eq!(req.plugin, MYSQL_NATIVE_PASSWORD);
+        assert_eq!(auth.plugin(), AuthPlugin::MysqlNativePassword);
+        let step = auth.next(3, &scramble_native(b"pw", &req.data), None);
+        assert!(matches!(step, AuthStep::Accepted { ok_seq: 4, .. }));
+
+        // The configured plugin itself is verified directly.
+        let mut auth = ServerAuth::new(
+            SALT,
+            AuthPlugin::MysqlNativePassword,
+            Some(b"pw".to_vec()),
+            false,
+        )
+        .strict(true);
+        let step = auth.start(
+            &hello(MYSQL_NATIVE_PASSWORD, scramble_native(b"pw", &SALT)),
+            1,
+            None,
+        );
+        assert!(matches!(step, AuthStep::Accepted { ok_seq: 2, .. }));
     }
 
     #[test]

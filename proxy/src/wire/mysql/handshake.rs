@@ -393,6 +393,58 @@ pub fn parse_client_hello(payload: &[u8]) -> Result<ClientHello, CodecError> {
     Ok(ClientHello::Response(hello))
 }
 
+/// Parses a COM_CHANGE_USER payload into the login it asks for: user name,
+/// auth response, schema, collation, plugin and connection attributes, read
+/// as the session's negotiated `capabilities` say. The result's
+/// `capabilities` are those flags, so it can be handed to
+/// [`ServerAuth::start`](super::auth::ServerAuth::start) like a
+/// HandshakeResponse41.
+pub fn parse_change_user(
+    payload: &[u8],
+    capabilities: u32,
+) -> Result<HandshakeResponse41, CodecError> {
+    const WHAT: &str = "COM_CHANGE_USER";
+    let mut r = Reader::new(payload, WHAT);
+    if r.u8()? != super::message::COM_CHANGE_USER {
+        return Err(CodecError::malformed(WHAT, "the command byte is not 0x11"));
+    }
+    let username = String::from_utf8_lossy(r.null_terminated()).into_owned();
+    let auth_response = if capabilities & CLIENT_SECURE_CONNECTION != 0 {
+        let len = usize::from(r.u8()?);
+        r.bytes(len)?
+    } else {
+        r.null_terminated()
+    }
+    .to_vec();
+    let database = String::from_utf8_lossy(r.null_terminated()).into_owned();
+    let mut change = HandshakeResponse41 {
+        capabilities,
+        username,
+        auth_response,
+        database: (!database.is_empty()).then_some(database),
+        ..HandshakeResponse41::default()
+    };
+    if r.remaining() >= 2 {
+        // The collation id is two bytes here; ids above 255 do not fit the
+        // handshake's one byte and are kept modulo as servers do.
+        change.charset = r.u16()? as u8;
+    }
+    if capabilities & CLIENT_PLUGIN_AUTH != 0 && !r.is_empty() {
+        let name = r.null_terminated();
+        change.auth_plugin_name = Some(String::from_utf8_lossy(name).into_owned());
+    }
+    if capabilities & CLIENT_CONNECT_ATTRS != 0 && !r.is_empty() {
+        let attrs = r.lenenc_bytes()?;
+        let mut a = Reader::new(attrs, "connection attributes");
+        while !a.is_empty() {
+            let key = String::from_utf8_lossy(a.lenenc_bytes()?).into_owned();
+            let value = String::from_utf8_lossy(a.lenenc_bytes()?).into_owned();
+            change.connect_attrs.push((key, value));
+        }
+    }
+    Ok(change)
+}
+
 impl HandshakeResponse41 {
     /// Appends the response payload; fields are written as `capabilities`
     /// says (auth response length-encoded, 1-byte-prefixed or NUL-ended).
@@ -441,6 +493,41 @@ impl HandshakeResponse41 {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn change_user_parses_like_a_login() {
+        let caps = CLIENT_PROTOCOL_41
+            | CLIENT_SECURE_CONNECTION
+            | CLIENT_PLUGIN_AUTH
+            | CLIENT_CONNECT_ATTRS;
+        let mut payload = BytesMut::new();
+        payload.put_u8(0x11);
+        put_null_terminated(&mut payload, b"other");
+        payload.put_u8(3);
+        payload.put_slice(&[1, 2, 3]);
+        put_null_terminated(&mut payload, b"shop");
+        payload.put_u16_le(45);
+        put_null_terminated(&mut payload, b"mysql_native_password");
+        let mut attrs = BytesMut::new();
+        put_lenenc_bytes(&mut attrs, b"_client_name");
+        put_lenenc_bytes(&mut attrs, b"t");
+        put_lenenc_bytes(&mut payload, &attrs);
+        let change = parse_change_user(&payload, caps).unwrap();
+        assert_eq!(change.username, "other");
+        assert_eq!(change.auth_response, vec![1, 2, 3]);
+        assert_eq!(change.database.as_deref(), Some("shop"));
+        assert_eq!(change.charset, 45);
+        assert_eq!(
+            change.auth_plugin_name.as_deref(),
+            Some("mysql_native_password")
+        );
+        assert_eq!(
+            change.connect_attrs,
+            vec![("_client_name".into(), "t".into())]
+        );
+        assert!(parse_change_user(&payload[..9], caps).is_err());
+        assert!(parse_change_user(b"\x03x", caps).is_err());
+    }
 
     fn greeting(capabilities: u32) -> HandshakeV10 {
         HandshakeV10 {

@@ -13,9 +13,9 @@
 use super::error::CodecError;
 use super::handshake::CLIENT_DEPRECATE_EOF;
 use super::message::{
-    execute_opens_cursor, is_result_set_end, EofPacket, ErrPacket, OkPacket, Reader, StmtPrepareOk,
-    COM_BINLOG_DUMP, COM_BINLOG_DUMP_GTID, COM_CHANGE_USER, COM_FIELD_LIST, COM_QUIT,
-    COM_REGISTER_SLAVE, COM_STATISTICS, COM_STMT_CLOSE, COM_STMT_EXECUTE, COM_STMT_FETCH,
+    execute_opens_cursor, is_eof_packet, is_result_set_end, EofPacket, ErrPacket, OkPacket, Reader,
+    StmtPrepareOk, COM_BINLOG_DUMP, COM_BINLOG_DUMP_GTID, COM_CHANGE_USER, COM_FIELD_LIST,
+    COM_QUIT, COM_REGISTER_SLAVE, COM_STATISTICS, COM_STMT_CLOSE, COM_STMT_EXECUTE, COM_STMT_FETCH,
     COM_STMT_PREPARE, COM_STMT_SEND_LONG_DATA, SERVER_MORE_RESULTS_EXISTS,
     SERVER_STATUS_CURSOR_EXISTS,
 };
@@ -323,6 +323,24 @@ impl ResponseTracker {
                 let status = ok.status;
                 Ok(self.end(Outcome::Ok(ok), status))
             }
+            // COM_SET_OPTION and COM_DEBUG answer with a bare EOF (or, with
+            // CLIENT_DEPRECATE_EOF, an OK with the 0xFE header). A column
+            // count never starts with 0xFE: that would be 2^24 columns.
+            Some(0xFE) => {
+                let (status, warnings) = if is_eof_packet(payload) {
+                    let eof = EofPacket::parse(payload)?;
+                    (eof.status, eof.warnings)
+                } else {
+                    let ok = OkPacket::parse(payload, self.capabilities)?;
+                    (ok.status, ok.warnings)
+                };
+                let ok = OkPacket {
+                    status,
+                    warnings,
+                    ..OkPacket::default()
+                };
+                Ok(self.end(Outcome::Ok(ok), status))
+            }
             Some(0xFB) => {
                 // Still waiting for the OK/ERR after the client's file.
                 Ok(Progress::LocalInfile {
@@ -386,8 +404,8 @@ mod tests {
     use super::*;
     use crate::wire::mysql::handshake::{CLIENT_PROTOCOL_41, CLIENT_SESSION_TRACK};
     use crate::wire::mysql::message::{
-        put_lenenc_bytes, COM_PING, COM_QUERY, CURSOR_TYPE_READ_ONLY, SERVER_STATUS_AUTOCOMMIT,
-        SERVER_STATUS_LAST_ROW_SENT,
+        put_lenenc_bytes, COM_PING, COM_QUERY, COM_SET_OPTION, CURSOR_TYPE_READ_ONLY,
+        SERVER_STATUS_AUTOCOMMIT, SERVER_STATUS_LAST_ROW_SENT,
     };
     use bytes::BytesMut;
 
@@ -719,6 +737,26 @@ mod tests {
                 ..
             }
         ));
+    }
+
+    #[test]
+    fn set_option_answered_by_a_bare_eof_or_ok_terminator() {
+        let set_option = [COM_SET_OPTION, 0, 0];
+        for caps in [CLASSIC, MODERN] {
+            let mut t = ResponseTracker::for_command(&set_option, caps).unwrap();
+            let progress = t.feed(&terminator(caps, SERVER_STATUS_AUTOCOMMIT)).unwrap();
+            assert!(matches!(
+                progress,
+                Progress::ResultEnd {
+                    outcome: Outcome::Ok(OkPacket {
+                        status: SERVER_STATUS_AUTOCOMMIT,
+                        ..
+                    }),
+                    more_results: false
+                }
+            ));
+            assert!(t.is_done());
+        }
     }
 
     #[test]

@@ -1,0 +1,722 @@
+//! One MySQL client session after login: reads the client's commands one at
+//! a time, carries out each statement's [`Decision`], and relays the
+//! backend's answers.
+//!
+//! MySQL is strictly request-response, so the loop is sequential: one
+//! command goes to a backend connection, its response is copied back as
+//! whole physical packets (the codec's `ResponseTracker` only finds where it
+//! ends), then the next command. Sequence ids of forwarded packets are
+//! renumbered for the client, which is the identity on the fast path and
+//! what lets the proxy hide answers of its own statements. While a response
+//! streams, the client socket is watched too, so a client that vanishes
+//! mid-query is noticed at once.
+
+use std::collections::HashMap;
+use std::io;
+use std::sync::Arc;
+
+use bytes::{BufMut, BytesMut};
+use switchyard_core::names;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+mod change_user;
+mod inject;
+mod response;
+
+use super::backend::{self, MyBackend};
+use super::code;
+use crate::relay::stream::ClientStream;
+use crate::route::classify::Dialect;
+use crate::route::{kind_label, Affected, Decision, Plan, SessionFacts, Target};
+use crate::state::Shared;
+use crate::wire::mysql::login::BackendLoginConfig;
+use crate::wire::mysql::message::{
+    self, ErrPacket, OkPacket, COM_BINLOG_DUMP, COM_BINLOG_DUMP_GTID, COM_CHANGE_USER,
+    COM_PROCESS_KILL, COM_QUERY, COM_QUIT, COM_REGISTER_SLAVE, COM_RESET_CONNECTION,
+    COM_STMT_BULK_EXECUTE, COM_STMT_CLOSE, COM_STMT_EXECUTE, COM_STMT_FETCH, COM_STMT_PREPARE,
+    COM_STMT_RESET, COM_STMT_SEND_LONG_DATA, SERVER_MORE_RESULTS_EXISTS, SERVER_STATUS_IN_TRANS,
+};
+use crate::wire::mysql::packet::{self, Packet, HEADER_LEN};
+use crate::wire::mysql::CodecError;
+
+/// Flush forwarded packets to the client once this much is waiting.
+const FLUSH_AT: usize = 64 * 1024;
+
+/// Proxy-owned statement ids start here, far above the ids a server hands
+/// out on one connection, so the two never meet in the client's id space.
+const FIRST_PROXY_STATEMENT: u32 = 0x8000_0000;
+
+/// MariaDB's "the statement prepared last" id.
+const LAST_PREPARED: u32 = u32::MAX;
+
+/// Savepoint that fences the proxy's statements inside a client transaction.
+const SAVEPOINT: &str = "switchyard_inject";
+
+/// Who the client is, from its handshake.
+pub struct ClientInfo {
+    /// The proxy user it logged in as.
+    pub user: String,
+    /// The schema it asked for (empty: none).
+    pub database: String,
+    /// Its `program_name` connection attribute.
+    pub application: String,
+    /// Capabilities of the client leg (what the client took of the offer).
+    pub capabilities: u32,
+    /// The client's collation id.
+    pub charset: u8,
+    /// Largest packet the client accepts.
+    pub max_packet_size: u32,
+    /// The client's connection attributes, repeated on second connections.
+    pub connect_attrs: Vec<(String, String)>,
+    /// The greeting's salt; COM_CHANGE_USER scrambles with it.
+    pub salt: [u8; 20],
+    /// The connection id the proxy presented.
+    pub proxy_id: u32,
+    /// The primary backend's name in `backends:`.
+    pub backend_name: String,
+    /// The client's IP address, for "Access denied for user 'u'@'host'".
+    pub host: String,
+}
+
+/// How a session ended.
+#[derive(Debug, thiserror::Error)]
+pub enum SessionEnd {
+    /// The client said goodbye or closed its socket.
+    #[error("client closed the connection")]
+    ClientClosed,
+    /// The client vanished while a command ran on a backend.
+    #[error("client vanished during a command")]
+    ClientVanished,
+    /// The proxy drained the session for shutdown.
+    #[error("drained for shutdown")]
+    Drained,
+    /// The client sent something the proxy cannot accept; it is told so.
+    #[error("client protocol error: {} {}", .err.code, .err.message)]
+    ClientProtocol {
+        /// What the client is told.
+        err: ErrPacket,
+        /// Sequence id of that ERR.
+        seq: u8,
+    },
+    /// A login step (COM_CHANGE_USER) failed; the client was told.
+    #[error("change of user failed: {0}")]
+    ChangeUser(String),
+    /// A socket to the client failed.
+    #[error("{0}")]
+    Io(#[from] io::Error),
+    /// A backend closed, failed or broke the protocol.
+    #[error("{message}")]
+    Backend {
+        /// What the client is told.
+        message: String,
+        /// Sequence id of that ERR.
+        seq: u8,
+    },
+}
+
+/// Which backend connection of the session.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Conn {
+    /// The session's own connection to the routed backend.
+    Primary,
+    /// The second connection, opened on first use by a plan.
+    Secondary,
+}
+
+/// A client statement id the proxy mapped to its own.
+#[derive(Clone)]
+struct Mapped {
+    /// The connection holding the statement.
+    conn: Conn,
+    /// The server's id for it there.
+    backend_id: u32,
+    /// The plan chosen when it was prepared.
+    plan: Arc<Plan>,
+}
+
+/// Where the packets of a response go.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Sink {
+    /// Straight to the client, renumbered.
+    Client,
+    /// Nowhere: the proxy's own statement.
+    Swallow,
+    /// Held until the proxy's statements after it have succeeded.
+    Hold,
+}
+
+/// What a response came to.
+#[derive(Debug, Default)]
+struct Reply {
+    /// The ERR that ended it, if any.
+    error: Option<ErrPacket>,
+    /// The server's id of a prepared statement (COM_STMT_PREPARE_OK).
+    prepared: Option<u32>,
+}
+
+/// A logged-in session.
+pub struct Session {
+    shared: Arc<Shared>,
+    info: ClientInfo,
+    client: ClientStream,
+    /// Bytes from the client not yet decoded.
+    client_inbox: BytesMut,
+    /// Packets waiting to be written to the client.
+    client_out: BytesMut,
+    /// The next sequence id of a packet to the client in this response.
+    seq: u8,
+    primary: MyBackend,
+    /// The second connection, opened on first use by a plan.
+    secondary: Option<MyBackend>,
+    /// Client statement ids the proxy mapped to its own.
+    statements: HashMap<u32, Mapped>,
+    /// The next proxy-owned statement id.
+    next_statement: u32,
+    /// The connection of the client's last COM_STMT_PREPARE.
+    last_prepared: Conn,
+    /// Physical packet payloads of a held response ([`Sink::Hold`]), with
+    /// whether each ended a result.
+    held: Vec<(BytesMut, bool)>,
+    /// Upper bound on one payload.
+    max_payload: usize,
+}
+
+impl Session {
+    /// A session over a logged-in client and its primary backend connection.
+    pub fn new(
+        shared: Arc<Shared>,
+        info: ClientInfo,
+        client: ClientStream,
+        client_inbox: BytesMut,
+        primary: MyBackend,
+    ) -> Session {
+        let max_payload = shared.snapshot().config.limits.max_frame_bytes;
+        Session {
+            shared,
+            info,
+            client,
+            client_inbox,
+            client_out: BytesMut::with_capacity(16 * 1024),
+            seq: 1,
+            primary,
+            secondary: None,
+            statements: HashMap::new(),
+            next_statement: FIRST_PROXY_STATEMENT,
+            last_prepared: Conn::Primary,
+            held: Vec::new(),
+            max_payload,
+        }
+    }
+
+    /// Relays until the client leaves, a backend fails or the proxy drains.
+    pub async fn run(mut self) -> SessionEnd {
+        let end = self.relay().await;
+        let notice = match &end {
+            SessionEnd::Drained => Some((
+                ErrPacket::new(
+                    code::SHUTDOWN,
+                    "08S01",
+                    "switchyard: the proxy is shutting down; reconnect to another replica",
+                ),
+                0,
+            )),
+            SessionEnd::ClientProtocol { err, seq } => Some((err.clone(), *seq)),
+            SessionEnd::Backend { message, seq } => Some((
+                ErrPacket::new(code::BACKEND_LOST, "08S01", message.clone()),
+                *seq,
+            )),
+            _ => None,
+        };
+        if let SessionEnd::ClientProtocol { .. } = &end {
+            metrics::counter!(names::CONNECTION_ERRORS_TOTAL, "protocol" => "mysql", "reason" => "protocol").increment(1);
+        }
+        if let SessionEnd::Backend { .. } = &end {
+            metrics::counter!(names::CONNECTION_ERRORS_TOTAL, "protocol" => "mysql", "reason" => "backend_lost").increment(1);
+        }
+        if let Some((err, seq)) = notice {
+            self.client_out.clear();
+            self.send_err(&err, seq);
+            let _ = self.flush().await;
+        }
+        let _ = self.client.shutdown().await;
+        if matches!(end, SessionEnd::ClientVanished) {
+            // The server may keep running the statement (MariaDB's SLEEP and
+            // long scans do not notice a closed socket): kill the thread, so
+            // its locks go and its transaction rolls back now.
+            self.kill_backends();
+        } else {
+            self.quit_backends().await;
+        }
+        end
+    }
+
+    async fn relay(&mut self) -> SessionEnd {
+        let mut draining = self.shared.draining.subscribe();
+        // Set when the backend went away between commands: the client is
+        // told with the answer to its next command, which it reads in step.
+        let mut lost: Option<String> = None;
+        loop {
+            match packet::decode(&mut self.client_inbox, self.max_payload) {
+                Ok(Some(command)) => {
+                    if let Some(message) = lost {
+                        return SessionEnd::Backend {
+                            message,
+                            seq: command.seq.wrapping_add(1),
+                        };
+                    }
+                    if let Err(end) = self.on_command(command).await {
+                        return end;
+                    }
+                    continue;
+                }
+                Ok(None) => {}
+                Err(e) => return malformed(&e, 1),
+            }
+            let drain = *draining.borrow();
+            if drain && self.idle() {
+                return SessionEnd::Drained;
+            }
+            let watch_backend = lost.is_none();
+            let Session {
+                client,
+                client_inbox,
+                primary,
+                ..
+            } = self;
+            tokio::select! {
+                r = client.read_buf(client_inbox) => match r {
+                    Ok(0) => return SessionEnd::ClientClosed,
+                    Ok(n) => count_bytes("client_to_server", n),
+                    Err(e) => return SessionEnd::Io(e),
+                },
+                r = primary.stream.read_buf(&mut primary.inbox), if watch_backend => {
+                    // The server speaks first only to say goodbye (KILL,
+                    // wait_timeout, shutdown).
+                    let why = match r {
+                        Ok(0) => "closed the connection".to_string(),
+                        Ok(_) => match message::ErrPacket::parse(&primary.inbox[HEADER_LEN.min(primary.inbox.len())..]) {
+                            Ok(err) => format!("ended the session ({} {})", err.code, err.message),
+                            Err(_) => "sent a packet outside any command".to_string(),
+                        },
+                        Err(e) => format!("failed ({e})"),
+                    };
+                    let name = &primary.name;
+                    lost = Some(format!(
+                        "switchyard: lost the connection to backend `{name}`: the server {why}; reconnect to start a new session"
+                    ));
+                }
+                _ = draining.changed(), if !drain => {}
+            }
+        }
+    }
+
+    /// Between commands, outside a transaction: the session may be closed
+    /// without the client losing work.
+    fn idle(&self) -> bool {
+        let open = |b: &MyBackend| b.status & SERVER_STATUS_IN_TRANS != 0;
+        self.client_inbox.is_empty()
+            && !open(&self.primary)
+            && !self.secondary.as_ref().is_some_and(open)
+    }
+
+    fn side(&mut self, conn: Conn) -> &mut MyBackend {
+        match (conn, self.secondary.as_mut()) {
+            (Conn::Secondary, Some(s)) => s,
+            _ => &mut self.primary,
+        }
+    }
+
+    // ---- commands ------------------------------------------------------
+
+    async fn on_command(&mut self, command: Packet) -> Result<(), SessionEnd> {
+        // `seq` is the last part's; a payload of 16 MiB or more came in parts.
+        let parts = command.payload.len() / packet::MAX_PACKET_PAYLOAD + 1;
+        let first_seq = command.seq.wrapping_sub((parts - 1) as u8);
+        if first_seq != 0 {
+            let err = ErrPacket::new(
+                code::OUT_OF_ORDER,
+                "08S01",
+                format!("Got packets out of order: a command must start with sequence id 0, got {first_seq}"),
+            );
+            return Err(SessionEnd::ClientProtocol {
+                err,
+                seq: command.seq.wrapping_add(1),
+            });
+        }
+        // The answer's sequence ids follow the command's last part.
+        self.seq = command.seq.wrapping_add(1);
+        let payload = command.payload;
+        let Some(&first) = payload.first() else {
+            let err = ErrPacket::new(
+                code::MALFORMED,
+                "08S01",
+                "Malformed communication packet: an empty command",
+            );
+            return Err(SessionEnd::ClientProtocol { err, seq: self.seq });
+        };
+        match first {
+            COM_QUIT => Err(SessionEnd::ClientClosed),
+            COM_QUERY => self.on_query(payload).await,
+            COM_STMT_PREPARE => self.on_prepare(payload).await,
+            COM_STMT_EXECUTE
+            | COM_STMT_BULK_EXECUTE
+            | COM_STMT_FETCH
+            | COM_STMT_RESET
+            | COM_STMT_CLOSE
+            | COM_STMT_SEND_LONG_DATA => self.on_statement(payload).await,
+            COM_PROCESS_KILL => self.on_process_kill(payload).await,
+            COM_CHANGE_USER => self.on_change_user(payload).await,
+            COM_RESET_CONNECTION => {
+                // The server forgets its prepared statements; so do we, and
+                // the second connection goes (it is reopened on demand).
+                self.statements.clear();
+                if let Some(mut s) = self.secondary.take() {
+                    quit(&mut s).await;
+                }
+                self.exchange(Conn::Primary, &payload, Sink::Client, None)
+                    .await
+                    .map(drop)
+            }
+            COM_BINLOG_DUMP | COM_BINLOG_DUMP_GTID | COM_REGISTER_SLAVE => {
+                let err = ErrPacket::new(
+                    code::UNKNOWN_COMMAND,
+                    "08S01",
+                    format!("{} is not supported through switchyard; replicate from the server directly", message::command_name(first)),
+                );
+                self.send_err(&err, self.seq);
+                self.flush().await
+            }
+            _ => self
+                .exchange(Conn::Primary, &payload, Sink::Client, None)
+                .await
+                .map(drop),
+        }
+    }
+
+    /// Classifies and decides one statement, counting it.
+    fn decide(&self, sql: &str) -> Decision {
+        let statement = self.shared.classifier.classify(Dialect::Mysql, sql);
+        metrics::counter!(names::STATEMENTS_TOTAL, "protocol" => "mysql", "kind" => kind_label(statement.kind)).increment(1);
+        let facts = SessionFacts {
+            dialect: Dialect::Mysql,
+            user: &self.info.user,
+            database: &self.info.database,
+            application: &self.info.application,
+            in_transaction: self.primary.status & SERVER_STATUS_IN_TRANS != 0,
+        };
+        let snapshot = self.shared.snapshot();
+        self.shared
+            .router
+            .decide(&snapshot, &facts, &statement, sql)
+    }
+
+    async fn on_query(&mut self, payload: BytesMut) -> Result<(), SessionEnd> {
+        let sql = match message::query_text(&payload, self.info.capabilities) {
+            Ok(text) => String::from_utf8_lossy(text).into_owned(),
+            Err(e) => return Err(malformed(&e, self.seq)),
+        };
+        let decision = self.decide(&sql);
+        if let Some((query_only, id)) = super::parse_kill(&sql) {
+            if let Some(outcome) = super::kill(&self.shared, &self.info.user, id, query_only).await
+            {
+                match outcome {
+                    Ok(()) => self.send_ok(None, self.seq),
+                    Err(err) => self.send_err(&err, self.seq),
+                }
+                return self.flush().await;
+            }
+        }
+        let Decision::Plan(plan) = decision else {
+            return self
+                .exchange(Conn::Primary, &payload, Sink::Client, None)
+                .await
+                .map(drop);
+        };
+        let conn = self.connection_for(&plan.target).await?;
+        let payload = match &plan.sql {
+            Some(sql) => query_payload(sql),
+            None => payload,
+        };
+        if plan.injects() {
+            self.run_injected(conn, &payload, &plan).await
+        } else {
+            self.exchange(conn, &payload, Sink::Client, plan.affected)
+                .await
+                .map(drop)
+        }
+    }
+
+    async fn on_prepare(&mut self, payload: BytesMut) -> Result<(), SessionEnd> {
+        let sql = String::from_utf8_lossy(&payload[1..]).into_owned();
+        let Decision::Plan(plan) = self.decide(&sql) else {
+            self.last_prepared = Conn::Primary;
+            return self
+                .exchange(Conn::Primary, &payload, Sink::Client, None)
+                .await
+                .map(drop);
+        };
+        let conn = self.connection_for(&plan.target).await?;
+        self.last_prepared = conn;
+        let mut prepare = BytesMut::with_capacity(payload.len());
+        prepare.put_u8(COM_STMT_PREPARE);
+        prepare.extend_from_slice(plan.sql.as_deref().map_or(&payload[1..], str::as_bytes));
+        let proxy_id = self.next_statement;
+        self.next_statement = self
+            .next_statement
+            .checked_add(1)
+            .unwrap_or(FIRST_PROXY_STATEMENT);
+        let reply = self.exchange_prepare(conn, &prepare, proxy_id).await?;
+        if let Some(backend_id) = reply.prepared {
+            self.statements.insert(
+                proxy_id,
+                Mapped {
+                    conn,
+                    backend_id,
+                    plan,
+                },
+            );
+        }
+        Ok(())
+    }
+
+    /// COM_STMT_EXECUTE / FETCH / RESET / CLOSE / SEND_LONG_DATA: mapped ids
+    /// go to their connection under the server's id; others are relayed.
+    async fn on_statement(&mut self, mut payload: BytesMut) -> Result<(), SessionEnd> {
+        let command = payload[0];
+        let Some(id) = message::statement_id(&payload) else {
+            let err = ErrPacket::new(
+                code::MALFORMED,
+                "08S01",
+                format!(
+                    "Malformed communication packet: {} without a statement id",
+                    message::command_name(command)
+                ),
+            );
+            return Err(SessionEnd::ClientProtocol { err, seq: self.seq });
+        };
+        let mapped = if command == COM_STMT_CLOSE {
+            self.statements.remove(&id)
+        } else {
+            self.statements.get(&id).cloned()
+        };
+        let Some(mapped) = mapped else {
+            let conn = if id == LAST_PREPARED {
+                self.last_prepared
+            } else {
+                Conn::Primary
+            };
+            return self
+                .exchange(conn, &payload, Sink::Client, None)
+                .await
+                .map(drop);
+        };
+        message::set_statement_id(&mut payload, mapped.backend_id)
+            .map_err(|e| malformed(&e, self.seq))?;
+        let executes = matches!(command, COM_STMT_EXECUTE | COM_STMT_BULK_EXECUTE);
+        if executes && mapped.plan.injects() {
+            return self.run_injected(mapped.conn, &payload, &mapped.plan).await;
+        }
+        let affected = if executes { mapped.plan.affected } else { None };
+        self.exchange(mapped.conn, &payload, Sink::Client, affected)
+            .await
+            .map(drop)
+    }
+
+    async fn on_process_kill(&mut self, payload: BytesMut) -> Result<(), SessionEnd> {
+        if payload.len() >= 5 {
+            let id = u32::from_le_bytes([payload[1], payload[2], payload[3], payload[4]]);
+            if let Some(outcome) =
+                super::kill(&self.shared, &self.info.user, u64::from(id), false).await
+            {
+                match outcome {
+                    Ok(()) => self.send_ok(None, self.seq),
+                    Err(err) => self.send_err(&err, self.seq),
+                }
+                return self.flush().await;
+            }
+        }
+        self.exchange(Conn::Primary, &payload, Sink::Client, None)
+            .await
+            .map(drop)
+    }
+
+    /// The connection a plan runs on, opening the second one on first use.
+    async fn connection_for(&mut self, target: &Target) -> Result<Conn, SessionEnd> {
+        let Target::Backend(name) = target else {
+            return Ok(Conn::Primary);
+        };
+        if let Some(side) = &self.secondary {
+            if &side.name == name {
+                return Ok(Conn::Secondary);
+            }
+            return Err(SessionEnd::Backend {
+                message: format!("switchyard: a session can use one second backend at a time; it uses `{}`, a plan asked for `{name}`", side.name),
+                seq: self.seq,
+            });
+        }
+        let snapshot = self.shared.snapshot_full();
+        let config = &snapshot.config;
+        let unknown = || SessionEnd::Backend {
+            message: format!(
+                "switchyard: a plan named backend `{name}`, which is not in `backends:`"
+            ),
+            seq: self.seq,
+        };
+        let backend = config.backends.get(name).ok_or_else(unknown)?;
+        let database = backend
+            .database
+            .clone()
+            .or_else(|| (!self.info.database.is_empty()).then(|| self.info.database.clone()));
+        let login = BackendLoginConfig {
+            user: backend.user.clone(),
+            password: backend.password.clone(),
+            database,
+            charset: self.info.charset,
+            client_capabilities: self.info.capabilities,
+            tls: false,
+            connect_attrs: super::session_attrs(&self.info.connect_attrs, self.info.proxy_id),
+            max_packet_size: self.info.max_packet_size.max(1 << 24),
+            server_public_key: None,
+        };
+        let conn = backend::connect(
+            name,
+            backend,
+            login,
+            config.limits.connect_timeout,
+            self.max_payload,
+        )
+        .await
+        .map_err(|e| SessionEnd::Backend {
+            message: format!("switchyard: {e}"),
+            seq: self.seq,
+        })?;
+        self.secondary = Some(conn);
+        Ok(Conn::Secondary)
+    }
+
+    // ---- answers of the proxy's own --------------------------------------
+
+    fn send_ok(&mut self, affected: Option<Affected>, seq: u8) {
+        let ok = OkPacket {
+            affected_rows: affected.map_or(0, |a| a.rows),
+            last_insert_id: affected.and_then(|a| a.last_insert_id).unwrap_or(0),
+            status: self.primary.status & !SERVER_MORE_RESULTS_EXISTS,
+            ..OkPacket::default()
+        };
+        let mut payload = BytesMut::new();
+        ok.encode(self.info.capabilities, &mut payload);
+        self.seq = packet::encode(seq, &payload, &mut self.client_out);
+    }
+
+    fn send_err(&mut self, err: &ErrPacket, seq: u8) {
+        let mut payload = BytesMut::new();
+        err.encode(&mut payload);
+        self.seq = packet::encode(seq, &payload, &mut self.client_out);
+    }
+
+    async fn flush(&mut self) -> Result<(), SessionEnd> {
+        if self.client_out.is_empty() {
+            return Ok(());
+        }
+        self.client.write_all(&self.client_out).await?;
+        self.client_out.clear();
+        Ok(())
+    }
+
+    // ---- failures and goodbyes ---------------------------------------------
+
+    fn backend_lost(&mut self, conn: Conn, why: &str) -> SessionEnd {
+        let name = &self.side(conn).name;
+        SessionEnd::Backend {
+            message: format!("switchyard: lost the connection to backend `{name}` ({why}); reconnect to start a new session"),
+            seq: self.seq,
+        }
+    }
+
+    fn backend_broken(&mut self, conn: Conn, e: &CodecError) -> SessionEnd {
+        let name = &self.side(conn).name;
+        SessionEnd::Backend {
+            message: format!("switchyard: backend `{name}` sent a response the proxy cannot follow ({e}); closing the session to stay in step"),
+            seq: self.seq,
+        }
+    }
+
+    async fn quit_backends(&mut self) {
+        quit(&mut self.primary).await;
+        if let Some(s) = self.secondary.as_mut() {
+            quit(s).await;
+        }
+    }
+
+    /// Kills the session's backend threads from side connections.
+    fn kill_backends(&self) {
+        let targets = std::iter::once(&self.primary).chain(self.secondary.as_ref());
+        for conn in targets {
+            let shared = self.shared.clone();
+            let (name, thread_id) = (conn.name.clone(), conn.thread_id);
+            tokio::spawn(async move {
+                let snapshot = shared.snapshot_full();
+                let Some(backend) = snapshot.config.backends.get(&name) else {
+                    return;
+                };
+                let timeout = snapshot.config.limits.connect_timeout;
+                if let Err(e) = backend::kill(
+                    &name,
+                    backend,
+                    &backend.user,
+                    &backend.password,
+                    thread_id,
+                    false,
+                    timeout,
+                )
+                .await
+                {
+                    tracing::debug!(error = %e, "killing an abandoned backend thread failed");
+                }
+            });
+        }
+    }
+}
+
+/// Says goodbye to a backend, best effort.
+async fn quit(conn: &mut MyBackend) {
+    let mut out = BytesMut::new();
+    packet::encode(0, &[COM_QUIT], &mut out);
+    let _ = conn.stream.write_all(&out).await;
+    let _ = conn.stream.shutdown().await;
+}
+
+/// A COM_QUERY payload for `sql`.
+fn query_payload(sql: &str) -> BytesMut {
+    let mut payload = BytesMut::with_capacity(sql.len() + 1);
+    payload.put_u8(COM_QUERY);
+    payload.extend_from_slice(sql.as_bytes());
+    payload
+}
+
+/// The session end for a client packet the codec refused.
+fn malformed(e: &CodecError, seq: u8) -> SessionEnd {
+    let (code, text) = match e {
+        CodecError::PayloadTooLarge { .. } => (
+            code::PACKET_TOO_LARGE,
+            format!("Got a packet bigger than the proxy allows (limits.max_frame_bytes): {e}"),
+        ),
+        CodecError::SequenceGap { .. } => {
+            (code::OUT_OF_ORDER, format!("Got packets out of order: {e}"))
+        }
+        e => (
+            code::MALFORMED,
+            format!("Malformed communication packet: {e}"),
+        ),
+    };
+    SessionEnd::ClientProtocol {
+        err: ErrPacket::new(code, "08S01", text),
+        seq,
+    }
+}
+
+/// Counts relayed bytes.
+pub fn count_bytes(direction: &'static str, n: usize) {
+    metrics::counter!(names::BYTES_TOTAL, "protocol" => "mysql", "direction" => direction)
+        .increment(n as u64);
+}

@@ -1,0 +1,298 @@
+//! The backend's answer to one command: copied to the client as whole
+//! physical packets (renumbered), swallowed (the proxy's own statements) or
+//! held (until the proxy's statements after it succeed), with the
+//! [`ResponseTracker`] finding where it ends, and LOAD DATA LOCAL INFILE.
+
+use bytes::{BufMut, BytesMut};
+use switchyard_core::names;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use super::{code, count_bytes, Conn, Reply, Session, SessionEnd, Sink, FLUSH_AT};
+use crate::route::Affected;
+use crate::wire::mysql::handshake::CLIENT_DEPRECATE_EOF;
+use crate::wire::mysql::message::{self, ErrPacket, OkPacket, SERVER_MORE_RESULTS_EXISTS};
+use crate::wire::mysql::packet::{self, HEADER_LEN};
+use crate::wire::mysql::tracker::{Outcome, Progress, ResponseTracker};
+
+impl Session {
+    /// Sends a command to `conn` and relays its response into `sink`.
+    pub(super) async fn exchange(
+        &mut self,
+        conn: Conn,
+        command: &[u8],
+        sink: Sink,
+        affected: Option<Affected>,
+    ) -> Result<Reply, SessionEnd> {
+        self.exchange_inner(conn, command, sink, affected, None)
+            .await
+    }
+
+    /// COM_STMT_PREPARE whose answer carries `proxy_id` instead of the server's id.
+    pub(super) async fn exchange_prepare(
+        &mut self,
+        conn: Conn,
+        command: &[u8],
+        proxy_id: u32,
+    ) -> Result<Reply, SessionEnd> {
+        self.exchange_inner(conn, command, Sink::Client, None, Some(proxy_id))
+            .await
+    }
+
+    async fn exchange_inner(
+        &mut self,
+        conn: Conn,
+        command: &[u8],
+        sink: Sink,
+        affected: Option<Affected>,
+        prepare_id: Option<u32>,
+    ) -> Result<Reply, SessionEnd> {
+        let caps = self.side(conn).capabilities;
+        let tracker = ResponseTracker::for_command(command, caps);
+        let mut out = BytesMut::with_capacity(command.len() + HEADER_LEN);
+        packet::encode(0, command, &mut out);
+        let written = self.side(conn).stream.write_all(&out).await;
+        written.map_err(|e| self.backend_lost(conn, &e.to_string()))?;
+        let mut tracker = match tracker {
+            Ok(t) if !t.is_done() => t,
+            // No answer (COM_STMT_CLOSE, SEND_LONG_DATA).
+            _ => return Ok(Reply::default()),
+        };
+        let mut reply = Reply::default();
+        let mut first = true;
+        let flush_at_end = sink == Sink::Client;
+        let mut sink = sink;
+        loop {
+            while let Some(len) = packet::next_raw_len(&self.side(conn).inbox) {
+                let mut raw = self.side(conn).inbox.split_to(len);
+                let progress = tracker
+                    .feed_physical(&raw[HEADER_LEN..])
+                    .map_err(|e| self.backend_broken(conn, &e))?;
+                if std::mem::take(&mut first) {
+                    if let (Some(id), Some(0x00)) = (prepare_id, raw.get(HEADER_LEN)) {
+                        let backend_id = message::set_statement_id(&mut raw[HEADER_LEN..], id)
+                            .map_err(|e| self.backend_broken(conn, &e))?;
+                        reply.prepared = Some(backend_id);
+                    }
+                }
+                match progress {
+                    Progress::Continue => self.sink(sink, raw, false),
+                    Progress::LocalInfile { .. } => {
+                        if let Some(err) = self.local_infile(conn, sink, raw).await? {
+                            // The client has its answer; the server's own
+                            // answer to the empty file is not for it.
+                            reply.error = Some(err);
+                            sink = Sink::Swallow;
+                        }
+                    }
+                    Progress::ResultEnd {
+                        outcome,
+                        more_results,
+                    } => {
+                        let raw = self.on_result_end(conn, raw, &outcome, affected);
+                        if prepare_id.is_none() {
+                            if let Outcome::Prepared(ok) = &outcome {
+                                reply.prepared = Some(ok.statement_id);
+                            }
+                        }
+                        if let Outcome::Err(err) = outcome {
+                            reply.error.get_or_insert(err);
+                        }
+                        self.sink(sink, raw, true);
+                        if !more_results && tracker.is_done() {
+                            if flush_at_end {
+                                self.flush().await?;
+                            }
+                            return Ok(reply);
+                        }
+                    }
+                }
+            }
+            if self.client_out.len() >= FLUSH_AT {
+                self.flush().await?;
+            }
+            self.fill(conn).await?;
+        }
+    }
+
+    /// Notes the status a result ended with and patches the packet the
+    /// client sees (affected rows and last insert id per the plan).
+    fn on_result_end(
+        &mut self,
+        conn: Conn,
+        raw: BytesMut,
+        outcome: &Outcome,
+        affected: Option<Affected>,
+    ) -> BytesMut {
+        match outcome {
+            Outcome::Ok(ok) => {
+                self.side(conn).status = ok.status;
+                let Some(affected) = affected else { return raw };
+                let patched = OkPacket {
+                    affected_rows: affected.rows,
+                    last_insert_id: affected.last_insert_id.unwrap_or(ok.last_insert_id),
+                    ..ok.clone()
+                };
+                let mut payload = BytesMut::new();
+                patched.encode(self.side(conn).capabilities, &mut payload);
+                let mut out = BytesMut::with_capacity(payload.len() + HEADER_LEN);
+                packet::encode(raw[3], &payload, &mut out);
+                out
+            }
+            Outcome::ResultSet { status, .. } => {
+                self.side(conn).status = *status;
+                raw
+            }
+            _ => raw,
+        }
+    }
+
+    /// Hands one physical packet to its sink.
+    fn sink(&mut self, sink: Sink, mut raw: BytesMut, ends_result: bool) {
+        match sink {
+            Sink::Client => {
+                raw[3] = self.seq;
+                self.seq = self.seq.wrapping_add(1);
+                self.client_out.extend_from_slice(&raw);
+            }
+            Sink::Swallow => {}
+            Sink::Hold => self.held.push((raw.split_off(HEADER_LEN), ends_result)),
+        }
+    }
+
+    /// Sends the held response to the client. With `status`, the last
+    /// result's terminator carries it (the status after the proxy's
+    /// statements, e.g. no longer in the transaction it opened).
+    pub(super) fn release_held(&mut self, status: Option<u16>) {
+        let held = std::mem::take(&mut self.held);
+        let last_end = held.iter().rposition(|(_, end)| *end);
+        let caps = self.primary.capabilities;
+        for (i, (mut payload, _)) in held.into_iter().enumerate() {
+            if let (Some(status), true) = (status, Some(i) == last_end) {
+                payload = with_status(payload, status & !SERVER_MORE_RESULTS_EXISTS, caps);
+            }
+            // Physical payloads of one logical packet stay split as they came.
+            let len = (payload.len() as u32).to_le_bytes();
+            self.client_out.put_slice(&len[..3]);
+            self.client_out.put_u8(self.seq);
+            self.client_out.extend_from_slice(&payload);
+            self.seq = self.seq.wrapping_add(1);
+        }
+    }
+
+    /// LOAD DATA LOCAL INFILE: the server asks for a client file. Relays
+    /// the exchange when allowed; otherwise answers the client with an ERR
+    /// (returned) and the server with an empty file.
+    async fn local_infile(
+        &mut self,
+        conn: Conn,
+        sink: Sink,
+        request: BytesMut,
+    ) -> Result<Option<ErrPacket>, SessionEnd> {
+        let backend_seq = request[3].wrapping_add(1);
+        let allowed = self.shared.snapshot().config.mysql.allow_local_infile;
+        if !allowed || sink != Sink::Client {
+            // Answer the server with an empty file, so it loads nothing and
+            // stays in step; the client never sees the request.
+            let mut out = BytesMut::new();
+            packet::encode(backend_seq, &[], &mut out);
+            let written = self.side(conn).stream.write_all(&out).await;
+            written.map_err(|e| self.backend_lost(conn, &e.to_string()))?;
+            let err = ErrPacket::new(
+                code::NOT_ALLOWED,
+                "42000",
+                "switchyard: LOAD DATA LOCAL INFILE is refused by the proxy (it lets a server read files from the client's machine); set `mysql.allow_local_infile: true` in the proxy's config to allow it",
+            );
+            let mut payload = BytesMut::new();
+            err.encode(&mut payload);
+            let mut raw = BytesMut::new();
+            packet::encode(self.seq, &payload, &mut raw);
+            self.sink(sink, raw, true);
+            metrics::counter!(names::CONNECTION_ERRORS_TOTAL, "protocol" => "mysql", "reason" => "local_infile_refused").increment(1);
+            return Ok(Some(err));
+        }
+        self.sink(sink, request, false);
+        self.flush().await?;
+        let mut backend_seq = backend_seq;
+        loop {
+            while let Some(len) = packet::next_raw_len(&self.client_inbox) {
+                let mut raw = self.client_inbox.split_to(len);
+                raw[3] = backend_seq;
+                backend_seq = backend_seq.wrapping_add(1);
+                self.seq = self.seq.wrapping_add(1);
+                let written = self.side(conn).stream.write_all(&raw).await;
+                written.map_err(|e| self.backend_lost(conn, &e.to_string()))?;
+                if len == HEADER_LEN {
+                    return Ok(None);
+                }
+            }
+            match self.client.read_buf(&mut self.client_inbox).await {
+                Ok(0) | Err(_) => return Err(SessionEnd::ClientVanished),
+                Ok(n) => count_bytes("client_to_server", n),
+            }
+        }
+    }
+
+    /// Reads more of a response from `conn`, watching the client meanwhile.
+    async fn fill(&mut self, conn: Conn) -> Result<(), SessionEnd> {
+        let Session {
+            client,
+            client_inbox,
+            primary,
+            secondary,
+            ..
+        } = self;
+        let side = match (conn, secondary.as_mut()) {
+            (Conn::Secondary, Some(s)) => s,
+            _ => primary,
+        };
+        let watch_client = client_inbox.len() < (1 << 20);
+        let result = tokio::select! {
+            r = side.stream.read_buf(&mut side.inbox) => r,
+            r = client.read_buf(client_inbox), if watch_client => {
+                return match r {
+                    Ok(0) | Err(_) => Err(SessionEnd::ClientVanished),
+                    Ok(n) => {
+                        count_bytes("client_to_server", n);
+                        Ok(())
+                    }
+                };
+            }
+        };
+        match result {
+            Ok(0) => Err(self.backend_lost(conn, "the server closed the connection")),
+            Ok(n) => {
+                count_bytes("server_to_client", n);
+                Ok(())
+            }
+            Err(e) => Err(self.backend_lost(conn, &e.to_string())),
+        }
+    }
+}
+
+/// A result terminator (OK, 0xFE-OK or EOF) payload with another status.
+fn with_status(payload: BytesMut, status: u16, caps: u32) -> BytesMut {
+    match payload.first() {
+        Some(0x00) => match OkPacket::parse(&payload, caps) {
+            Ok(ok) => {
+                let mut out = BytesMut::new();
+                OkPacket { status, ..ok }.encode(caps, &mut out);
+                out
+            }
+            Err(_) => payload,
+        },
+        Some(0xFE) if message::is_eof_packet(&payload) && payload.len() >= 5 => {
+            let mut payload = payload;
+            payload[3..5].copy_from_slice(&status.to_le_bytes());
+            payload
+        }
+        Some(0xFE) if caps & CLIENT_DEPRECATE_EOF != 0 => match OkPacket::parse(&payload, caps) {
+            Ok(ok) => {
+                let mut out = BytesMut::new();
+                OkPacket { status, ..ok }.encode_as_terminator(caps, &mut out);
+                out
+            }
+            Err(_) => payload,
+        },
+        _ => payload,
+    }
+}

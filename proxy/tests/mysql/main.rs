@@ -1,0 +1,10 @@
+//! End-to-end tests of the MySQL proxy against the real MariaDB on
+//! 127.0.0.1:3306, with mysql_async as the client (and a raw client for
+//! malformed input). Each test creates its own database.
+
+mod auth;
+mod clients;
+mod common;
+mod faults;
+mod protocol;
+mod seams;

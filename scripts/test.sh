@@ -4,7 +4,7 @@
 #   1. databases and tools: scripts/ensure-databases.sh, scripts/ensure-tools.sh
 #   2. cargo test --workspace (debug; RUST_TEST_THREADS=2 unless set)
 #   3. cargo build -p switchyard-proxy (debug, re-using step 2's artifacts)
-#   4. tests/e2e/run.sh with that binary (MySQL suites: SWITCHYARD_E2E_MYSQL=1)
+#   4. tests/e2e/run.sh with that binary
 #
 # Ends with the line `N passed, M failed` counting the end-to-end suites, and
 # exits non-zero when anything failed: cargo test, the build or a suite.

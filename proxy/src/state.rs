@@ -50,6 +50,9 @@ pub struct CancelTarget {
     pub secret: i32,
 }
 
+/// The first MySQL connection id the proxy presents to clients.
+pub const FIRST_MYSQL_ID: u32 = 0x4000_0000;
+
 /// A MySQL session's backend thread, for `KILL QUERY <proxy id>`.
 #[derive(Clone, Debug)]
 pub struct KillTarget {
@@ -104,7 +107,11 @@ impl Shared {
             router,
             cancel_keys: DashMap::new(),
             mysql_threads: DashMap::new(),
-            next_mysql_id: AtomicU32::new(1),
+            // Far above the thread ids a server hands out, so a `KILL n`
+            // with a real backend id (from CONNECTION_ID()) is never taken
+            // for a proxy id, and still below 2^31 for clients that read
+            // the id as a signed int.
+            next_mysql_id: AtomicU32::new(FIRST_MYSQL_ID),
             counters: Counters::default(),
             slots,
             started: Instant::now(),

@@ -220,13 +220,12 @@ def test_session_variables(conn):
         assert cur.fetchone() == ("ANSI_QUOTES", "user variable")
 
 
-def test_kill_query_by_handshake_connection_id():
-    # Clients cancel with `KILL QUERY <id>` on a second connection, where id
-    # is what the handshake said (mariadb's Ctrl-C does exactly this).
+def kill_query_interrupts(id_of):
+    """KILL QUERY <id_of(victim)> from a second connection stops a SLEEP(30)."""
     victim = connect(autocommit=True)
     killer = connect(autocommit=True)
     try:
-        tid = victim.thread_id()
+        tid = id_of(victim)
         assert one(victim, "select 1") == (1,)
 
         def later():
@@ -252,12 +251,16 @@ def test_kill_query_by_handshake_connection_id():
         killer.close()
 
 
-def test_connection_id_matches_handshake():
-    c = connect()
-    try:
-        assert one(c, "select connection_id()") == (c.thread_id(),)
-    finally:
-        c.close()
+def test_kill_query_by_handshake_connection_id():
+    # Clients cancel with `KILL QUERY <id>` on a second connection, where id
+    # is what the handshake said (mariadb's Ctrl-C does exactly this).
+    kill_query_interrupts(lambda c: c.thread_id())
+
+
+def test_kill_query_by_server_connection_id():
+    # Through the proxy CONNECTION_ID() is the server's thread id, which
+    # differs from the handshake's; killing by it must work too.
+    kill_query_interrupts(lambda c: one(c, "select connection_id()")[0])
 
 
 @proxy_only

@@ -4,10 +4,10 @@
 #
 # Usage: tests/e2e/run.sh PROXY_BIN [SUITE...]
 #   SUITE: pg_psql pg_pgbench pg_python my_mariadb my_python my_sysbench
-#          (default: all; the my_* suites only run with SWITCHYARD_E2E_MYSQL=1)
+#          (default: all)
 #
 # Environment:
-#   SWITCHYARD_E2E_MYSQL=1   also run the MySQL suites (skipped otherwise)
+#   SWITCHYARD_E2E_MYSQL=0   leave out the MySQL suites (they run by default)
 #   SY_E2E_TIMEOUT=300       seconds one suite may take before it is killed
 #   SY_E2E_KEEP=1            keep the scratch dir and the test databases
 #   SWITCHYARD_LOG           the proxy's log filter (default: info)
@@ -34,7 +34,7 @@ for s in "${SUITES[@]}"; do
     [[ " ${ALL_SUITES[*]} " == *" $s "* ]] || die "unknown suite \`$s\` (known: ${ALL_SUITES[*]})"
 done
 MYSQL_ON=0
-[ "${SWITCHYARD_E2E_MYSQL:-0}" = "1" ] && MYSQL_ON=1
+[ "${SWITCHYARD_E2E_MYSQL:-1}" = "1" ] && MYSQL_ON=1
 SUITE_TIMEOUT=${SY_E2E_TIMEOUT:-300}
 
 need psql "Run scripts/ensure-databases.sh (installs PostgreSQL and its client)."

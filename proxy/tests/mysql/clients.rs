@@ -1,8 +1,8 @@
 //! Real client programs through the proxy: the `mariadb` CLI (scripts and
-//! Ctrl-C), PyMySQL and sysbench. Each test is skipped, with a note, when
-//! its program is not installed: `apt-get install mariadb-client sysbench`,
-//! and for PyMySQL a virtualenv named by `SWITCHYARD_PYTHON`
-//! (`python3 -m venv .venv && .venv/bin/pip install pymysql`).
+//! Ctrl-C), PyMySQL and sysbench. A missing program fails its test with
+//! the command that installs it (`scripts/ensure-databases.sh`,
+//! `scripts/ensure-tools.sh sysbench python`); PyMySQL comes from the
+//! repository's `.venv`, or the interpreter named by `SWITCHYARD_PYTHON`.
 
 use std::process::Stdio;
 use std::time::{Duration, Instant};
@@ -11,7 +11,7 @@ use tokio::process::Command;
 
 use crate::common::{self, Proxy};
 
-/// Whether `program` runs at all.
+/// Asserts that `program` runs at all.
 async fn installed(program: &str, arg: &str) -> bool {
     let status = Command::new(program)
         .arg(arg)
@@ -19,11 +19,11 @@ async fn installed(program: &str, arg: &str) -> bool {
         .stderr(Stdio::null())
         .status()
         .await;
-    let ok = status.is_ok_and(|s| s.success());
-    if !ok {
-        eprintln!("skipped: `{program}` is not installed");
-    }
-    ok
+    assert!(
+        status.is_ok_and(|s| s.success()),
+        "`{program}` is not installed; run scripts/ensure-databases.sh and scripts/ensure-tools.sh sysbench"
+    );
+    true
 }
 
 fn cli(proxy: &Proxy, db: &str) -> Command {
@@ -120,16 +120,17 @@ async fn mariadb_cli_ctrl_c_kills_the_running_query() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pymysql_works_through_the_proxy() {
-    let python = std::env::var("SWITCHYARD_PYTHON").unwrap_or_else(|_| "python3".into());
+    let venv = concat!(env!("CARGO_MANIFEST_DIR"), "/../.venv/bin/python");
+    let python = std::env::var("SWITCHYARD_PYTHON").unwrap_or_else(|_| venv.to_string());
     let probe = Command::new(&python)
         .args(["-c", "import pymysql"])
         .stderr(Stdio::null())
         .status()
         .await;
-    if !probe.is_ok_and(|s| s.success()) {
-        eprintln!("skipped: `{python}` cannot import pymysql; set SWITCHYARD_PYTHON to a virtualenv's python with PyMySQL");
-        return;
-    }
+    assert!(
+        probe.is_ok_and(|s| s.success()),
+        "`{python}` cannot import pymysql; run scripts/ensure-tools.sh python (or set SWITCHYARD_PYTHON)"
+    );
     let proxy = common::start_default().await;
     let db = common::create_db("pymysql").await;
     let script = r#"

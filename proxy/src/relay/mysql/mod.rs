@@ -28,7 +28,7 @@ use tokio::sync::OnceCell;
 
 use self::backend::{BackendError, MyBackend};
 use self::session::{ClientInfo, Session};
-use crate::relay::stream::ClientStream;
+use crate::relay::stream::{ClientStream, Replayed};
 use crate::state::{KillTarget, Shared, Snapshot};
 use crate::wire::mysql::auth::{
     AuthPlugin, AuthStep, Rejection, RsaKeys, ServerAuth, REQUEST_PUBLIC_KEY,
@@ -558,18 +558,15 @@ async fn client_hello(
                     ))
                 }
             };
-            if !client.inbox.is_empty() {
-                return Err(bad(
-                    first.seq,
-                    "data arrived before the TLS handshake".into(),
-                ));
-            }
             let ClientStream::Plain(tcp) =
                 std::mem::replace(&mut client.stream, ClientStream::Closed)
             else {
                 return Err(bad(first.seq, "TLS was already negotiated".into()));
             };
-            let tls = acceptor.accept(tcp).await.map_err(|e| {
+            // The client does not wait for an answer to its SSLRequest: the
+            // TLS handshake may already be in the buffer.
+            let early = client.inbox.split();
+            let tls = acceptor.accept(Replayed::new(tcp, early)).await.map_err(|e| {
                 let mut r = Refusal::gone();
                 r.reason = "tls";
                 r.err.message = format!("TLS handshake failed: {e}");

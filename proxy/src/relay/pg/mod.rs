@@ -15,7 +15,7 @@ use tokio::net::TcpStream;
 
 use self::backend::{BackendError, Login};
 use self::session::{ClientInfo, Session};
-use crate::relay::stream::ClientStream;
+use crate::relay::stream::{ClientStream, Replayed};
 use crate::state::{CancelTarget, Shared};
 use crate::wire::pg::auth::{self, PasswordSecret, ScramServer};
 use crate::wire::pg::frame::{self, Startup};
@@ -166,7 +166,7 @@ async fn login(shared: &Arc<Shared>, client: &mut Client) -> Result<Option<Logge
                     let ClientStream::Plain(tcp) = std::mem::replace(&mut client.stream, ClientStream::Closed) else {
                         unreachable!("matched above");
                     };
-                    let tls = acceptor.accept(tcp).await?;
+                    let tls = acceptor.accept(Replayed::new(tcp, BytesMut::new())).await?;
                     client.stream = ClientStream::Tls(Box::new(tls));
                 }
                 _ => client.stream.write_all(b"N").await?,

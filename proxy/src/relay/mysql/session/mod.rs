@@ -396,7 +396,7 @@ impl Session {
     /// Classifies and decides one statement, counting it.
     fn decide(&self, sql: &str) -> Decision {
         let statement = self.shared.classifier.classify(Dialect::Mysql, sql);
-        metrics::counter!(names::STATEMENTS_TOTAL, "protocol" => "mysql", "kind" => kind_label(statement.kind)).increment(1);
+        meters().statements[statement.kind as usize].increment(1);
         let facts = SessionFacts {
             dialect: Dialect::Mysql,
             user: &self.info.user,
@@ -715,8 +715,34 @@ fn malformed(e: &CodecError, seq: u8) -> SessionEnd {
     }
 }
 
+/// Metric handles, registered once: a lookup per packet would cost more
+/// than the counting.
+struct Meters {
+    client_bytes: metrics::Counter,
+    server_bytes: metrics::Counter,
+    /// `switchyard_statements_total` by kind, in `StatementKind` order.
+    statements: [metrics::Counter; 5],
+}
+
+fn meters() -> &'static Meters {
+    static METERS: std::sync::OnceLock<Meters> = std::sync::OnceLock::new();
+    METERS.get_or_init(|| {
+        use crate::route::classify::StatementKind::*;
+        let bytes = |direction: &'static str| {
+            metrics::counter!(names::BYTES_TOTAL, "protocol" => "mysql", "direction" => direction)
+        };
+        let kind = |kind| metrics::counter!(names::STATEMENTS_TOTAL, "protocol" => "mysql", "kind" => kind_label(kind));
+        Meters {
+            client_bytes: bytes("client_to_server"),
+            server_bytes: bytes("server_to_client"),
+            statements: [kind(Read), kind(Write), kind(Ddl), kind(Transaction), kind(Other)],
+        }
+    })
+}
+
 /// Counts relayed bytes.
 pub fn count_bytes(direction: &'static str, n: usize) {
-    metrics::counter!(names::BYTES_TOTAL, "protocol" => "mysql", "direction" => direction)
-        .increment(n as u64);
+    let meters = meters();
+    let counter = if direction == "client_to_server" { &meters.client_bytes } else { &meters.server_bytes };
+    counter.increment(n as u64);
 }

@@ -54,4 +54,10 @@ pub struct MysqlOptions {
     /// Whether `LOAD DATA LOCAL INFILE` may pass through. Off by default:
     /// it lets a server read files from the client's machine.
     pub allow_local_infile: bool,
+    /// Whether caching_sha2_password logins always run full authentication
+    /// (the password over TLS, or RSA-encrypted without TLS), as a MySQL
+    /// server with a cold cache does. Off by default: the proxy knows the
+    /// password, so the fast-path scramble already proves it, and some
+    /// drivers cannot fetch the RSA key without an extra option.
+    pub caching_sha2_full_auth: bool,
 }

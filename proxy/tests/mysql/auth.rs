@@ -59,6 +59,38 @@ async fn each_method_accepts_the_right_password_and_denies_a_wrong_one() {
 }
 
 #[tokio::test]
+async fn caching_sha2_full_authentication_over_rsa_and_over_tls() {
+    let dir = tempfile::tempdir().unwrap();
+    let cert = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+    let (cert_path, key_path) = (dir.path().join("server.crt"), dir.path().join("server.key"));
+    std::fs::write(&cert_path, cert.cert.pem()).unwrap();
+    std::fs::write(&key_path, cert.signing_key.serialize_pem()).unwrap();
+    let yaml = format!(
+        "{}tls: {{ cert: {}, key: {} }}\nmysql: {{ caching_sha2_full_auth: true }}\n",
+        base_yaml(),
+        cert_path.display(),
+        key_path.display()
+    );
+    let proxy = common::start(&yaml, Arc::new(MigrationRouter)).await;
+    // Without TLS the client asks for the proxy's RSA key and sends the
+    // password encrypted with it.
+    let first = proxy.try_connect("app_sha2", "sha2pass", None).await;
+    let metrics = switchyard_proxy::admin::recorder().render();
+    works(first.unwrap_or_else(|e| panic!("full auth over RSA: {e}\n{metrics}"))).await;
+    assert_denied(&proxy, "app_sha2", "wrong").await;
+    // Over TLS the client sends the password itself.
+    let ssl = SslOpts::default()
+        .with_danger_accept_invalid_certs(true)
+        .with_danger_skip_domain_validation(true);
+    let conn = Conn::new(proxy.opts("app_sha2", "sha2pass", None).ssl_opts(ssl.clone()))
+        .await
+        .expect("full auth over TLS");
+    works(conn).await;
+    let err = Conn::new(proxy.opts("app_sha2", "wrong", None).ssl_opts(ssl)).await.unwrap_err();
+    assert_eq!(common::server_error(&err).0, 1045);
+}
+
+#[tokio::test]
 async fn tls_with_a_self_signed_certificate() {
     let dir = tempfile::tempdir().unwrap();
     let cert = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();

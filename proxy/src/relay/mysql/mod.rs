@@ -430,7 +430,8 @@ async fn login(
         None => (AuthPlugin::CachingSha2Password, None),
     };
     let secure = client.stream.is_tls();
-    let auth = authenticate(client, &hello, seq, salt, plugin, password, secure).await;
+    let login = Credentials { plugin, password, secure, full_auth: config.mysql.caching_sha2_full_auth };
+    let auth = authenticate(client, &hello, seq, salt, login).await;
     let ((packets, ok_seq), user) = match (auth, user) {
         (Ok(accepted), Some(user)) => (accepted, user),
         (Ok((_, ok_seq)), None) => {
@@ -582,6 +583,19 @@ async fn client_hello(
     }
 }
 
+/// What a client's login is checked against.
+struct Credentials {
+    /// The user's method.
+    plugin: AuthPlugin,
+    /// The user's password; `None` for an unknown user (the exchange runs
+    /// the same and fails at the end).
+    password: Option<Vec<u8>>,
+    /// The client connection is encrypted.
+    secure: bool,
+    /// `mysql.caching_sha2_full_auth`.
+    full_auth: bool,
+}
+
 /// Runs the authentication exchange. On success returns the packets to
 /// send before the OK (caching_sha2 fast-auth success) and the OK's
 /// sequence id; the backend login happens before either is sent.
@@ -590,11 +604,12 @@ async fn authenticate(
     hello: &HandshakeResponse41,
     seq: u8,
     salt: [u8; 20],
-    plugin: AuthPlugin,
-    password: Option<Vec<u8>>,
-    secure: bool,
+    login: Credentials,
 ) -> Result<(Vec<Packet>, u8), Refusal> {
-    let mut auth = ServerAuth::new(salt, plugin, password, secure).strict(true);
+    let secure = login.secure;
+    let mut auth = ServerAuth::new(salt, login.plugin, login.password, secure)
+        .strict(true)
+        .force_full_auth(login.full_auth);
     let mut step = auth.start(hello, seq, None);
     loop {
         match step {

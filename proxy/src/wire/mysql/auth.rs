@@ -505,9 +505,8 @@ impl ServerAuth {
                 self.finish(ok, seq, Vec::new())
             }
             AuthPlugin::CachingSha2Password if self.force_full_auth => {
-                if !self.secure && keys.is_none() {
-                    return self.reject(Rejection::InsecureTransport, seq);
-                }
+                // Without TLS the keys are needed only once the client asks
+                // for them (its next packet); the relay makes them then.
                 self.stage = Stage::FullAuth;
                 let more = [PERFORM_FULL_AUTHENTICATION];
                 AuthStep::Send(packet(seq.wrapping_add(1), |out| {
@@ -925,7 +924,7 @@ pub(crate) mod tests {
             auth.next(3, b"pw\0", Some(keys)),
             AuthStep::Rejected { .. }
         ));
-        // And without keys full auth cannot even start.
+        // Without keys, the key request is refused.
         let mut auth = ServerAuth::new(
             SALT,
             AuthPlugin::CachingSha2Password,
@@ -933,7 +932,8 @@ pub(crate) mod tests {
             false,
         )
         .force_full_auth(true);
-        let step = auth.start(&hello(CACHING_SHA2_PASSWORD, vec![]), 1, None);
+        auth.start(&hello(CACHING_SHA2_PASSWORD, vec![]), 1, None);
+        let step = auth.next(3, &[REQUEST_PUBLIC_KEY], None);
         assert!(matches!(
             step,
             AuthStep::Rejected {

@@ -37,7 +37,9 @@ impl Session {
             None => (AuthPlugin::CachingSha2Password, None),
         };
         let secure = self.client.is_tls();
-        let mut auth = ServerAuth::new(self.info.salt, plugin, password, secure).strict(true);
+        let mut auth = ServerAuth::new(self.info.salt, plugin, password, secure)
+            .strict(true)
+            .force_full_auth(config.mysql.caching_sha2_full_auth);
         let mut step = auth.start(&change, 0, None);
         let (packets, ok_seq) = loop {
             match step {

@@ -39,7 +39,9 @@ enum PlanAction {
 fn main() -> ExitCode {
     let args = Args::parse();
     match args.command {
-        Command::Plan { action: PlanAction::Check } => plan_check(&args.config, args.json),
+        Command::Plan {
+            action: PlanAction::Check,
+        } => plan_check(&args.config, args.json),
     }
 }
 
@@ -52,9 +54,16 @@ fn plan_check(path: &std::path::Path, json: bool) -> ExitCode {
                     .iter()
                     .map(|m| serde_json::json!({ "id": m.id, "phase": m.phase.as_str() }))
                     .collect();
-                println!("{}", serde_json::json!({ "ok": true, "migrations": migrations }));
+                println!(
+                    "{}",
+                    serde_json::json!({ "ok": true, "migrations": migrations })
+                );
             } else {
-                println!("{}: valid, {} migration(s)", path.display(), config.migrations.len());
+                println!(
+                    "{}: valid, {} migration(s)",
+                    path.display(),
+                    config.migrations.len()
+                );
                 for m in &config.migrations {
                     println!("  {} (phase {})", m.id, m.phase.as_str());
                 }
@@ -63,7 +72,10 @@ fn plan_check(path: &std::path::Path, json: bool) -> ExitCode {
         }
         Err(e) => {
             if json {
-                println!("{}", serde_json::json!({ "ok": false, "error": e.to_string() }));
+                println!(
+                    "{}",
+                    serde_json::json!({ "ok": false, "error": e.to_string() })
+                );
             } else {
                 eprintln!("switchyard: {e}");
             }

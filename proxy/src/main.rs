@@ -22,7 +22,12 @@ struct Args {
     #[arg(long, short, env = "SWITCHYARD_CONFIG")]
     config: PathBuf,
     /// Log format.
-    #[arg(long, value_enum, default_value = "text", env = "SWITCHYARD_LOG_FORMAT")]
+    #[arg(
+        long,
+        value_enum,
+        default_value = "text",
+        env = "SWITCHYARD_LOG_FORMAT"
+    )]
     log_format: LogFormat,
     /// Log filter, e.g. `info` or `switchyard_proxy=debug`.
     #[arg(long, default_value = "info", env = "SWITCHYARD_LOG")]
@@ -31,7 +36,8 @@ struct Args {
 
 fn main() -> std::process::ExitCode {
     let args = Args::parse();
-    let filter = tracing_subscriber::EnvFilter::try_new(&args.log).unwrap_or_else(|_| "info".into());
+    let filter =
+        tracing_subscriber::EnvFilter::try_new(&args.log).unwrap_or_else(|_| "info".into());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
@@ -63,7 +69,8 @@ fn main() -> std::process::ExitCode {
 }
 
 async fn run(config: Config, path: PathBuf) -> anyhow::Result<()> {
-    let running = switchyard_proxy::server::start(config, Some(path), Arc::new(MigrationRouter)).await?;
+    let running =
+        switchyard_proxy::server::start(config, Some(path), Arc::new(MigrationRouter)).await?;
     let mut term = signal(SignalKind::terminate())?;
     let mut int = signal(SignalKind::interrupt())?;
     tokio::select! {

@@ -76,7 +76,11 @@ fn grow_slots(shared: &Shared, old: &Config, new: &Config) {
     if now > was {
         shared.slots.add_permits(now - was);
     } else if now < was {
-        tracing::warn!(was, now, "limits.max_connections can only shrink at restart");
+        tracing::warn!(
+            was,
+            now,
+            "limits.max_connections can only shrink at restart"
+        );
     }
 }
 

@@ -27,7 +27,11 @@ pub struct Running {
 
 /// Starts every configured listener. With `config_path`, the file is
 /// watched for changes.
-pub async fn start(config: Config, config_path: Option<PathBuf>, router: Arc<dyn Route>) -> anyhow::Result<Running> {
+pub async fn start(
+    config: Config,
+    config_path: Option<PathBuf>,
+    router: Arc<dyn Route>,
+) -> anyhow::Result<Running> {
     crate::admin::recorder();
     let snapshot = Snapshot::build(config, 1)?;
     let shared = Shared::new(snapshot, router);
@@ -41,10 +45,18 @@ pub async fn start(config: Config, config_path: Option<PathBuf>, router: Arc<dyn
     };
     let workers = Arc::new(Workers::start(config.limits.worker_threads)?);
     if let Some(addr) = config.listen.postgres {
-        running.postgres = Some(crate::relay::listen(shared.clone(), addr, Protocol::Postgres, workers.clone()).await?.0);
+        running.postgres = Some(
+            crate::relay::listen(shared.clone(), addr, Protocol::Postgres, workers.clone())
+                .await?
+                .0,
+        );
     }
     if let Some(addr) = config.listen.mysql {
-        running.mysql = Some(crate::relay::listen(shared.clone(), addr, Protocol::Mysql, workers).await?.0);
+        running.mysql = Some(
+            crate::relay::listen(shared.clone(), addr, Protocol::Mysql, workers)
+                .await?
+                .0,
+        );
     }
     if let Some(addr) = config.admin.listen {
         running.admin = Some(crate::admin::serve(shared.clone(), addr).await?);

@@ -38,9 +38,9 @@ struct AdminState {
 /// Binds the admin listener and serves it in the background until the
 /// process exits (it stays up while draining, so health checks see it).
 pub async fn serve(shared: Arc<Shared>, addr: SocketAddr) -> anyhow::Result<SocketAddr> {
-    let listener = TcpListener::bind(addr)
-        .await
-        .map_err(|e| anyhow::anyhow!("admin.listen: cannot listen on {addr}: {e}; pick a free address"))?;
+    let listener = TcpListener::bind(addr).await.map_err(|e| {
+        anyhow::anyhow!("admin.listen: cannot listen on {addr}: {e}; pick a free address")
+    })?;
     let local = listener.local_addr()?;
     let state = AdminState {
         shared,

@@ -48,7 +48,12 @@ pub async fn listen(
     Ok((local, handle))
 }
 
-async fn accept_loop(shared: Arc<Shared>, listener: TcpListener, protocol: Protocol, workers: Arc<Workers>) {
+async fn accept_loop(
+    shared: Arc<Shared>,
+    listener: TcpListener,
+    protocol: Protocol,
+    workers: Arc<Workers>,
+) {
     let label = protocol_label(protocol);
     // The listener stays open while draining: a new client is told why it
     // is refused (57P01 / ER_SERVER_SHUTDOWN) instead of finding the port

@@ -20,7 +20,12 @@ pub fn acceptor(tls: &Tls) -> anyhow::Result<TlsAcceptor> {
     };
     let certs = rustls_pemfile::certs(&mut open(&tls.cert, "cert")?)
         .collect::<Result<Vec<_>, _>>()
-        .with_context(|| format!("tls.cert: `{}` is not a PEM certificate", tls.cert.display()))?;
+        .with_context(|| {
+            format!(
+                "tls.cert: `{}` is not a PEM certificate",
+                tls.cert.display()
+            )
+        })?;
     if certs.is_empty() {
         anyhow::bail!(
             "tls.cert: `{}` holds no certificate; give a PEM file with BEGIN CERTIFICATE blocks",

@@ -40,7 +40,9 @@ impl Workers {
         let mut queues = Vec::with_capacity(count);
         for index in 0..count {
             let (tx, mut rx) = mpsc::unbounded_channel::<Job>();
-            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
             std::thread::Builder::new()
                 .name(format!("switchyard-worker-{index}"))
                 .spawn(move || {

@@ -82,11 +82,17 @@ async fn caching_sha2_full_authentication_over_rsa_and_over_tls() {
     let ssl = SslOpts::default()
         .with_danger_accept_invalid_certs(true)
         .with_danger_skip_domain_validation(true);
-    let conn = Conn::new(proxy.opts("app_sha2", "sha2pass", None).ssl_opts(ssl.clone()))
-        .await
-        .expect("full auth over TLS");
+    let conn = Conn::new(
+        proxy
+            .opts("app_sha2", "sha2pass", None)
+            .ssl_opts(ssl.clone()),
+    )
+    .await
+    .expect("full auth over TLS");
     works(conn).await;
-    let err = Conn::new(proxy.opts("app_sha2", "wrong", None).ssl_opts(ssl)).await.unwrap_err();
+    let err = Conn::new(proxy.opts("app_sha2", "wrong", None).ssl_opts(ssl))
+        .await
+        .unwrap_err();
     assert_eq!(common::server_error(&err).0, 1045);
 }
 

@@ -324,21 +324,33 @@ async fn ensure_password_roles() {
         .await
         .unwrap();
     let hba: String = admin.query_one("SHOW hba_file", &[]).await.unwrap().get(0);
-    let text = std::fs::read_to_string(&hba).unwrap_or_else(|e| panic!("read {hba}: {e} (run the tests as root)"));
+    let text = std::fs::read_to_string(&hba)
+        .unwrap_or_else(|e| panic!("read {hba}: {e} (run the tests as root)"));
     if !text.contains("switchyard_scram") {
         let lines = "# switchyard tests: the proxy's backend login against real password auth\n\
                      host all switchyard_scram 127.0.0.1/32 scram-sha-256\n\
                      host all switchyard_md5 127.0.0.1/32 md5\n";
-        std::fs::write(&hba, format!("{lines}{text}")).unwrap_or_else(|e| panic!("write {hba}: {e}"));
-        admin.batch_execute("SELECT pg_reload_conf()").await.unwrap();
+        std::fs::write(&hba, format!("{lines}{text}"))
+            .unwrap_or_else(|e| panic!("write {hba}: {e}"));
+        admin
+            .batch_execute("SELECT pg_reload_conf()")
+            .await
+            .unwrap();
     }
     // The reload is asynchronous: wait until the server asks for a password.
-    common::eventually(common::DEADLINE, "the server to demand passwords from switchyard_scram", || async {
-        tokio_postgres::connect("host=127.0.0.1 port=5432 user=switchyard_scram dbname=postgres", tokio_postgres::NoTls)
+    common::eventually(
+        common::DEADLINE,
+        "the server to demand passwords from switchyard_scram",
+        || async {
+            tokio_postgres::connect(
+                "host=127.0.0.1 port=5432 user=switchyard_scram dbname=postgres",
+                tokio_postgres::NoTls,
+            )
             .await
             .is_err()
             .then_some(())
-    })
+        },
+    )
     .await;
 }
 
@@ -353,16 +365,34 @@ fn password_backend_yaml(user: &str, password: &str) -> String {
 async fn backend_login_uses_scram_and_md5_with_configured_credentials() {
     ensure_password_roles().await;
     let db = common::create_db("auth_backend").await;
-    for (user, password) in [("switchyard_scram", "scram-secret"), ("switchyard_md5", "md5-secret")] {
-        let proxy = common::start(&password_backend_yaml(user, password), Arc::new(MigrationRouter)).await;
+    for (user, password) in [
+        ("switchyard_scram", "scram-secret"),
+        ("switchyard_md5", "md5-secret"),
+    ] {
+        let proxy = common::start(
+            &password_backend_yaml(user, password),
+            Arc::new(MigrationRouter),
+        )
+        .await;
         let client = proxy.connect(&db).await;
-        let who: String = client.query_one("SELECT current_user::text", &[]).await.unwrap().get(0);
+        let who: String = client
+            .query_one("SELECT current_user::text", &[])
+            .await
+            .unwrap()
+            .get(0);
         assert_eq!(who, user);
 
         // A wrong backend password: the client gets the server's refusal,
         // once, and the proxy goes on serving.
-        let proxy = common::start(&password_backend_yaml(user, "wrong"), Arc::new(MigrationRouter)).await;
-        let err = proxy.try_connect("app", "app", &db).await.expect_err("backend refuses the login");
+        let proxy = common::start(
+            &password_backend_yaml(user, "wrong"),
+            Arc::new(MigrationRouter),
+        )
+        .await;
+        let err = proxy
+            .try_connect("app", "app", &db)
+            .await
+            .expect_err("backend refuses the login");
         let db_err = err.as_db_error().expect("a server error, relayed");
         assert_eq!(db_err.code(), &SqlState::INVALID_PASSWORD);
         assert!(db_err.message().contains(user), "{}", db_err.message());

@@ -10,12 +10,14 @@ use switchyard_proxy::route::{MigrationRouter, Route};
 use switchyard_proxy::server::{self, Running};
 use tokio_postgres::{Client, NoTls};
 
-
 /// A direct connection to the real server.
 pub async fn direct(db: &str) -> Client {
-    let (client, conn) = tokio_postgres::connect(&format!("host=127.0.0.1 port=5432 user=postgres dbname={db}"), NoTls)
-        .await
-        .expect("PostgreSQL on 127.0.0.1:5432 (run scripts/ensure-databases.sh)");
+    let (client, conn) = tokio_postgres::connect(
+        &format!("host=127.0.0.1 port=5432 user=postgres dbname={db}"),
+        NoTls,
+    )
+    .await
+    .expect("PostgreSQL on 127.0.0.1:5432 (run scripts/ensure-databases.sh)");
     tokio::spawn(conn);
     client
 }
@@ -23,14 +25,20 @@ pub async fn direct(db: &str) -> Client {
 /// Creates a fresh database named after the test.
 pub async fn create_db(prefix: &str) -> String {
     let name = format!("sy_{prefix}_{}", rand::random::<u32>());
-    direct("postgres").await.batch_execute(&format!("CREATE DATABASE {name}")).await.unwrap();
+    direct("postgres")
+        .await
+        .batch_execute(&format!("CREATE DATABASE {name}"))
+        .await
+        .unwrap();
     name
 }
 
 /// Drops a test database, ending any session still in it.
 pub async fn drop_db(name: &str) {
     let admin = direct("postgres").await;
-    let _ = admin.batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).await;
+    let _ = admin
+        .batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+        .await;
 }
 
 /// The users and backend every test config starts from.
@@ -59,8 +67,11 @@ pub struct Proxy {
 
 /// Starts a proxy from YAML with a router.
 pub async fn start(yaml: &str, router: Arc<dyn Route>) -> Proxy {
-    let config = Config::from_yaml(yaml, Path::new("."), &|_| None).unwrap_or_else(|e| panic!("test config: {e}"));
-    let running = server::start(config, None, router).await.expect("proxy starts");
+    let config = Config::from_yaml(yaml, Path::new("."), &|_| None)
+        .unwrap_or_else(|e| panic!("test config: {e}"));
+    let running = server::start(config, None, router)
+        .await
+        .expect("proxy starts");
     let addr = running.postgres.expect("postgres listener");
     Proxy { running, addr }
 }
@@ -82,11 +93,18 @@ impl Proxy {
 
     /// Connects through the proxy as `app`.
     pub async fn connect(&self, db: &str) -> Client {
-        self.try_connect("app", "app", db).await.expect("connect through the proxy")
+        self.try_connect("app", "app", db)
+            .await
+            .expect("connect through the proxy")
     }
 
     /// Connects through the proxy, returning the error if login fails.
-    pub async fn try_connect(&self, user: &str, password: &str, db: &str) -> Result<Client, tokio_postgres::Error> {
+    pub async fn try_connect(
+        &self,
+        user: &str,
+        password: &str,
+        db: &str,
+    ) -> Result<Client, tokio_postgres::Error> {
         let (client, conn) = tokio_postgres::connect(&self.dsn(user, password, db), NoTls).await?;
         tokio::spawn(conn);
         Ok(client)
@@ -140,12 +158,21 @@ pub async fn connect_watched(dsn: &str) -> Result<Watched, tokio_postgres::Error
         }
         Ok(())
     });
-    Ok(Watched { client, messages, conn })
+    Ok(Watched {
+        client,
+        messages,
+        conn,
+    })
 }
 
 impl Proxy {
     /// Connects through the proxy and watches the connection.
-    pub async fn connect_watched(&self, user: &str, password: &str, db: &str) -> Result<Watched, tokio_postgres::Error> {
+    pub async fn connect_watched(
+        &self,
+        user: &str,
+        password: &str,
+        db: &str,
+    ) -> Result<Watched, tokio_postgres::Error> {
         connect_watched(&self.dsn(user, password, db)).await
     }
 
@@ -177,7 +204,9 @@ pub fn write_atomically(path: &Path, text: &str) {
 /// A plain HTTP/1.0 GET; returns the status code and the body.
 pub async fn http_get(addr: SocketAddr, path: &str) -> (u16, String) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut stream = tokio::net::TcpStream::connect(addr).await.expect("admin listener reachable");
+    let mut stream = tokio::net::TcpStream::connect(addr)
+        .await
+        .expect("admin listener reachable");
     stream
         .write_all(format!("GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").as_bytes())
         .await
@@ -210,7 +239,10 @@ pub struct Forwarder {
 impl Forwarder {
     /// Starts forwarding on a free port.
     pub async fn start() -> Forwarder {
-        let mut forwarder = Forwarder { port: 0, task: None };
+        let mut forwarder = Forwarder {
+            port: 0,
+            task: None,
+        };
         forwarder.up().await;
         forwarder
     }
@@ -220,15 +252,20 @@ impl Forwarder {
         assert!(self.task.is_none(), "forwarder already running");
         let socket = tokio::net::TcpSocket::new_v4().unwrap();
         socket.set_reuseaddr(true).unwrap();
-        socket.bind(SocketAddr::from(([127, 0, 0, 1], self.port))).unwrap();
+        socket
+            .bind(SocketAddr::from(([127, 0, 0, 1], self.port)))
+            .unwrap();
         let listener = socket.listen(128).unwrap();
         self.port = listener.local_addr().unwrap().port();
         self.task = Some(tokio::spawn(async move {
             let mut relays = tokio::task::JoinSet::new();
             loop {
-                let Ok((mut inbound, _)) = listener.accept().await else { continue };
+                let Ok((mut inbound, _)) = listener.accept().await else {
+                    continue;
+                };
                 relays.spawn(async move {
-                    if let Ok(mut outbound) = tokio::net::TcpStream::connect("127.0.0.1:5432").await {
+                    if let Ok(mut outbound) = tokio::net::TcpStream::connect("127.0.0.1:5432").await
+                    {
                         let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
                     }
                 });
@@ -258,7 +295,9 @@ impl RawPg {
     /// Opens a TCP connection without logging in.
     pub async fn open(addr: SocketAddr) -> RawPg {
         RawPg {
-            stream: tokio::net::TcpStream::connect(addr).await.expect("proxy reachable"),
+            stream: tokio::net::TcpStream::connect(addr)
+                .await
+                .expect("proxy reachable"),
             buf: bytes::BytesMut::new(),
         }
     }
@@ -281,7 +320,11 @@ impl RawPg {
         for (tag, body) in raw.until_ready().await {
             assert_ne!(tag, b'E', "login failed: {:?}", error_fields(&body));
             if tag == b'R' {
-                assert_eq!(&body[..4], &[0, 0, 0, 0], "trust login expects AuthenticationOk");
+                assert_eq!(
+                    &body[..4],
+                    &[0, 0, 0, 0],
+                    "trust login expects AuthenticationOk"
+                );
             }
         }
         raw
@@ -290,7 +333,10 @@ impl RawPg {
     /// Writes bytes as they are.
     pub async fn send(&mut self, bytes: &[u8]) {
         use tokio::io::AsyncWriteExt;
-        self.stream.write_all(bytes).await.expect("write to the proxy");
+        self.stream
+            .write_all(bytes)
+            .await
+            .expect("write to the proxy");
     }
 
     /// The next frame as (tag, body), or `None` once the proxy closed the
@@ -299,7 +345,9 @@ impl RawPg {
         use tokio::io::AsyncReadExt;
         loop {
             if self.buf.len() >= 5 {
-                let len = i32::from_be_bytes([self.buf[1], self.buf[2], self.buf[3], self.buf[4]]) as usize + 1;
+                let len = i32::from_be_bytes([self.buf[1], self.buf[2], self.buf[3], self.buf[4]])
+                    as usize
+                    + 1;
                 if self.buf.len() >= len {
                     let frame = self.buf.split_to(len);
                     return Some((frame[0], frame[5..].to_vec()));
@@ -344,7 +392,10 @@ impl RawPg {
     pub async fn until_ready(&mut self) -> Vec<(u8, Vec<u8>)> {
         let mut frames = Vec::new();
         loop {
-            let frame = self.frame().await.expect("connection open until ReadyForQuery");
+            let frame = self
+                .frame()
+                .await
+                .expect("connection open until ReadyForQuery");
             let done = frame.0 == b'Z';
             frames.push(frame);
             if done {

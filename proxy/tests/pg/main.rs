@@ -2,9 +2,9 @@
 //! 127.0.0.1:5432, with tokio-postgres as the client. Each test creates its
 //! own database.
 
-mod common;
-mod seams;
 mod auth;
+mod common;
 mod faults;
 mod lifecycle;
 mod protocol;
+mod seams;

@@ -43,12 +43,16 @@ async fn setup(prefix: &str) -> (common::Proxy, String, String) {
     let db2 = common::create_db(&format!("{prefix}2")).await;
     let direct = common::direct(&db).await;
     direct
-        .batch_execute("CREATE TABLE audit (id serial, note text); CREATE TABLE t (id int primary key)")
+        .batch_execute(
+            "CREATE TABLE audit (id serial, note text); CREATE TABLE t (id int primary key)",
+        )
         .await
         .unwrap();
     common::direct(&db2)
         .await
-        .batch_execute("CREATE TABLE only_in_2 (v text); INSERT INTO only_in_2 VALUES ('from second')")
+        .batch_execute(
+            "CREATE TABLE only_in_2 (v text); INSERT INTO only_in_2 VALUES ('from second')",
+        )
         .await
         .unwrap();
     let yaml = base_yaml().replace(
@@ -93,8 +97,14 @@ async fn relay_sends_the_clients_bytes_untouched() {
     let text = "SELECT   current_query() /* spacing,\n comments */ ;";
     let got = client.simple_query(text).await.unwrap();
     assert_eq!(first_value(&got).as_deref(), Some(text));
-    let row = client.query_one("select current_query()  -- extended", &[]).await.unwrap();
-    assert_eq!(row.get::<_, String>(0), "select current_query()  -- extended");
+    let row = client
+        .query_one("select current_query()  -- extended", &[])
+        .await
+        .unwrap();
+    assert_eq!(
+        row.get::<_, String>(0),
+        "select current_query()  -- extended"
+    );
     common::drop_db(&db).await;
     common::drop_db(&db2).await;
 }
@@ -103,14 +113,23 @@ async fn relay_sends_the_clients_bytes_untouched() {
 async fn rewrite_replaces_sql_in_simple_and_named_statements() {
     let (proxy, db, db2) = setup("rewrite").await;
     let client = proxy.connect(&db).await;
-    let got = client.simple_query("SELECT 'original' /*rewrite*/").await.unwrap();
+    let got = client
+        .simple_query("SELECT 'original' /*rewrite*/")
+        .await
+        .unwrap();
     assert_eq!(first_value(&got).as_deref(), Some("rewritten"));
 
     // tokio-postgres prepares a named statement and binds it repeatedly.
-    let stmt = client.prepare("SELECT 'original'::text /*rewrite*/, $1::int").await.unwrap();
+    let stmt = client
+        .prepare("SELECT 'original'::text /*rewrite*/, $1::int")
+        .await
+        .unwrap();
     for n in 0..3 {
         let row = client.query_one(&stmt, &[&n]).await.unwrap();
-        assert_eq!((row.get::<_, String>(0), row.get::<_, i32>(1)), ("rewritten".to_string(), n));
+        assert_eq!(
+            (row.get::<_, String>(0), row.get::<_, i32>(1)),
+            ("rewritten".to_string(), n)
+        );
     }
     // The backend holds it under the proxy's own name, not the client's.
     let names: Vec<String> = client
@@ -120,13 +139,19 @@ async fn rewrite_replaces_sql_in_simple_and_named_statements() {
         .iter()
         .map(|r| r.get(0))
         .collect();
-    assert!(names.iter().any(|n| n.starts_with("switchyard_s")), "{names:?}");
+    assert!(
+        names.iter().any(|n| n.starts_with("switchyard_s")),
+        "{names:?}"
+    );
     assert!(!names.iter().any(|n| n == "s0"), "{names:?}");
     drop(stmt);
     // Closing the client's statement closes the proxy's.
     client.simple_query("SELECT 1").await.unwrap();
     let left: i64 = client
-        .query_one("SELECT count(*) FROM pg_prepared_statements WHERE name LIKE 'switchyard_s%'", &[])
+        .query_one(
+            "SELECT count(*) FROM pg_prepared_statements WHERE name LIKE 'switchyard_s%'",
+            &[],
+        )
         .await
         .unwrap()
         .get(0);
@@ -142,27 +167,51 @@ async fn injected_statements_run_inside_the_clients_transaction() {
 
     // Autocommit, simple protocol: the client sees only its own result,
     // with the tag the plan chose.
-    let got = client.simple_query("INSERT INTO t VALUES (1) /*inject*/").await.unwrap();
+    let got = client
+        .simple_query("INSERT INTO t VALUES (1) /*inject*/")
+        .await
+        .unwrap();
     assert_eq!(command_rows(&got), vec![42]);
     assert_eq!(audit_notes(&db).await, vec!["before", "after"]);
 
     // Extended protocol, with a parameter.
-    let n = client.execute("INSERT INTO t VALUES ($1) /*inject*/", &[&2i32]).await.unwrap();
+    let n = client
+        .execute("INSERT INTO t VALUES ($1) /*inject*/", &[&2i32])
+        .await
+        .unwrap();
     assert_eq!(n, 42);
     assert_eq!(audit_notes(&db).await.len(), 4);
 
     // Inside a transaction the client rolls back, the proxy's writes go too.
     client.batch_execute("BEGIN").await.unwrap();
-    client.simple_query("INSERT INTO t VALUES (3) /*inject*/").await.unwrap();
-    client.execute("INSERT INTO t VALUES ($1) /*inject*/", &[&4i32]).await.unwrap();
+    client
+        .simple_query("INSERT INTO t VALUES (3) /*inject*/")
+        .await
+        .unwrap();
+    client
+        .execute("INSERT INTO t VALUES ($1) /*inject*/", &[&4i32])
+        .await
+        .unwrap();
     client.batch_execute("ROLLBACK").await.unwrap();
     assert_eq!(audit_notes(&db).await.len(), 4);
 
     // A failing injected statement fails the client's statement atomically.
-    let err = client.simple_query("INSERT INTO t VALUES (5) /*inject-fail*/").await.unwrap_err();
-    assert_eq!(err.code(), Some(&tokio_postgres::error::SqlState::DIVISION_BY_ZERO));
-    let err = client.execute("INSERT INTO t VALUES ($1) /*inject-fail*/", &[&6i32]).await.unwrap_err();
-    assert_eq!(err.code(), Some(&tokio_postgres::error::SqlState::DIVISION_BY_ZERO));
+    let err = client
+        .simple_query("INSERT INTO t VALUES (5) /*inject-fail*/")
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err.code(),
+        Some(&tokio_postgres::error::SqlState::DIVISION_BY_ZERO)
+    );
+    let err = client
+        .execute("INSERT INTO t VALUES ($1) /*inject-fail*/", &[&6i32])
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err.code(),
+        Some(&tokio_postgres::error::SqlState::DIVISION_BY_ZERO)
+    );
     let ids: Vec<i32> = common::direct(&db)
         .await
         .query("SELECT id FROM t ORDER BY id", &[])
@@ -173,7 +222,14 @@ async fn injected_statements_run_inside_the_clients_transaction() {
         .collect();
     assert_eq!(ids, vec![1, 2]);
     // The session is still usable afterwards.
-    assert_eq!(client.query_one("SELECT 7", &[]).await.unwrap().get::<_, i32>(0), 7);
+    assert_eq!(
+        client
+            .query_one("SELECT 7", &[])
+            .await
+            .unwrap()
+            .get::<_, i32>(0),
+        7
+    );
     common::drop_db(&db).await;
     common::drop_db(&db2).await;
 }
@@ -182,21 +238,47 @@ async fn injected_statements_run_inside_the_clients_transaction() {
 async fn divert_sends_a_statement_to_a_second_backend() {
     let (proxy, db, db2) = setup("divert").await;
     let client = proxy.connect(&db).await;
-    let got = client.simple_query("SELECT v FROM only_in_2 /*divert*/").await.unwrap();
+    let got = client
+        .simple_query("SELECT v FROM only_in_2 /*divert*/")
+        .await
+        .unwrap();
     assert_eq!(first_value(&got).as_deref(), Some("from second"));
-    let row = client.query_one("SELECT v, $1::int FROM only_in_2 /*divert*/", &[&9i32]).await.unwrap();
+    let row = client
+        .query_one("SELECT v, $1::int FROM only_in_2 /*divert*/", &[&9i32])
+        .await
+        .unwrap();
     assert_eq!(row.get::<_, String>(0), "from second");
 
     // Inside a transaction on the primary, the diverted read does not end it.
-    client.batch_execute("BEGIN; INSERT INTO t VALUES (10)").await.unwrap();
-    let row = client.query_one("SELECT v FROM only_in_2 /*divert*/", &[]).await.unwrap();
+    client
+        .batch_execute("BEGIN; INSERT INTO t VALUES (10)")
+        .await
+        .unwrap();
+    let row = client
+        .query_one("SELECT v FROM only_in_2 /*divert*/", &[])
+        .await
+        .unwrap();
     assert_eq!(row.get::<_, String>(0), "from second");
-    client.batch_execute("INSERT INTO t VALUES (11); COMMIT").await.unwrap();
-    let count: i64 = common::direct(&db).await.query_one("SELECT count(*) FROM t", &[]).await.unwrap().get(0);
+    client
+        .batch_execute("INSERT INTO t VALUES (11); COMMIT")
+        .await
+        .unwrap();
+    let count: i64 = common::direct(&db)
+        .await
+        .query_one("SELECT count(*) FROM t", &[])
+        .await
+        .unwrap()
+        .get(0);
     assert_eq!(count, 2);
     // The primary still answers ordinary statements.
-    let err = client.simple_query("SELECT v FROM only_in_2").await.unwrap_err();
-    assert_eq!(err.code(), Some(&tokio_postgres::error::SqlState::UNDEFINED_TABLE));
+    let err = client
+        .simple_query("SELECT v FROM only_in_2")
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err.code(),
+        Some(&tokio_postgres::error::SqlState::UNDEFINED_TABLE)
+    );
     common::drop_db(&db).await;
     common::drop_db(&db2).await;
 }

@@ -430,7 +430,12 @@ async fn login(
         None => (AuthPlugin::CachingSha2Password, None),
     };
     let secure = client.stream.is_tls();
-    let login = Credentials { plugin, password, secure, full_auth: config.mysql.caching_sha2_full_auth };
+    let login = Credentials {
+        plugin,
+        password,
+        secure,
+        full_auth: config.mysql.caching_sha2_full_auth,
+    };
     let auth = authenticate(client, &hello, seq, salt, login).await;
     let ((packets, ok_seq), user) = match (auth, user) {
         (Ok(accepted), Some(user)) => (accepted, user),
@@ -567,12 +572,15 @@ async fn client_hello(
             // The client does not wait for an answer to its SSLRequest: the
             // TLS handshake may already be in the buffer.
             let early = client.inbox.split();
-            let tls = acceptor.accept(Replayed::new(tcp, early)).await.map_err(|e| {
-                let mut r = Refusal::gone();
-                r.reason = "tls";
-                r.err.message = format!("TLS handshake failed: {e}");
-                r
-            })?;
+            let tls = acceptor
+                .accept(Replayed::new(tcp, early))
+                .await
+                .map_err(|e| {
+                    let mut r = Refusal::gone();
+                    r.reason = "tls";
+                    r.err.message = format!("TLS handshake failed: {e}");
+                    r
+                })?;
             client.stream = ClientStream::Tls(Box::new(tls));
             let second = client.packet().await?;
             match parse_client_hello(&second.payload).map_err(|e| bad(second.seq, e.to_string()))? {
@@ -610,7 +618,7 @@ async fn authenticate(
     let mut auth = ServerAuth::new(salt, login.plugin, login.password, secure)
         .strict(true)
         .force_full_auth(login.full_auth);
-    let mut step = auth.start(hello, seq, None);
+    let mut step = auth.start(hello, seq);
     loop {
         match step {
             AuthStep::Send(p) => {

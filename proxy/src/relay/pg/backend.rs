@@ -95,7 +95,11 @@ pub struct Login<'a> {
 }
 
 /// Connects and logs in, within `timeout`.
-pub async fn connect(login: Login<'_>, timeout: Duration, max_frame: usize) -> Result<PgBackend, BackendError> {
+pub async fn connect(
+    login: Login<'_>,
+    timeout: Duration,
+    max_frame: usize,
+) -> Result<PgBackend, BackendError> {
     let addr = format!("{}:{}", login.backend.host, login.backend.port);
     match tokio::time::timeout(timeout, connect_inner(&login, &addr, max_frame)).await {
         Ok(result) => result,
@@ -107,20 +111,25 @@ pub async fn connect(login: Login<'_>, timeout: Duration, max_frame: usize) -> R
     }
 }
 
-async fn connect_inner(login: &Login<'_>, addr: &str, max_frame: usize) -> Result<PgBackend, BackendError> {
+async fn connect_inner(
+    login: &Login<'_>,
+    addr: &str,
+    max_frame: usize,
+) -> Result<PgBackend, BackendError> {
     let name = login.name.to_string();
     let protocol = |reason: String| BackendError::Protocol {
         name: name.clone(),
         addr: addr.to_string(),
         reason,
     };
-    let mut stream = TcpStream::connect(addr)
-        .await
-        .map_err(|source| BackendError::Unreachable {
-            name: name.clone(),
-            addr: addr.to_string(),
-            source,
-        })?;
+    let mut stream =
+        TcpStream::connect(addr)
+            .await
+            .map_err(|source| BackendError::Unreachable {
+                name: name.clone(),
+                addr: addr.to_string(),
+                source,
+            })?;
     stream.set_nodelay(true).ok();
 
     let mut params: Vec<(&str, &str)> = vec![("user", login.user)];
@@ -148,15 +157,18 @@ async fn connect_inner(login: &Login<'_>, addr: &str, max_frame: usize) -> Resul
                 Err(e) => return Err(protocol(e.to_string())),
             }
             if stream.read_buf(&mut buf).await.map_err(io)? == 0 {
-                return Err(protocol("the server closed the connection during login".into()));
+                return Err(protocol(
+                    "the server closed the connection during login".into(),
+                ));
             }
         };
         match frame.tag {
             b'R' => {
-                let request = AuthRequest::parse(frame.body()).map_err(|source| BackendError::Auth {
-                    name: name.clone(),
-                    source,
-                })?;
+                let request =
+                    AuthRequest::parse(frame.body()).map_err(|source| BackendError::Auth {
+                        name: name.clone(),
+                        source,
+                    })?;
                 let reply = auth.respond(request).map_err(|source| BackendError::Auth {
                     name: name.clone(),
                     source,
@@ -200,7 +212,9 @@ async fn connect_inner(login: &Login<'_>, addr: &str, max_frame: usize) -> Resul
     }
 }
 
-fn codec<'a>(protocol: &'a impl Fn(String) -> BackendError) -> impl Fn(CodecError) -> BackendError + 'a {
+fn codec<'a>(
+    protocol: &'a impl Fn(String) -> BackendError,
+) -> impl Fn(CodecError) -> BackendError + 'a {
     move |e| protocol(e.to_string())
 }
 

@@ -73,7 +73,11 @@ struct Client {
 impl Client {
     async fn fill(&mut self) -> Result<(), Refusal> {
         if self.stream.read_buf(&mut self.buf).await? == 0 {
-            return Err(Refusal::new(sqlstate::CONNECTION_FAILURE, "client_gone", "client closed the connection during login"));
+            return Err(Refusal::new(
+                sqlstate::CONNECTION_FAILURE,
+                "client_gone",
+                "client closed the connection during login",
+            ));
         }
         Ok(())
     }
@@ -100,7 +104,11 @@ impl Client {
     async fn password(&mut self) -> Result<frame::Frame, Refusal> {
         let f = self.frame().await?;
         if f.tag != b'p' {
-            return Err(Refusal::new(sqlstate::PROTOCOL_VIOLATION, "protocol", format!("expected a password message, got '{}'", char::from(f.tag))));
+            return Err(Refusal::new(
+                sqlstate::PROTOCOL_VIOLATION,
+                "protocol",
+                format!("expected a password message, got '{}'", char::from(f.tag)),
+            ));
         }
         Ok(f)
     }
@@ -122,7 +130,11 @@ pub async fn serve(shared: Arc<Shared>, socket: TcpStream) {
     };
     let login = tokio::time::timeout(LOGIN_TIMEOUT, login(&shared, &mut client)).await;
     let result = login.unwrap_or_else(|_| {
-        Err(Refusal::new(sqlstate::PROTOCOL_VIOLATION, "timeout", "login did not complete within 30 seconds"))
+        Err(Refusal::new(
+            sqlstate::PROTOCOL_VIOLATION,
+            "timeout",
+            "login did not complete within 30 seconds",
+        ))
     });
     match result {
         // A cancel request: close politely (a TLS client expects close_notify).
@@ -140,7 +152,13 @@ pub async fn serve(shared: Arc<Shared>, socket: TcpStream) {
             metrics::counter!(names::CONNECTION_ERRORS_TOTAL, "protocol" => "postgres", "reason" => refusal.reason).increment(1);
             let out = refusal.frame.unwrap_or_else(|| {
                 let mut out = BytesMut::new();
-                message::error_response(&mut out, "FATAL", refusal.code, &refusal.text, refusal.hint.as_deref());
+                message::error_response(
+                    &mut out,
+                    "FATAL",
+                    refusal.code,
+                    &refusal.text,
+                    refusal.hint.as_deref(),
+                );
                 out
             });
             let _ = client.stream.write_all(&out).await;
@@ -161,9 +179,15 @@ async fn login(shared: &Arc<Shared>, client: &mut Client) -> Result<Option<Logge
                 (Some(acceptor), ClientStream::Plain(_)) => {
                     client.stream.write_all(b"S").await?;
                     if !client.buf.is_empty() {
-                        return Err(Refusal::new(sqlstate::PROTOCOL_VIOLATION, "protocol", "data arrived before the TLS handshake"));
+                        return Err(Refusal::new(
+                            sqlstate::PROTOCOL_VIOLATION,
+                            "protocol",
+                            "data arrived before the TLS handshake",
+                        ));
                     }
-                    let ClientStream::Plain(tcp) = std::mem::replace(&mut client.stream, ClientStream::Closed) else {
+                    let ClientStream::Plain(tcp) =
+                        std::mem::replace(&mut client.stream, ClientStream::Closed)
+                    else {
                         unreachable!("matched above");
                     };
                     let tls = acceptor.accept(Replayed::new(tcp, BytesMut::new())).await?;
@@ -180,16 +204,33 @@ async fn login(shared: &Arc<Shared>, client: &mut Client) -> Result<Option<Logge
         }
     };
     if shared.is_draining() {
-        return Err(Refusal::new(sqlstate::ADMIN_SHUTDOWN, "draining", "the proxy is shutting down and accepts no new sessions; connect to another replica"));
+        return Err(Refusal::new(
+            sqlstate::ADMIN_SHUTDOWN,
+            "draining",
+            "the proxy is shutting down and accepts no new sessions; connect to another replica",
+        ));
     }
     let config = &snapshot.config;
     let user_name = Startup::param(&params, "user")
-        .ok_or_else(|| Refusal::new(sqlstate::INVALID_AUTHORIZATION, "no_user", "no user name was given in the startup packet"))?
+        .ok_or_else(|| {
+            Refusal::new(
+                sqlstate::INVALID_AUTHORIZATION,
+                "no_user",
+                "no user name was given in the startup packet",
+            )
+        })?
         .to_string();
     let Some(user) = config.user(&user_name) else {
         metrics::counter!(names::AUTH_FAILURES_TOTAL, "protocol" => "postgres", "reason" => "unknown_user").increment(1);
-        let mut r = Refusal::new(sqlstate::INVALID_AUTHORIZATION, "unknown_user", format!("user \"{user_name}\" is not known to the proxy"));
-        r.hint = Some("add the user under `users:` in the proxy's config, or connect as a configured user".into());
+        let mut r = Refusal::new(
+            sqlstate::INVALID_AUTHORIZATION,
+            "unknown_user",
+            format!("user \"{user_name}\" is not known to the proxy"),
+        );
+        r.hint = Some(
+            "add the user under `users:` in the proxy's config, or connect as a configured user"
+                .into(),
+        );
         return Err(r);
     };
     authenticate(client, user).await.inspect_err(|r| {
@@ -197,10 +238,20 @@ async fn login(shared: &Arc<Shared>, client: &mut Client) -> Result<Option<Logge
     })?;
 
     let (backend_name, backend) = config.route(Protocol::Postgres).ok_or_else(|| {
-        Refusal::new(sqlstate::CONNECTION_FAILURE, "no_route", "no PostgreSQL backend is configured; set `routes.postgres`")
+        Refusal::new(
+            sqlstate::CONNECTION_FAILURE,
+            "no_route",
+            "no PostgreSQL backend is configured; set `routes.postgres`",
+        )
     })?;
-    let database = Startup::param(&params, "database").unwrap_or(&user_name).to_string();
-    let mut backend_params: Vec<(String, String)> = params.iter().filter(|(k, _)| k != "user").cloned().collect();
+    let database = Startup::param(&params, "database")
+        .unwrap_or(&user_name)
+        .to_string();
+    let mut backend_params: Vec<(String, String)> = params
+        .iter()
+        .filter(|(k, _)| k != "user")
+        .cloned()
+        .collect();
     if Startup::param(&params, "database").is_none() {
         backend_params.push(("database".into(), database.clone()));
     }
@@ -208,25 +259,49 @@ async fn login(shared: &Arc<Shared>, client: &mut Client) -> Result<Option<Logge
         name: backend_name,
         backend,
         user: user.backend_user.as_deref().unwrap_or(&backend.user),
-        password: user.backend_password.as_deref().unwrap_or(&backend.password),
+        password: user
+            .backend_password
+            .as_deref()
+            .unwrap_or(&backend.password),
         params: &backend_params,
     };
-    let conn = match backend::connect(login, config.limits.connect_timeout, client.max_frame).await {
+    let conn = match backend::connect(login, config.limits.connect_timeout, client.max_frame).await
+    {
         Ok(conn) => conn,
-        Err(BackendError::Rejected { frame, code, message, .. }) => {
+        Err(BackendError::Rejected {
+            frame,
+            code,
+            message,
+            ..
+        }) => {
             // The server's own words (e.g. database "x" does not exist) are
             // the clearest error the client can get.
-            let mut refusal = Refusal::new(sqlstate::CONNECTION_FAILURE, "backend_rejected", format!("{message} ({code})"));
+            let mut refusal = Refusal::new(
+                sqlstate::CONNECTION_FAILURE,
+                "backend_rejected",
+                format!("{message} ({code})"),
+            );
             refusal.frame = Some(frame);
             return Err(refusal);
         }
         Err(e) => {
             tracing::warn!(error = %e, "postgres backend login failed");
-            return Err(Refusal::new(sqlstate::CONNECTION_FAILURE, "backend_unavailable", e.to_string()));
+            return Err(Refusal::new(
+                sqlstate::CONNECTION_FAILURE,
+                "backend_unavailable",
+                e.to_string(),
+            ));
         }
     };
 
-    let key = issue_key(shared, CancelTarget { addr: conn.addr.clone(), pid: conn.pid, secret: conn.secret });
+    let key = issue_key(
+        shared,
+        CancelTarget {
+            addr: conn.addr.clone(),
+            pid: conn.pid,
+            secret: conn.secret,
+        },
+    );
     let mut out = BytesMut::new();
     for (k, v) in &conn.params {
         message::parameter_status(&mut out, k, v);
@@ -237,19 +312,37 @@ async fn login(shared: &Arc<Shared>, client: &mut Client) -> Result<Option<Logge
         shared.cancel_keys.remove(&key);
         return Err(e);
     }
-    let application = Startup::param(&params, "application_name").unwrap_or("").to_string();
-    let info = ClientInfo { user: user_name, database, application, params: backend_params };
+    let application = Startup::param(&params, "application_name")
+        .unwrap_or("")
+        .to_string();
+    let info = ClientInfo {
+        user: user_name,
+        database,
+        application,
+        params: backend_params,
+    };
     Ok(Some((info, conn, backend_name.to_string(), key)))
 }
 
 /// Runs the configured authentication exchange with the client.
 async fn authenticate(client: &mut Client, user: &User) -> Result<(), Refusal> {
     let wrong = || {
-        Refusal::new(sqlstate::INVALID_PASSWORD, "wrong_password", format!("password authentication failed for user \"{}\"", user.name))
+        Refusal::new(
+            sqlstate::INVALID_PASSWORD,
+            "wrong_password",
+            format!("password authentication failed for user \"{}\"", user.name),
+        )
     };
     let secret = || {
         PasswordSecret::parse(&user.password).map_err(|e| {
-            Refusal::new(sqlstate::INVALID_AUTHORIZATION, "bad_secret", format!("user \"{}\" has an unusable password in the proxy's config: {e}", user.name))
+            Refusal::new(
+                sqlstate::INVALID_AUTHORIZATION,
+                "bad_secret",
+                format!(
+                    "user \"{}\" has an unusable password in the proxy's config: {e}",
+                    user.name
+                ),
+            )
         })
     };
     let mut out = BytesMut::new();
@@ -333,5 +426,6 @@ async fn forward_cancel(shared: &Shared, pid: i32, secret: i32) {
             "failed"
         }
     };
-    metrics::counter!(names::CANCELS_TOTAL, "protocol" => "postgres", "outcome" => outcome).increment(1);
+    metrics::counter!(names::CANCELS_TOTAL, "protocol" => "postgres", "outcome" => outcome)
+        .increment(1);
 }

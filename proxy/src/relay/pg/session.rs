@@ -147,22 +147,32 @@ struct Meters {
 
 impl Meters {
     fn new() -> Meters {
-        let bytes = |direction: &'static str| {
-            metrics::counter!(names::BYTES_TOTAL, "protocol" => "postgres", "direction" => direction)
-        };
+        let bytes = |direction: &'static str| metrics::counter!(names::BYTES_TOTAL, "protocol" => "postgres", "direction" => direction);
         let kind = |kind| metrics::counter!(names::STATEMENTS_TOTAL, "protocol" => "postgres", "kind" => kind_label(kind));
         use crate::route::classify::StatementKind::*;
         Meters {
             client_bytes: bytes("client_to_server"),
             server_bytes: bytes("server_to_client"),
-            statements: [kind(Read), kind(Write), kind(Ddl), kind(Transaction), kind(Other)],
+            statements: [
+                kind(Read),
+                kind(Write),
+                kind(Ddl),
+                kind(Transaction),
+                kind(Other),
+            ],
         }
     }
 }
 
 impl Session {
     /// A session over a logged-in client and its primary backend connection.
-    pub fn new(shared: Arc<Shared>, info: ClientInfo, client: ClientStream, primary: PgBackend, backend_name: String) -> Session {
+    pub fn new(
+        shared: Arc<Shared>,
+        info: ClientInfo,
+        client: ClientStream,
+        primary: PgBackend,
+        backend_name: String,
+    ) -> Session {
         let (client_read, client_write) = tokio::io::split(client);
         let max_frame = shared.snapshot().config.limits.max_frame_bytes;
         Session {
@@ -191,7 +201,8 @@ impl Session {
         let notice = match &end {
             SessionEnd::Drained => Some((
                 sqlstate::ADMIN_SHUTDOWN,
-                "terminating connection: the proxy is shutting down; reconnect to another replica".to_string(),
+                "terminating connection: the proxy is shutting down; reconnect to another replica"
+                    .to_string(),
             )),
             SessionEnd::ClientProtocol(e) => Some((sqlstate::PROTOCOL_VIOLATION, e.to_string())),
             SessionEnd::Backend(reason) => Some((sqlstate::CONNECTION_FAILURE, reason.clone())),
@@ -215,7 +226,10 @@ impl Session {
                 return SessionEnd::Drained;
             }
             let take_client = self.primary.outbox.len() < HIGH_WATER
-                && self.secondary.as_ref().is_none_or(|s| s.outbox.len() < HIGH_WATER);
+                && self
+                    .secondary
+                    .as_ref()
+                    .is_none_or(|s| s.outbox.len() < HIGH_WATER);
             let take_backend = self.client_outbox.len() < HIGH_WATER;
             let result: Result<(), SessionEnd> = tokio::select! {
                 biased;
@@ -351,7 +365,10 @@ impl Session {
             in_transaction: self.status != b'I',
         };
         let snapshot = self.shared.snapshot();
-        let decision = self.shared.router.decide(&snapshot, &facts, &statement, sql);
+        let decision = self
+            .shared
+            .router
+            .decide(&snapshot, &facts, &statement, sql);
         (decision, statement.count.max(1))
     }
 
@@ -384,9 +401,12 @@ impl Session {
             }
         } else {
             message::query(self.outbox(conn), &sql);
-            Disposition::Forward { tag: plan.tag.clone() }
+            Disposition::Forward {
+                tag: plan.tag.clone(),
+            }
         };
-        self.responses.push(Pending::new(conn, Expect::Query, disposition));
+        self.responses
+            .push(Pending::new(conn, Expect::Query, disposition));
         Ok(())
     }
 
@@ -395,7 +415,8 @@ impl Session {
         // A new Parse of the unnamed statement replaces the old one.
         if let Some(old) = self.statements.remove(parse.name) {
             message::close(self.outbox(old.conn), b'S', &old.backend_name);
-            self.responses.push(Pending::new(old.conn, Expect::Close, Disposition::Swallow));
+            self.responses
+                .push(Pending::new(old.conn, Expect::Close, Disposition::Swallow));
         }
         let (decision, _) = self.decide(parse.sql);
         let Decision::Plan(plan) = decision else {
@@ -409,7 +430,14 @@ impl Session {
         message::parse(self.outbox(conn), &backend_name, sql, parse.param_types);
         self.responses.push(Pending::forward(conn, Expect::Parse));
         let client_name = parse.name.to_string();
-        self.statements.insert(client_name, Prepared { backend_name, conn, plan });
+        self.statements.insert(
+            client_name,
+            Prepared {
+                backend_name,
+                conn,
+                plan,
+            },
+        );
         Ok(())
     }
 
@@ -445,14 +473,18 @@ impl Session {
             if let Some(p) = self.statements.get(target.name) {
                 let (conn, name) = (p.conn, p.backend_name.clone());
                 message::describe(self.outbox(conn), b'S', &name);
-                self.responses.push(Pending::forward(conn, Expect::DescribeStatement));
+                self.responses
+                    .push(Pending::forward(conn, Expect::DescribeStatement));
                 self.note_conn(conn);
                 return Ok(());
             }
             self.relay_frame(Conn::Primary, frame, Some(Expect::DescribeStatement));
             return Ok(());
         }
-        let conn = self.portals.get(target.name).map_or(Conn::Primary, |p| p.conn);
+        let conn = self
+            .portals
+            .get(target.name)
+            .map_or(Conn::Primary, |p| p.conn);
         self.relay_frame(conn, frame, Some(Expect::DescribePortal));
         self.note_conn(conn);
         Ok(())
@@ -473,8 +505,11 @@ impl Session {
             self.inject(conn, sql);
         }
         self.outbox(conn).extend_from_slice(frame);
-        let disposition = Disposition::Forward { tag: plan.tag.clone() };
-        self.responses.push(Pending::new(conn, Expect::Execute, disposition));
+        let disposition = Disposition::Forward {
+            tag: plan.tag.clone(),
+        };
+        self.responses
+            .push(Pending::new(conn, Expect::Execute, disposition));
         for sql in &plan.after {
             self.inject(conn, sql);
         }
@@ -493,8 +528,15 @@ impl Session {
         message::execute(out, PORTAL, 0);
         message::close(out, b'P', PORTAL);
         message::close(out, b'S', STMT);
-        for expect in [Expect::Parse, Expect::Bind, Expect::Execute, Expect::Close, Expect::Close] {
-            self.responses.push(Pending::new(conn, expect, Disposition::Swallow));
+        for expect in [
+            Expect::Parse,
+            Expect::Bind,
+            Expect::Execute,
+            Expect::Close,
+            Expect::Close,
+        ] {
+            self.responses
+                .push(Pending::new(conn, expect, Disposition::Swallow));
         }
     }
 
@@ -528,7 +570,11 @@ impl Session {
         }
         if std::mem::take(&mut self.secondary_in_batch) {
             self.outbox(Conn::Secondary).extend_from_slice(frame);
-            self.responses.push(Pending::new(Conn::Secondary, Expect::Sync, Disposition::Swallow));
+            self.responses.push(Pending::new(
+                Conn::Secondary,
+                Expect::Sync,
+                Disposition::Swallow,
+            ));
         }
         self.relay_frame(Conn::Primary, frame, Some(Expect::Sync));
     }
@@ -556,7 +602,9 @@ impl Session {
         let snapshot = self.shared.snapshot();
         let config = &snapshot.config;
         let backend = config.backends.get(name).ok_or_else(|| {
-            SessionEnd::Backend(format!("a plan named backend `{name}`, which is not in `backends:`"))
+            SessionEnd::Backend(format!(
+                "a plan named backend `{name}`, which is not in `backends:`"
+            ))
         })?;
         let mut params = self.info.params.clone();
         if let Some(db) = &backend.database {
@@ -600,7 +648,12 @@ impl Session {
             let len = match frame::frame_len(&side.inbox, self.max_frame) {
                 Ok(Some(len)) => len,
                 Ok(None) => return Ok(moved),
-                Err(e) => return Err(SessionEnd::Backend(format!("backend `{}` sent an invalid message: {e}", side.name))),
+                Err(e) => {
+                    return Err(SessionEnd::Backend(format!(
+                        "backend `{}` sent an invalid message: {e}",
+                        side.name
+                    )))
+                }
             };
             let tag = side.inbox[0];
             let asynchronous = matches!(tag, b'A' | b'S' | b'N');
@@ -662,7 +715,13 @@ async fn secondary_io(side: &mut Option<Side>, read: bool) -> SecondaryIo {
     let Some(side) = side else {
         return std::future::pending().await;
     };
-    let Side { read: reader, write, inbox, outbox, .. } = side;
+    let Side {
+        read: reader,
+        write,
+        inbox,
+        outbox,
+        ..
+    } = side;
     tokio::select! {
         biased;
         r = write.write_buf(outbox), if !outbox.is_empty() => SecondaryIo::Wrote(r),

@@ -430,12 +430,7 @@ impl ServerAuth {
     }
 
     /// Starts with the client's HandshakeResponse41 (which had sequence id `seq`).
-    pub fn start(
-        &mut self,
-        response: &HandshakeResponse41,
-        seq: u8,
-        keys: Option<&RsaKeys>,
-    ) -> AuthStep {
+    pub fn start(&mut self, response: &HandshakeResponse41, seq: u8) -> AuthStep {
         if self.stage != Stage::Start {
             return self.reject(Rejection::ProtocolViolation, seq);
         }
@@ -451,7 +446,7 @@ impl ServerAuth {
         match AuthPlugin::from_name(client_plugin) {
             Some(plugin) if !self.strict || plugin == self.default_plugin => {
                 self.plugin = plugin;
-                self.check_scramble(&response.auth_response, seq, keys)
+                self.check_scramble(&response.auth_response, seq)
             }
             _ => {
                 self.plugin = self.default_plugin;
@@ -468,7 +463,7 @@ impl ServerAuth {
     /// Continues with the client's next packet.
     pub fn next(&mut self, seq: u8, payload: &[u8], keys: Option<&RsaKeys>) -> AuthStep {
         match self.stage {
-            Stage::Switched => self.check_scramble(payload, seq, keys),
+            Stage::Switched => self.check_scramble(payload, seq),
             Stage::FullAuth if payload == [REQUEST_PUBLIC_KEY] => match keys {
                 Some(keys) if !self.secure => {
                     self.stage = Stage::KeySent;
@@ -497,7 +492,7 @@ impl ServerAuth {
         }
     }
 
-    fn check_scramble(&mut self, response: &[u8], seq: u8, keys: Option<&RsaKeys>) -> AuthStep {
+    fn check_scramble(&mut self, response: &[u8], seq: u8) -> AuthStep {
         let password = self.password.as_deref().unwrap_or_default();
         match self.plugin {
             AuthPlugin::MysqlNativePassword => {
@@ -693,7 +688,6 @@ pub(crate) mod tests {
         let step = auth.start(
             &hello(MYSQL_NATIVE_PASSWORD, scramble_native(b"pw", &SALT)),
             1,
-            None,
         );
         assert_eq!(
             step,
@@ -712,7 +706,6 @@ pub(crate) mod tests {
         let step = auth.start(
             &hello(MYSQL_NATIVE_PASSWORD, scramble_native(b"bad", &SALT)),
             1,
-            None,
         );
         assert_eq!(
             step,
@@ -724,7 +717,7 @@ pub(crate) mod tests {
 
         // An unknown user fails the same way, even with an empty response.
         let mut auth = ServerAuth::new(SALT, AuthPlugin::MysqlNativePassword, None, false);
-        let step = auth.start(&hello(MYSQL_NATIVE_PASSWORD, vec![]), 1, None);
+        let step = auth.start(&hello(MYSQL_NATIVE_PASSWORD, vec![]), 1);
         assert!(matches!(
             step,
             AuthStep::Rejected {
@@ -745,7 +738,6 @@ pub(crate) mod tests {
         let step = auth.start(
             &hello(CACHING_SHA2_PASSWORD, scramble_caching_sha2(b"pw", &SALT)),
             1,
-            None,
         );
         assert_eq!(
             step,
@@ -763,7 +755,6 @@ pub(crate) mod tests {
         let step = auth.start(
             &hello(CACHING_SHA2_PASSWORD, scramble_caching_sha2(b"no", &SALT)),
             1,
-            None,
         );
         assert_eq!(
             step,
@@ -782,7 +773,7 @@ pub(crate) mod tests {
             Some(b"pw".to_vec()),
             false,
         );
-        let step = auth.start(&hello("client_ed25519", vec![1, 2, 3]), 1, None);
+        let step = auth.start(&hello("client_ed25519", vec![1, 2, 3]), 1);
         let AuthStep::Send(switch) = step else {
             panic!("expected a switch: {step:?}")
         };
@@ -812,8 +803,7 @@ pub(crate) mod tests {
         )
         .strict(true);
         let scramble = scramble_caching_sha2(b"pw", &SALT);
-        let AuthStep::Send(switch) = auth.start(&hello(CACHING_SHA2_PASSWORD, scramble), 1, None)
-        else {
+        let AuthStep::Send(switch) = auth.start(&hello(CACHING_SHA2_PASSWORD, scramble), 1) else {
             panic!("expected a switch to the configured plugin")
         };
         let req = AuthSwitchRequest::parse(&switch.payload).unwrap();
@@ -833,7 +823,6 @@ pub(crate) mod tests {
         let step = auth.start(
             &hello(MYSQL_NATIVE_PASSWORD, scramble_native(b"pw", &SALT)),
             1,
-            None,
         );
         assert!(matches!(step, AuthStep::Accepted { ok_seq: 2, .. }));
     }
@@ -850,7 +839,6 @@ pub(crate) mod tests {
         let step = auth.start(
             &hello(CACHING_SHA2_PASSWORD, scramble_caching_sha2(b"pw", &SALT)),
             2,
-            None,
         );
         assert_eq!(
             step,
@@ -874,7 +862,7 @@ pub(crate) mod tests {
             true,
         )
         .force_full_auth(true);
-        auth.start(&hello(CACHING_SHA2_PASSWORD, vec![]), 2, None);
+        auth.start(&hello(CACHING_SHA2_PASSWORD, vec![]), 2);
         assert!(matches!(
             auth.next(4, b"nope\0", None),
             AuthStep::Rejected { .. }
@@ -894,7 +882,6 @@ pub(crate) mod tests {
         let step = auth.start(
             &hello(CACHING_SHA2_PASSWORD, scramble_caching_sha2(b"pw", &SALT)),
             1,
-            Some(keys),
         );
         assert!(matches!(step, AuthStep::Send(ref p) if p.seq == 2));
         let AuthStep::Send(key) = auth.next(3, &[REQUEST_PUBLIC_KEY], Some(keys)) else {
@@ -919,7 +906,7 @@ pub(crate) mod tests {
             false,
         )
         .force_full_auth(true);
-        auth.start(&hello(CACHING_SHA2_PASSWORD, vec![]), 1, Some(keys));
+        auth.start(&hello(CACHING_SHA2_PASSWORD, vec![]), 1);
         assert!(matches!(
             auth.next(3, b"pw\0", Some(keys)),
             AuthStep::Rejected { .. }
@@ -932,7 +919,7 @@ pub(crate) mod tests {
             false,
         )
         .force_full_auth(true);
-        auth.start(&hello(CACHING_SHA2_PASSWORD, vec![]), 1, None);
+        auth.start(&hello(CACHING_SHA2_PASSWORD, vec![]), 1);
         let step = auth.next(3, &[REQUEST_PUBLIC_KEY], None);
         assert!(matches!(
             step,

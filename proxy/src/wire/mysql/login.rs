@@ -383,7 +383,7 @@ mod tests {
             Some(b"s3cret".to_vec()),
             false,
         );
-        let AuthStep::Accepted { ok_seq, .. } = server.start(&hello, response.seq, None) else {
+        let AuthStep::Accepted { ok_seq, .. } = server.start(&hello, response.seq) else {
             panic!("rejected")
         };
         assert_eq!(
@@ -407,7 +407,7 @@ mod tests {
             Some(b"s3cret".to_vec()),
             false,
         );
-        let AuthStep::Accepted { packets, ok_seq } = server.start(&response_of(&response), 1, None)
+        let AuthStep::Accepted { packets, ok_seq } = server.start(&response_of(&response), 1)
         else {
             panic!("rejected")
         };
@@ -434,8 +434,7 @@ mod tests {
             false,
         )
         .force_full_auth(true);
-        let AuthStep::Send(more) = server.start(&response_of(&response), response.seq, Some(keys))
-        else {
+        let AuthStep::Send(more) = server.start(&response_of(&response), response.seq) else {
             panic!()
         };
         let request = sent(login.receive(&more).unwrap());

@@ -158,15 +158,15 @@ fn startup_params(body: &[u8]) -> Result<Vec<(String, String)>, CodecError> {
     let mut params = Vec::new();
     let mut fields = body.split(|b| *b == 0);
     loop {
-        let key = fields
-            .next()
-            .ok_or_else(|| CodecError::BadStartup("startup parameters are not terminated".into()))?;
+        let key = fields.next().ok_or_else(|| {
+            CodecError::BadStartup("startup parameters are not terminated".into())
+        })?;
         if key.is_empty() {
             return Ok(params);
         }
-        let value = fields.next().ok_or_else(|| {
-            CodecError::BadStartup("startup parameter has no value".into())
-        })?;
+        let value = fields
+            .next()
+            .ok_or_else(|| CodecError::BadStartup("startup parameter has no value".into()))?;
         let text = |b: &[u8]| {
             String::from_utf8(b.to_vec())
                 .map_err(|_| CodecError::BadStartup("startup parameter is not UTF-8".into()))
@@ -206,7 +206,10 @@ mod tests {
         let mut short = BytesMut::from(&b"Q\0\0\0\x03"[..]);
         assert!(matches!(
             decode(&mut short, 1024),
-            Err(CodecError::BadLength { tag: b'Q', length: 3 })
+            Err(CodecError::BadLength {
+                tag: b'Q',
+                length: 3
+            })
         ));
         let mut big = BytesMut::from(&b"Q\x7f\0\0\0"[..]);
         assert!(matches!(

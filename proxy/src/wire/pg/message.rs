@@ -40,7 +40,13 @@ fn put_cstr(out: &mut BytesMut, s: &str) {
 }
 
 /// ErrorResponse with severity, SQLSTATE, message and an optional hint.
-pub fn error_response(out: &mut BytesMut, severity: &str, code: &str, text: &str, hint: Option<&str>) {
+pub fn error_response(
+    out: &mut BytesMut,
+    severity: &str,
+    code: &str,
+    text: &str,
+    hint: Option<&str>,
+) {
     message(out, b'E', |b| {
         b.put_u8(b'S');
         put_cstr(b, severity);
@@ -203,10 +209,13 @@ pub fn sync(out: &mut BytesMut) {
 
 /// Splits a NUL-terminated string off the front of `body`.
 pub fn cstr(tag: u8, body: &[u8]) -> Result<(&str, &[u8]), CodecError> {
-    let end = body.iter().position(|b| *b == 0).ok_or(CodecError::BadBody {
-        tag,
-        reason: "a string is not NUL-terminated",
-    })?;
+    let end = body
+        .iter()
+        .position(|b| *b == 0)
+        .ok_or(CodecError::BadBody {
+            tag,
+            reason: "a string is not NUL-terminated",
+        })?;
     let text = std::str::from_utf8(&body[..end]).map_err(|_| CodecError::BadBody {
         tag,
         reason: "a string is not valid UTF-8",
@@ -348,7 +357,10 @@ mod tests {
             }
             if f.tag == b'B' {
                 let b = BindMsg::decode(f.body()).unwrap();
-                assert_eq!((b.portal, b.statement, b.rest), ("", "s1", &[0u8, 0, 0, 0, 0, 0][..]));
+                assert_eq!(
+                    (b.portal, b.statement, b.rest),
+                    ("", "s1", &[0u8, 0, 0, 0, 0, 0][..])
+                );
             }
         }
         assert_eq!(tags, b"EQPBZ");

@@ -161,13 +161,18 @@ impl Responses {
         } else if !self.queue.is_empty() {
             // CopyInResponse has not arrived yet: remember where the copy
             // data ended among the messages in flight.
-            self.queue.push_back(Pending::forward(conn, Expect::CopyEnd));
+            self.queue
+                .push_back(Pending::forward(conn, Expect::CopyEnd));
         }
     }
 
     fn pop_front(&mut self) -> Option<Pending> {
         let front = self.queue.pop_front();
-        while self.queue.front().is_some_and(|p| p.expect == Expect::CopyEnd) {
+        while self
+            .queue
+            .front()
+            .is_some_and(|p| p.expect == Expect::CopyEnd)
+        {
             self.queue.pop_front();
         }
         front
@@ -210,7 +215,11 @@ impl Responses {
             };
         };
         if front.conn != conn {
-            return if tag == b'N' { Step::Forward } else { Step::Unexpected };
+            return if tag == b'N' {
+                Step::Forward
+            } else {
+                Step::Unexpected
+            };
         }
         match tag {
             b'N' => visible(front, Step::Forward),
@@ -356,16 +365,35 @@ mod tests {
     use Conn::*;
 
     fn run(r: &mut Responses, frames: &[(Conn, u8)]) -> Vec<Step> {
-        frames.iter().map(|(c, t)| r.on_frame(*c, *t, b"")).collect()
+        frames
+            .iter()
+            .map(|(c, t)| r.on_frame(*c, *t, b""))
+            .collect()
     }
 
     #[test]
     fn extended_batch_forwards_in_order() {
         let mut r = Responses::default();
-        for e in [Expect::Parse, Expect::Bind, Expect::DescribePortal, Expect::Execute, Expect::Sync] {
+        for e in [
+            Expect::Parse,
+            Expect::Bind,
+            Expect::DescribePortal,
+            Expect::Execute,
+            Expect::Sync,
+        ] {
             r.push(Pending::forward(Primary, e));
         }
-        let steps = run(&mut r, &[(Primary, b'1'), (Primary, b'2'), (Primary, b'T'), (Primary, b'D'), (Primary, b'C'), (Primary, b'Z')]);
+        let steps = run(
+            &mut r,
+            &[
+                (Primary, b'1'),
+                (Primary, b'2'),
+                (Primary, b'T'),
+                (Primary, b'D'),
+                (Primary, b'C'),
+                (Primary, b'Z'),
+            ],
+        );
         assert_eq!(steps[..5], vec![Step::Forward; 5][..]);
         assert_eq!(steps[5], Step::Ready { forward: true });
         assert!(r.is_empty());
@@ -379,7 +407,10 @@ mod tests {
         }
         assert_eq!(r.on_frame(Primary, b'E', b""), Step::Forward);
         assert_eq!(r.len(), 1);
-        assert_eq!(r.on_frame(Primary, b'Z', b""), Step::Ready { forward: true });
+        assert_eq!(
+            r.on_frame(Primary, b'Z', b""),
+            Step::Ready { forward: true }
+        );
     }
 
     #[test]
@@ -392,15 +423,36 @@ mod tests {
         r.push(Pending::new(Primary, Expect::Close, Disposition::Swallow));
         r.push(Pending::forward(Primary, Expect::Sync));
         assert_eq!(r.on_frame(Primary, b'E', b""), Step::Forward);
-        assert_eq!(r.on_frame(Primary, b'Z', b""), Step::Ready { forward: true });
+        assert_eq!(
+            r.on_frame(Primary, b'Z', b""),
+            Step::Ready { forward: true }
+        );
     }
 
     #[test]
     fn filter_keeps_only_the_clients_statements() {
         let mut r = Responses::default();
         let tag = Some("INSERT 0 7".to_string());
-        r.push(Pending::new(Primary, Expect::Query, Disposition::Filter { skip: 1, keep: 1, tag }));
-        let steps = run(&mut r, &[(Primary, b'C'), (Primary, b'T'), (Primary, b'D'), (Primary, b'C'), (Primary, b'C'), (Primary, b'Z')]);
+        r.push(Pending::new(
+            Primary,
+            Expect::Query,
+            Disposition::Filter {
+                skip: 1,
+                keep: 1,
+                tag,
+            },
+        ));
+        let steps = run(
+            &mut r,
+            &[
+                (Primary, b'C'),
+                (Primary, b'T'),
+                (Primary, b'D'),
+                (Primary, b'C'),
+                (Primary, b'C'),
+                (Primary, b'Z'),
+            ],
+        );
         assert_eq!(
             steps,
             vec![
@@ -422,7 +474,10 @@ mod tests {
         assert_eq!(r.next_conn(), Some(Secondary));
         assert_eq!(r.on_frame(Primary, b'T', b""), Step::Unexpected);
         assert_eq!(r.on_frame(Primary, b'A', b""), Step::Forward);
-        assert_eq!(r.on_frame(Secondary, b'Z', b""), Step::Ready { forward: true });
+        assert_eq!(
+            r.on_frame(Secondary, b'Z', b""),
+            Step::Ready { forward: true }
+        );
         assert_eq!(r.next_conn(), Some(Primary));
     }
 
@@ -436,8 +491,14 @@ mod tests {
         r.push(Pending::forward(Primary, Expect::Sync));
         assert_eq!(r.on_frame(Secondary, b'E', b""), Step::Forward);
         assert_eq!(r.on_frame(Primary, b'1', b""), Step::Forward);
-        assert_eq!(r.on_frame(Secondary, b'Z', b""), Step::Ready { forward: false });
-        assert_eq!(r.on_frame(Primary, b'Z', b""), Step::Ready { forward: true });
+        assert_eq!(
+            r.on_frame(Secondary, b'Z', b""),
+            Step::Ready { forward: false }
+        );
+        assert_eq!(
+            r.on_frame(Primary, b'Z', b""),
+            Step::Ready { forward: true }
+        );
         assert!(r.is_empty());
     }
 
@@ -454,7 +515,10 @@ mod tests {
         r.copy_in_ended(Primary);
         r.push(Pending::forward(Primary, Expect::Sync));
         assert_eq!(r.on_frame(Primary, b'C', b""), Step::Forward);
-        assert_eq!(r.on_frame(Primary, b'Z', b""), Step::Ready { forward: true });
+        assert_eq!(
+            r.on_frame(Primary, b'Z', b""),
+            Step::Ready { forward: true }
+        );
         assert!(r.is_empty());
     }
 
@@ -468,7 +532,17 @@ mod tests {
         r.push(Pending::forward(Primary, Expect::Sync));
         r.push(Pending::forward(Primary, Expect::Parse));
         r.push(Pending::forward(Primary, Expect::Sync));
-        let steps = run(&mut r, &[(Primary, b'2'), (Primary, b'G'), (Primary, b'C'), (Primary, b'Z'), (Primary, b'1'), (Primary, b'Z')]);
+        let steps = run(
+            &mut r,
+            &[
+                (Primary, b'2'),
+                (Primary, b'G'),
+                (Primary, b'C'),
+                (Primary, b'Z'),
+                (Primary, b'1'),
+                (Primary, b'Z'),
+            ],
+        );
         assert_eq!(steps[3], Step::Ready { forward: true });
         assert_eq!(steps[5], Step::Ready { forward: true });
         assert!(!r.in_copy_in());
@@ -484,12 +558,25 @@ mod tests {
         assert_eq!(r.on_frame(Primary, b'E', b""), Step::Forward);
         assert!(r.is_empty());
         // The client's pipeline goes on; the server discards up to Sync.
-        for e in [Expect::Parse, Expect::Bind, Expect::Execute, Expect::Sync, Expect::Parse, Expect::Sync] {
+        for e in [
+            Expect::Parse,
+            Expect::Bind,
+            Expect::Execute,
+            Expect::Sync,
+            Expect::Parse,
+            Expect::Sync,
+        ] {
             r.push(Pending::forward(Primary, e));
         }
-        assert_eq!(r.on_frame(Primary, b'Z', b""), Step::Ready { forward: true });
+        assert_eq!(
+            r.on_frame(Primary, b'Z', b""),
+            Step::Ready { forward: true }
+        );
         assert_eq!(r.on_frame(Primary, b'1', b""), Step::Forward);
-        assert_eq!(r.on_frame(Primary, b'Z', b""), Step::Ready { forward: true });
+        assert_eq!(
+            r.on_frame(Primary, b'Z', b""),
+            Step::Ready { forward: true }
+        );
         assert!(r.is_empty());
     }
 

@@ -40,7 +40,7 @@ impl Session {
         let mut auth = ServerAuth::new(self.info.salt, plugin, password, secure)
             .strict(true)
             .force_full_auth(config.mysql.caching_sha2_full_auth);
-        let mut step = auth.start(&change, 0, None);
+        let mut step = auth.start(&change, 0);
         let (packets, ok_seq) = loop {
             match step {
                 AuthStep::Send(p) => {

@@ -743,6 +743,10 @@ fn meters() -> &'static Meters {
 /// Counts relayed bytes.
 pub fn count_bytes(direction: &'static str, n: usize) {
     let meters = meters();
-    let counter = if direction == "client_to_server" { &meters.client_bytes } else { &meters.server_bytes };
+    let counter = if direction == "client_to_server" {
+        &meters.client_bytes
+    } else {
+        &meters.server_bytes
+    };
     counter.increment(n as u64);
 }

@@ -196,3 +196,34 @@ async fn drain_lets_open_transactions_finish_and_refuses_new_sessions() {
     );
     common::drop_db(&db).await;
 }
+
+/// `switchyard_config_reloads_total{outcome="unchanged"}` in this process.
+async fn unchanged_reloads(proxy: &common::Proxy) -> u64 {
+    let (_, text) = common::http_get(proxy.admin(), "/metrics").await;
+    text.lines()
+        .find(|l| l.starts_with("switchyard_config_reloads_total{outcome=\"unchanged\"}"))
+        .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+        .unwrap_or(0)
+}
+
+#[tokio::test]
+async fn sighup_rereads_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("switchyard.yaml");
+    common::write_atomically(&path, &base_yaml());
+    // Registering a handler first makes SIGHUP safe for this test process
+    // even before the proxy's watcher has registered its own.
+    let _guard = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).unwrap();
+    let proxy = common::start_file(&path, Arc::new(MigrationRouter)).await;
+    let before = unchanged_reloads(&proxy).await;
+    // The file has not changed, so only the signal can cause a reload.
+    let status = std::process::Command::new("kill")
+        .args(["-HUP", &std::process::id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    common::eventually(DEADLINE, "a reload after SIGHUP", || async {
+        (unchanged_reloads(&proxy).await > before).then_some(())
+    })
+    .await;
+}

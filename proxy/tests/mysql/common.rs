@@ -313,57 +313,7 @@ pub fn err_fields(payload: &[u8]) -> (u16, String, String) {
     (err.code, err.sql_state_str().to_string(), err.message)
 }
 
-/// A TCP relay from a local port to the real MariaDB that can be stopped
-/// (every relayed connection drops), to play a backend that goes away.
-pub struct Forwarder {
-    /// The local port clients (the proxy) connect to.
-    pub port: u16,
-    /// The accept loop, which owns every relayed connection.
-    task: Option<tokio::task::JoinHandle<()>>,
-}
-
-impl Forwarder {
-    /// Starts forwarding on a free port.
-    pub async fn start() -> Forwarder {
-        let mut forwarder = Forwarder {
-            port: 0,
-            task: None,
-        };
-        forwarder.up().await;
-        forwarder
-    }
-
-    /// Starts forwarding again (on the same port once one was chosen).
-    pub async fn up(&mut self) {
-        assert!(self.task.is_none(), "forwarder already running");
-        let socket = tokio::net::TcpSocket::new_v4().unwrap();
-        socket.set_reuseaddr(true).unwrap();
-        socket
-            .bind(SocketAddr::from(([127, 0, 0, 1], self.port)))
-            .unwrap();
-        let listener = socket.listen(128).unwrap();
-        self.port = listener.local_addr().unwrap().port();
-        self.task = Some(tokio::spawn(async move {
-            let mut relays = tokio::task::JoinSet::new();
-            loop {
-                let Ok((mut inbound, _)) = listener.accept().await else {
-                    continue;
-                };
-                relays.spawn(async move {
-                    if let Ok(mut outbound) = tokio::net::TcpStream::connect("127.0.0.1:3306").await
-                    {
-                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
-                    }
-                });
-            }
-        }));
-    }
-
-    /// Stops listening and cuts every relayed connection.
-    pub async fn down(&mut self) {
-        if let Some(task) = self.task.take() {
-            task.abort();
-            let _ = task.await;
-        }
-    }
-}
+#[path = "../support/forwarder.rs"]
+mod forwarder;
+/// A relay to the real MariaDB that can be cut and restored.
+pub use forwarder::Forwarder;

@@ -56,7 +56,7 @@ async fn a_command_out_of_sequence_gets_an_error_and_the_connection_closes() {
 
 #[tokio::test]
 async fn an_unreachable_backend_gets_a_clear_error_and_the_proxy_recovers() {
-    let mut forwarder = Forwarder::start().await;
+    let mut forwarder = Forwarder::start("127.0.0.1:3306").await;
     let yaml = base_yaml().replace("port: 3306", &format!("port: {}", forwarder.port));
     let proxy = common::start(&yaml, Arc::new(MigrationRouter)).await;
     let mut before = proxy.connect("mysql").await;

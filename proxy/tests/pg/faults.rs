@@ -109,7 +109,7 @@ async fn an_oversized_frame_ends_only_that_session() {
 #[tokio::test]
 async fn an_unreachable_backend_fails_logins_until_it_returns() {
     let db = common::create_db("fault_unreachable").await;
-    let mut forwarder = Forwarder::start().await;
+    let mut forwarder = Forwarder::start("127.0.0.1:5432").await;
     let yaml = base_yaml().replace("port: 5432", &format!("port: {}", forwarder.port));
     assert_ne!(yaml, base_yaml());
     let proxy = common::start(&yaml, Arc::new(MigrationRouter)).await;

@@ -2,6 +2,7 @@
 //! data plane. Each listener accepts clients of one protocol and runs one
 //! task per client; a semaphore caps how many run at once.
 
+pub mod dial;
 pub mod mysql;
 pub mod pg;
 pub mod stream;

@@ -13,6 +13,7 @@ use switchyard_core::config::Backend;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+use crate::relay::dial::{dial, DialError};
 use crate::wire::mysql::handshake::HandshakeV10;
 use crate::wire::mysql::login::{BackendLogin, BackendLoginConfig, LoginStep};
 use crate::wire::mysql::message::{ErrPacket, COM_QUERY, COM_QUIT};
@@ -23,26 +24,9 @@ use crate::wire::mysql::CodecError;
 /// Why a backend connection could not be opened or used.
 #[derive(Debug, thiserror::Error)]
 pub enum BackendError {
-    /// TCP connect failed.
-    #[error("backend `{name}` at {addr} is unreachable ({source}); check that the server is running, new connections retry it")]
-    Unreachable {
-        /// The backend's name in `backends:`.
-        name: String,
-        /// `host:port`.
-        addr: String,
-        /// The socket error.
-        source: std::io::Error,
-    },
-    /// Connect or login took longer than `limits.connect_timeout`.
-    #[error("backend `{name}` at {addr} did not complete login within {timeout:?} (limits.connect_timeout)")]
-    Timeout {
-        /// The backend's name.
-        name: String,
-        /// `host:port`.
-        addr: String,
-        /// The limit.
-        timeout: Duration,
-    },
+    /// Unreachable, or too slow to log in.
+    #[error(transparent)]
+    Dial(#[from] DialError),
     /// The server answered with an ERR packet; it goes to the client as is.
     #[error("backend `{name}` refused: {} ({}) {}", .err.code, .err.sql_state_str(), .err.message)]
     Rejected {
@@ -107,26 +91,13 @@ pub async fn open(
     max_payload: usize,
 ) -> Result<Greeted, BackendError> {
     let addr = addr_of(backend);
-    let timed_out = || BackendError::Timeout {
-        name: name.to_string(),
-        addr: addr.clone(),
-        timeout,
-    };
     tokio::time::timeout(timeout, open_inner(name, &addr, max_payload))
         .await
-        .map_err(|_| timed_out())?
+        .map_err(|_| DialError::timeout(name, &addr, timeout))?
 }
 
 async fn open_inner(name: &str, addr: &str, max_payload: usize) -> Result<Greeted, BackendError> {
-    let mut stream =
-        TcpStream::connect(addr)
-            .await
-            .map_err(|source| BackendError::Unreachable {
-                name: name.to_string(),
-                addr: addr.to_string(),
-                source,
-            })?;
-    stream.set_nodelay(true).ok();
+    let mut stream = dial(name, addr).await?;
     let mut inbox = BytesMut::with_capacity(16 * 1024);
     let greeting = read_packet(&mut stream, &mut inbox, max_payload)
         .await
@@ -170,11 +141,7 @@ pub async fn login(
     let (name, addr) = (greeted.name.clone(), greeted.addr.clone());
     tokio::time::timeout(timeout, login_inner(greeted, config, max_payload))
         .await
-        .map_err(|_| BackendError::Timeout {
-            name,
-            addr,
-            timeout,
-        })?
+        .map_err(|_| DialError::timeout(&name, &addr, timeout))?
 }
 
 async fn login_inner(
@@ -292,13 +259,7 @@ pub async fn kill(
     };
     let result = tokio::time::timeout(timeout, simple_query(&mut conn, &sql))
         .await
-        .unwrap_or_else(|_| {
-            Err(BackendError::Timeout {
-                name: name.to_string(),
-                addr: addr_of(backend),
-                timeout,
-            })
-        });
+        .unwrap_or_else(|_| Err(DialError::timeout(name, &addr_of(backend), timeout).into()));
     let mut quit = BytesMut::new();
     packet::encode(0, &[COM_QUIT], &mut quit);
     let _ = conn.stream.write_all(&quit).await;

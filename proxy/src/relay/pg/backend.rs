@@ -8,32 +8,16 @@ use switchyard_core::config::Backend;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+use crate::relay::dial::{dial, DialError};
 use crate::wire::pg::auth::{AuthError, AuthRequest, BackendAuth};
 use crate::wire::pg::{frame, message, CodecError};
 
 /// Why a backend connection could not be opened.
 #[derive(Debug, thiserror::Error)]
 pub enum BackendError {
-    /// TCP connect failed.
-    #[error("backend `{name}` at {addr} is unreachable ({source}); check that the server is running, the proxy keeps retrying for new connections")]
-    Unreachable {
-        /// The backend's name in `backends:`.
-        name: String,
-        /// `host:port`.
-        addr: String,
-        /// The socket error.
-        source: std::io::Error,
-    },
-    /// Connect or login took longer than `limits.connect_timeout`.
-    #[error("backend `{name}` at {addr} did not complete login within {timeout:?} (limits.connect_timeout)")]
-    Timeout {
-        /// The backend's name.
-        name: String,
-        /// `host:port`.
-        addr: String,
-        /// The limit.
-        timeout: Duration,
-    },
+    /// Unreachable, or too slow to log in.
+    #[error(transparent)]
+    Dial(#[from] DialError),
     /// The server refused the login; its ErrorResponse goes to the client as is.
     #[error("backend `{name}` refused the login: {message} (SQLSTATE {code})")]
     Rejected {
@@ -103,11 +87,7 @@ pub async fn connect(
     let addr = format!("{}:{}", login.backend.host, login.backend.port);
     match tokio::time::timeout(timeout, connect_inner(&login, &addr, max_frame)).await {
         Ok(result) => result,
-        Err(_) => Err(BackendError::Timeout {
-            name: login.name.to_string(),
-            addr,
-            timeout,
-        }),
+        Err(_) => Err(DialError::timeout(login.name, &addr, timeout).into()),
     }
 }
 
@@ -122,15 +102,7 @@ async fn connect_inner(
         addr: addr.to_string(),
         reason,
     };
-    let mut stream =
-        TcpStream::connect(addr)
-            .await
-            .map_err(|source| BackendError::Unreachable {
-                name: name.clone(),
-                addr: addr.to_string(),
-                source,
-            })?;
-    stream.set_nodelay(true).ok();
+    let mut stream = dial(&name, addr).await?;
 
     let mut params: Vec<(&str, &str)> = vec![("user", login.user)];
     params.extend(

@@ -412,7 +412,7 @@ impl Session {
 
     async fn on_query(&mut self, payload: BytesMut) -> Result<(), SessionEnd> {
         let sql = match message::query_text(&payload, self.info.capabilities) {
-            Ok(text) => String::from_utf8_lossy(text).into_owned(),
+            Ok(text) => String::from_utf8_lossy(text),
             Err(e) => return Err(malformed(&e, self.seq)),
         };
         let decision = self.decide(&sql);
@@ -447,7 +447,7 @@ impl Session {
     }
 
     async fn on_prepare(&mut self, payload: BytesMut) -> Result<(), SessionEnd> {
-        let sql = String::from_utf8_lossy(&payload[1..]).into_owned();
+        let sql = String::from_utf8_lossy(&payload[1..]);
         let Decision::Plan(plan) = self.decide(&sql) else {
             self.last_prepared = Conn::Primary;
             return self

@@ -121,3 +121,12 @@ async fn refuse_too_many(mut socket: TcpStream, protocol: Protocol) {
     }
     let _ = socket.write_all(&out).await;
 }
+
+/// Completes once the proxy starts draining.
+pub async fn drained(mut draining: tokio::sync::watch::Receiver<bool>) {
+    while !*draining.borrow_and_update() {
+        if draining.changed().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    }
+}

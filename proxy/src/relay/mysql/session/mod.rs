@@ -251,7 +251,10 @@ impl Session {
     }
 
     async fn relay(&mut self) -> SessionEnd {
-        let mut draining = self.shared.draining.subscribe();
+        let mut drain_requested = self.shared.is_draining();
+        // One future for the whole session, not one per command.
+        let drain_signal = crate::relay::drained(self.shared.draining.subscribe());
+        tokio::pin!(drain_signal);
         // Set when the backend went away between commands: the client is
         // told with the answer to its next command, which it reads in step.
         let mut lost: Option<String> = None;
@@ -272,8 +275,7 @@ impl Session {
                 Ok(None) => {}
                 Err(e) => return malformed(&e, 1),
             }
-            let drain = *draining.borrow();
-            if drain && self.idle() {
+            if drain_requested && self.idle() {
                 return SessionEnd::Drained;
             }
             let watch_backend = lost.is_none();
@@ -305,7 +307,7 @@ impl Session {
                         "switchyard: lost the connection to backend `{name}`: the server {why}; reconnect to start a new session"
                     ));
                 }
-                _ = draining.changed(), if !drain => {}
+                _ = &mut drain_signal, if !drain_requested => drain_requested = true,
             }
         }
     }

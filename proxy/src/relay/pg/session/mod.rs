@@ -221,7 +221,7 @@ impl Session {
     async fn relay(&mut self) -> SessionEnd {
         let mut drain_requested = self.shared.is_draining();
         // One future for the whole session, not one per loop turn.
-        let drain_signal = drained(self.shared.draining.subscribe());
+        let drain_signal = crate::relay::drained(self.shared.draining.subscribe());
         tokio::pin!(drain_signal);
         loop {
             if drain_requested && self.idle() {
@@ -509,15 +509,6 @@ impl Session {
                     )))
                 }
             }
-        }
-    }
-}
-
-/// Completes once the proxy starts draining.
-pub(crate) async fn drained(mut draining: tokio::sync::watch::Receiver<bool>) {
-    while !*draining.borrow_and_update() {
-        if draining.changed().await.is_err() {
-            std::future::pending::<()>().await;
         }
     }
 }

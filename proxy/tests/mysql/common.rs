@@ -160,6 +160,8 @@ pub struct RawMy {
     pub greeting: HandshakeV10,
     /// Capabilities the client announced.
     pub capabilities: u32,
+    /// MariaDB extended capabilities the client announced.
+    pub mariadb_capabilities: u32,
 }
 
 impl RawMy {
@@ -173,6 +175,7 @@ impl RawMy {
             buf: BytesMut::new(),
             greeting: placeholder(),
             capabilities: 0,
+            mariadb_capabilities: 0,
         };
         let greeting = raw.packet().await.expect("a greeting");
         raw.greeting = HandshakeV10::parse(&greeting.payload).expect("a HandshakeV10 greeting");
@@ -181,7 +184,20 @@ impl RawMy {
 
     /// Logs in with mysql_native_password and waits for the OK.
     pub async fn login(addr: SocketAddr, user: &str, password: &str, db: Option<&str>) -> RawMy {
+        RawMy::login_extended(addr, user, password, db, 0).await
+    }
+
+    /// Logs in like [`RawMy::login`], asking for the MariaDB extended
+    /// capabilities `mariadb_capabilities` (as far as the greeting offers them).
+    pub async fn login_extended(
+        addr: SocketAddr,
+        user: &str,
+        password: &str,
+        db: Option<&str>,
+        mariadb_capabilities: u32,
+    ) -> RawMy {
         let mut raw = RawMy::open(addr).await;
+        raw.mariadb_capabilities = mariadb_capabilities & raw.greeting.mariadb_capabilities;
         raw.capabilities = CLIENT_PROTOCOL_41
             | CLIENT_SECURE_CONNECTION
             | CLIENT_PLUGIN_AUTH
@@ -204,6 +220,7 @@ impl RawMy {
             auth_response: plugin.scramble(password.as_bytes(), &raw.greeting.auth_plugin_data),
             database: db.map(str::to_string),
             auth_plugin_name: Some(plugin.name().into()),
+            mariadb_capabilities: raw.mariadb_capabilities,
             ..HandshakeResponse41::default()
         };
         let mut payload = BytesMut::new();
@@ -260,8 +277,9 @@ impl RawMy {
     pub async fn command(&mut self, payload: &[u8]) -> Vec<Vec<u8>> {
         use switchyard_proxy::wire::mysql::tracker::{Progress, ResponseTracker};
         self.send_packet(0, payload).await;
-        let mut tracker =
-            ResponseTracker::for_command(payload, self.capabilities).expect("a trackable command");
+        let mut tracker = ResponseTracker::for_command(payload, self.capabilities)
+            .expect("a trackable command")
+            .with_mariadb_capabilities(self.mariadb_capabilities);
         let mut got = Vec::new();
         let mut expected_seq = 1u8;
         while !tracker.is_done() {

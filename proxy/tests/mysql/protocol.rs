@@ -383,3 +383,106 @@ async fn simple_commands_are_relayed() {
     direct.disconnect().await.unwrap();
     common::drop_db(&db).await;
 }
+
+/// MariaDB's metadata caching (MARIADB_CLIENT_CACHE_METADATA) passes through
+/// when the client asks for it: executes come without column definitions
+/// until the table changes, and the session stays in step. A client that
+/// does not ask gets the definitions every time.
+#[tokio::test]
+async fn mariadb_metadata_caching_is_negotiated_end_to_end() {
+    use switchyard_proxy::wire::mysql::handshake::{
+        CLIENT_LONG_PASSWORD, MARIADB_CLIENT_CACHE_METADATA,
+    };
+    use switchyard_proxy::wire::mysql::message::{COM_QUERY, COM_STMT_EXECUTE, COM_STMT_PREPARE};
+    let proxy = common::start_default().await;
+    let db = common::create_db("cachemeta").await;
+    let mut direct = common::direct(Some(&db)).await;
+    direct
+        .query_drop("CREATE TABLE t (id BIGINT PRIMARY KEY, name VARCHAR(20)); INSERT INTO t VALUES (7, 'seven')")
+        .await
+        .unwrap();
+    let server_has_it = common::RawMy::open(proxy.addr)
+        .await
+        .greeting
+        .mariadb_capabilities
+        & MARIADB_CLIENT_CACHE_METADATA
+        != 0;
+    let version: String = direct
+        .query_first("SELECT VERSION()")
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        server_has_it || !version.contains("MariaDB"),
+        "a MariaDB backend ({version}) announces metadata caching, so the proxy offers it"
+    );
+
+    for ask in [MARIADB_CLIENT_CACHE_METADATA, 0] {
+        let mut raw =
+            common::RawMy::login_extended(proxy.addr, "app_empty", "", Some(&db), ask).await;
+        let caching = raw.mariadb_capabilities != 0;
+        assert_eq!(caching, ask != 0 && server_has_it);
+        assert_eq!(
+            raw.greeting.capabilities & CLIENT_LONG_PASSWORD == 0,
+            server_has_it,
+            "the greeting clears CLIENT_MYSQL exactly when it offers extended flags"
+        );
+        let mut prepare = vec![COM_STMT_PREPARE];
+        prepare.extend_from_slice(b"SELECT id, name FROM t WHERE id = ?");
+        let prepared = raw.command(&prepare).await;
+        assert_eq!(prepared[0][0], 0x00, "{prepared:?}");
+        let id = &prepared[0][1..5];
+        // One BIGINT parameter, 7.
+        let mut execute = vec![COM_STMT_EXECUTE];
+        execute.extend_from_slice(id);
+        execute.extend_from_slice(&[0, 1, 0, 0, 0, 0, 1, 0x08, 0]);
+        execute.extend_from_slice(&7i64.to_le_bytes());
+        for round in 0..4 {
+            if round == 2 {
+                // Changed metadata is sent again, with the flag set.
+                direct
+                    .query_drop(format!(
+                        "ALTER TABLE t MODIFY name VARCHAR({})",
+                        if caching { 30 } else { 20 }
+                    ))
+                    .await
+                    .unwrap();
+            }
+            let answer = raw.command(&execute).await;
+            // The prepare answer carried the definitions already.
+            let expected_count = match (caching, round) {
+                (false, _) => vec![2],
+                (true, 2) => vec![2, 1],
+                (true, _) => vec![2, 0],
+            };
+            assert_eq!(answer[0], expected_count, "round {round}: {answer:?}");
+            let definitions = if expected_count.last() == Some(&0) {
+                0
+            } else {
+                2
+            };
+            // Column count, definitions, one row, the terminator.
+            assert_eq!(
+                answer.len(),
+                1 + definitions + 2,
+                "round {round}: {answer:?}"
+            );
+            assert!(
+                answer[answer.len() - 2].ends_with(b"seven"),
+                "round {round}: {answer:?}"
+            );
+        }
+        // Text results carry the flag too, and the session is in step.
+        let mut query = vec![COM_QUERY];
+        query.extend_from_slice(b"SELECT name FROM t");
+        let rows = raw.command(&query).await;
+        assert_eq!(
+            rows[0],
+            if caching { vec![1, 1] } else { vec![1] },
+            "{rows:?}"
+        );
+        assert!(rows.iter().any(|p| p.ends_with(b"seven")), "{rows:?}");
+    }
+    direct.disconnect().await.unwrap();
+    common::drop_db(&db).await;
+}

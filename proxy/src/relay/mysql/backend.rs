@@ -75,6 +75,8 @@ pub struct MyBackend {
     pub thread_id: u32,
     /// The capabilities of the session (the client's session flags).
     pub capabilities: u32,
+    /// The MariaDB extended flags of the session.
+    pub mariadb_capabilities: u32,
     /// Server status flags from its last OK / EOF (transaction, autocommit).
     pub status: u16,
 }
@@ -190,6 +192,7 @@ async fn login_inner(
                     name,
                     thread_id: handshake.connection_id,
                     capabilities: login.capabilities(),
+                    mariadb_capabilities: login.mariadb_capabilities(),
                     status: ok.status,
                 });
             }
@@ -284,7 +287,8 @@ async fn simple_query(conn: &mut MyBackend, sql: &str) -> Result<(), BackendErro
         .await
         .map_err(|e| lost(e.to_string()))?;
     let mut tracker = ResponseTracker::for_command(&payload, conn.capabilities)
-        .map_err(|e| lost(e.to_string()))?;
+        .map_err(|e| lost(e.to_string()))?
+        .with_mariadb_capabilities(conn.mariadb_capabilities);
     loop {
         let p = read_packet(&mut conn.stream, &mut conn.inbox, 1 << 20)
             .await

@@ -34,8 +34,8 @@ use crate::wire::mysql::auth::{
     AuthPlugin, AuthStep, Rejection, RsaKeys, ServerAuth, REQUEST_PUBLIC_KEY,
 };
 use crate::wire::mysql::handshake::{
-    client_offer, new_salt, parse_client_hello, ClientHello, HandshakeResponse41, HandshakeV10,
-    CLIENT_SSL, SESSION_CAPABILITIES,
+    client_offer, mariadb_offer, new_salt, parse_client_hello, ClientHello, HandshakeResponse41,
+    HandshakeV10, CLIENT_LONG_PASSWORD, CLIENT_SSL, SESSION_CAPABILITIES,
 };
 use crate::wire::mysql::login::BackendLoginConfig;
 use crate::wire::mysql::message::{ErrPacket, OkPacket};
@@ -125,6 +125,8 @@ struct GreetingFacts {
     server_version: String,
     /// The server's capability flags.
     capabilities: u32,
+    /// The server's MariaDB extended flags.
+    mariadb_capabilities: u32,
     /// Default collation id.
     charset: u8,
     /// Status flags.
@@ -143,6 +145,7 @@ fn remember(addr: &str, handshake: &HandshakeV10) -> GreetingFacts {
     let facts = GreetingFacts {
         server_version: handshake.server_version.clone(),
         capabilities: handshake.capabilities,
+        mariadb_capabilities: handshake.mariadb_capabilities,
         charset: handshake.charset,
         status: handshake.status,
     };
@@ -407,13 +410,17 @@ async fn login(
     };
 
     let salt = new_salt();
-    let offer = client_offer(facts.capabilities, snapshot.tls.is_some());
+    let mut offer = client_offer(facts.capabilities, snapshot.tls.is_some());
+    let extended_offer = mariadb_offer(facts.capabilities, facts.mariadb_capabilities);
+    if extended_offer != 0 {
+        offer &= !CLIENT_LONG_PASSWORD;
+    }
     let greeting = HandshakeV10 {
         server_version: facts.server_version.clone(),
         connection_id: proxy_id,
         auth_plugin_data: salt.to_vec(),
         capabilities: offer,
-        mariadb_capabilities: 0,
+        mariadb_capabilities: extended_offer,
         charset: facts.charset,
         status: facts.status,
         auth_plugin_name: AuthPlugin::CachingSha2Password.name().to_string(),
@@ -424,6 +431,7 @@ async fn login(
 
     let (hello, seq) = client_hello(client, snapshot, offer).await?;
     let capabilities = hello.capabilities & offer;
+    let mariadb_capabilities = hello.mariadb_capabilities & extended_offer;
     let user = config.user(&hello.username);
     let (plugin, password) = match user {
         Some(u) => (plugin_of(u), mysql_password(u)),
@@ -466,6 +474,7 @@ async fn login(
         database: database.clone(),
         charset: hello.charset,
         client_capabilities: capabilities,
+        client_mariadb_capabilities: mariadb_capabilities,
         tls: false,
         connect_attrs: session_attrs(&hello.connect_attrs, proxy_id),
         max_packet_size: hello.max_packet_size.max(1 << 24),
@@ -478,7 +487,10 @@ async fn login(
             .map_err(|e| backend_refusal(e, err_seq))?,
     };
     let fresh = remember(&addr, &greeted.handshake);
-    if capabilities & SESSION_CAPABILITIES & !fresh.capabilities != 0 {
+    let extended_now = mariadb_offer(fresh.capabilities, fresh.mariadb_capabilities);
+    if capabilities & SESSION_CAPABILITIES & !fresh.capabilities != 0
+        || mariadb_capabilities & !extended_now != 0
+    {
         // The server changed since the greeting was made (an upgrade or a
         // failover to another version); the two legs would disagree.
         return Err(Refusal::new(
@@ -516,6 +528,7 @@ async fn login(
         database: database.unwrap_or_default(),
         application,
         capabilities,
+        mariadb_capabilities,
         charset: hello.charset,
         max_packet_size: hello.max_packet_size,
         connect_attrs: hello.connect_attrs,

@@ -78,6 +78,18 @@ pub const CLIENT_SSL_VERIFY_SERVER_CERT: u32 = 1 << 30;
 /// Keep options after a failed connect (client-side only).
 pub const CLIENT_REMEMBER_OPTIONS: u32 = 1 << 31;
 
+/// MariaDB extended capability (in the greeting's and the response's
+/// otherwise unused filler bytes, when CLIENT_LONG_PASSWORD is clear): the
+/// server sends a prepared statement's column definitions with an execute
+/// only when they changed, and every column count carries a "metadata
+/// follows" byte. Saves the server and the client most of the work of a
+/// point select.
+pub const MARIADB_CLIENT_CACHE_METADATA: u32 = 1 << 4;
+
+/// MariaDB extended flags the proxy passes through: like
+/// [`SESSION_CAPABILITIES`], both legs must agree on them.
+pub const MARIADB_SESSION_CAPABILITIES: u32 = MARIADB_CLIENT_CACHE_METADATA;
+
 /// Flags that shape the traffic of the command phase. The relay forwards
 /// that traffic untouched, so the client leg and the backend leg must agree
 /// on every one of them: the proxy offers only those the backend has, and
@@ -116,11 +128,22 @@ pub const DEFAULT_BACKEND_CAPABILITIES: u32 = SESSION_CAPABILITIES | LOGIN_CAPAB
 /// configured. Never CLIENT_COMPRESS (the relay forwards frames it does not
 /// decompress), never QUERY_ATTRIBUTES (the SQL text would sit behind binary
 /// values) and never OPTIONAL_RESULTSET_METADATA (it changes result-set
-/// shapes). CLIENT_LONG_PASSWORD is always set, so MariaDB clients send no
-/// extended capability bytes.
+/// shapes). CLIENT_LONG_PASSWORD is set here; the relay clears it when it
+/// also offers MariaDB extended flags ([`mariadb_offer`]).
 pub fn client_offer(backend_capabilities: u32, tls_configured: bool) -> u32 {
     let tls = if tls_configured { CLIENT_SSL } else { 0 };
     LOGIN_CAPABILITIES | (SESSION_CAPABILITIES & backend_capabilities) | tls
+}
+
+/// The MariaDB extended flags the proxy offers applications: those of
+/// [`MARIADB_SESSION_CAPABILITIES`] the backend announced. A non-zero offer
+/// goes with CLIENT_LONG_PASSWORD cleared in the greeting, which is how a
+/// MariaDB server says the extended bytes are there.
+pub fn mariadb_offer(backend_capabilities: u32, backend_extended: u32) -> u32 {
+    if backend_capabilities & CLIENT_LONG_PASSWORD != 0 {
+        return 0;
+    }
+    backend_extended & MARIADB_SESSION_CAPABILITIES
 }
 
 /// The capabilities the proxy sends the backend for a client session: the
@@ -350,7 +373,12 @@ pub fn parse_client_hello(payload: &[u8]) -> Result<ClientHello, CodecError> {
             charset,
         }));
     }
-    let mariadb_capabilities = u32::from_le_bytes([filler[19], filler[20], filler[21], filler[22]]);
+    // The extended bytes count only when the client cleared CLIENT_MYSQL.
+    let mariadb_capabilities = if capabilities & CLIENT_LONG_PASSWORD == 0 {
+        u32::from_le_bytes([filler[19], filler[20], filler[21], filler[22]])
+    } else {
+        0
+    };
     let username = String::from_utf8_lossy(r.null_terminated()).into_owned();
     let auth_response = if capabilities & CLIENT_PLUGIN_AUTH_LENENC_CLIENT_DATA != 0 {
         r.lenenc_bytes()?

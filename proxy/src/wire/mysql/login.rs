@@ -16,7 +16,8 @@ use super::auth::{
 };
 use super::error::CodecError;
 use super::handshake::{
-    backend_capabilities, HandshakeResponse41, HandshakeV10, SslRequest, CLIENT_SSL,
+    backend_capabilities, mariadb_offer, HandshakeResponse41, HandshakeV10, SslRequest,
+    CLIENT_LONG_PASSWORD, CLIENT_SSL,
 };
 use super::message::{ErrPacket, OkPacket};
 use super::packet::Packet;
@@ -37,6 +38,9 @@ pub struct BackendLoginConfig {
     /// The client leg's capabilities; the session flags among them are
     /// requested from the backend so both legs frame traffic alike.
     pub client_capabilities: u32,
+    /// The client leg's MariaDB extended flags, requested likewise when the
+    /// backend has them.
+    pub client_mariadb_capabilities: u32,
     /// Upgrade the connection to TLS (required: refuse a backend without it).
     pub tls: bool,
     /// Connection attributes to send (e.g. the client's, plus the proxy's own).
@@ -101,6 +105,8 @@ pub struct BackendLogin {
     handshake: Option<HandshakeV10>,
     /// Capabilities sent to the backend.
     capabilities: u32,
+    /// MariaDB extended flags sent to the backend.
+    mariadb_capabilities: u32,
     /// The plugin in use (changes on AuthSwitchRequest).
     plugin: Option<AuthPlugin>,
     /// The salt in use (changes on AuthSwitchRequest).
@@ -119,6 +125,7 @@ impl BackendLogin {
             stage: Stage::Greeting,
             handshake: None,
             capabilities: 0,
+            mariadb_capabilities: 0,
             plugin: None,
             salt: Vec::new(),
             tls_active: false,
@@ -134,6 +141,11 @@ impl BackendLogin {
     /// The capabilities the proxy sent the backend: the session's flags.
     pub fn capabilities(&self) -> u32 {
         self.capabilities
+    }
+
+    /// The MariaDB extended flags the proxy sent the backend.
+    pub fn mariadb_capabilities(&self) -> u32 {
+        self.mariadb_capabilities
     }
 
     /// Feeds the next server packet.
@@ -185,6 +197,12 @@ impl BackendLogin {
             self.config.database.is_some(),
             self.config.tls,
         );
+        self.mariadb_capabilities = self.config.client_mariadb_capabilities
+            & mariadb_offer(hs.capabilities, hs.mariadb_capabilities);
+        if self.mariadb_capabilities != 0 {
+            // Cleared CLIENT_MYSQL: the server reads the extended bytes.
+            self.capabilities &= !CLIENT_LONG_PASSWORD;
+        }
         // An unknown plugin gets a native scramble; the server then switches.
         self.plugin = Some(
             AuthPlugin::from_name(&hs.auth_plugin_name).unwrap_or(AuthPlugin::MysqlNativePassword),
@@ -210,7 +228,7 @@ impl BackendLogin {
             capabilities: self.capabilities,
             max_packet_size: self.config.max_packet_size,
             charset: self.config.charset,
-            mariadb_capabilities: 0,
+            mariadb_capabilities: self.mariadb_capabilities,
             username: self.config.user.clone(),
             auth_response: plugin.scramble(self.config.password.as_bytes(), &self.salt),
             database: self.config.database.clone(),
@@ -302,7 +320,8 @@ mod tests {
     };
     use crate::wire::mysql::handshake::{
         client_offer, parse_client_hello, ClientHello, CLIENT_CONNECT_WITH_DB,
-        CLIENT_DEPRECATE_EOF, DEFAULT_BACKEND_CAPABILITIES, SESSION_CAPABILITIES,
+        CLIENT_DEPRECATE_EOF, DEFAULT_BACKEND_CAPABILITIES, MARIADB_CLIENT_CACHE_METADATA,
+        SESSION_CAPABILITIES,
     };
 
     const SALT: [u8; 20] = *b"ABCDEFGHIJKLMNOPQRST";
@@ -330,6 +349,7 @@ mod tests {
             database: Some("shop".into()),
             charset: 45,
             client_capabilities: CLIENT_DEPRECATE_EOF,
+            client_mariadb_capabilities: MARIADB_CLIENT_CACHE_METADATA,
             tls,
             connect_attrs: vec![("_proxy".into(), "switchyard".into())],
             max_packet_size: 1 << 24,
@@ -391,6 +411,37 @@ mod tests {
             LoginStep::Done(OkPacket::default())
         );
         assert_eq!(login.server_handshake().unwrap().connection_id, 9);
+    }
+
+    /// The client's MariaDB extended flags go to a MariaDB backend that has
+    /// them (with CLIENT_MYSQL cleared so it reads them), and never to a
+    /// MySQL server, which would not.
+    #[test]
+    fn asks_for_mariadb_extended_flags_only_where_announced() {
+        for (extended, expected) in [
+            (
+                MARIADB_CLIENT_CACHE_METADATA | 1,
+                MARIADB_CLIENT_CACHE_METADATA,
+            ),
+            (0, 0),
+        ] {
+            let mut hs =
+                HandshakeV10::parse(&greeting(MYSQL_NATIVE_PASSWORD, false).payload).unwrap();
+            if extended != 0 {
+                hs.capabilities &= !CLIENT_LONG_PASSWORD;
+                hs.mariadb_capabilities = extended;
+            }
+            let mut payload = BytesMut::new();
+            hs.encode(&mut payload);
+            let mut login = BackendLogin::new(config(false));
+            let hello = response_of(&sent(login.receive(&Packet { seq: 0, payload }).unwrap()));
+            assert_eq!(hello.mariadb_capabilities, expected);
+            assert_eq!(login.mariadb_capabilities(), expected);
+            assert_eq!(
+                hello.capabilities & CLIENT_LONG_PASSWORD == 0,
+                expected != 0
+            );
+        }
     }
 
     #[test]

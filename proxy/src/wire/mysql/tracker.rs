@@ -11,7 +11,7 @@
 //! payloads. This module never does IO.
 
 use super::error::CodecError;
-use super::handshake::CLIENT_DEPRECATE_EOF;
+use super::handshake::{CLIENT_DEPRECATE_EOF, MARIADB_CLIENT_CACHE_METADATA};
 use super::message::{
     execute_opens_cursor, is_eof_packet, is_result_set_end, EofPacket, ErrPacket, OkPacket, Reader,
     StmtPrepareOk, COM_BINLOG_DUMP, COM_BINLOG_DUMP_GTID, COM_CHANGE_USER, COM_FIELD_LIST,
@@ -148,6 +148,9 @@ enum State {
 pub struct ResponseTracker {
     /// The session's negotiated capabilities (DEPRECATE_EOF, SESSION_TRACK).
     capabilities: u32,
+    /// MARIADB_CLIENT_CACHE_METADATA: column counts carry a "metadata
+    /// follows" byte, and the definitions may be left out.
+    cache_metadata: bool,
     /// Whether the command asked for a cursor.
     cursor: bool,
     /// Where the response stands.
@@ -178,6 +181,7 @@ impl ResponseTracker {
         };
         Ok(Self {
             capabilities,
+            cache_metadata: false,
             cursor,
             state,
             columns: 0,
@@ -190,6 +194,18 @@ impl ResponseTracker {
     /// A tracker for the response to the client command `payload`.
     pub fn for_command(payload: &[u8], capabilities: u32) -> Result<Self, CodecError> {
         Self::new(ResponseShape::of_command(payload), capabilities)
+    }
+
+    /// The same tracker for a session with the MariaDB extended flags
+    /// `mariadb_capabilities` (see [`MARIADB_CLIENT_CACHE_METADATA`]).
+    pub fn with_mariadb_capabilities(mut self, mariadb_capabilities: u32) -> Self {
+        self.cache_metadata = mariadb_capabilities & MARIADB_CLIENT_CACHE_METADATA != 0;
+        self
+    }
+
+    /// Whether the next packet starts a result (and may be a column count).
+    pub fn at_result_start(&self) -> bool {
+        self.state == State::ResultStart
     }
 
     /// Whether the response is complete.
@@ -348,7 +364,8 @@ impl ResponseTracker {
                 })
             }
             _ => {
-                let columns = Reader::new(payload, "column count").lenenc_int()?;
+                let mut r = Reader::new(payload, "column count");
+                let columns = r.lenenc_int()?;
                 if columns == 0 {
                     return Err(CodecError::malformed(
                         "column count",
@@ -357,6 +374,14 @@ impl ResponseTracker {
                 }
                 self.columns = columns;
                 self.state = State::Columns(columns);
+                if self.cache_metadata && r.u8()? == 0 {
+                    // The client has the definitions from an earlier execute.
+                    self.state = if self.deprecate_eof() {
+                        State::Rows
+                    } else {
+                        State::ColumnsEof
+                    };
+                }
                 Ok(Progress::Continue)
             }
         }
@@ -831,6 +856,44 @@ mod tests {
             })
         ));
         packets.clear();
+    }
+
+    #[test]
+    fn cached_metadata_column_counts_say_whether_definitions_follow() {
+        let execute = [COM_STMT_EXECUTE, 1, 0, 0, 0, 0, 1, 0, 0, 0];
+        for caps in [CLASSIC, MODERN] {
+            let eof_after_columns = caps & CLIENT_DEPRECATE_EOF == 0;
+            for follows in [1u8, 0] {
+                let mut packets = vec![vec![2, follows]];
+                if follows == 1 {
+                    packets.extend([column_def("id"), column_def("k")]);
+                }
+                if eof_after_columns {
+                    packets.push(eof());
+                }
+                packets.push(vec![0x00, 0x00, 7, 0, 0, 0, 9, 0, 0, 0]);
+                packets.push(terminator(caps, SERVER_STATUS_AUTOCOMMIT));
+                let mut t = ResponseTracker::for_command(&execute, caps)
+                    .unwrap()
+                    .with_mariadb_capabilities(MARIADB_CLIENT_CACHE_METADATA);
+                assert!(t.at_result_start());
+                let progress = run(&mut t, &packets);
+                assert_eq!(
+                    ends(&progress),
+                    vec![(
+                        false,
+                        &Outcome::ResultSet {
+                            columns: 2,
+                            rows: 1,
+                            status: SERVER_STATUS_AUTOCOMMIT,
+                            warnings: 0
+                        }
+                    )],
+                    "caps {caps:#x}, metadata follows {follows}"
+                );
+                assert!(t.is_done());
+            }
+        }
     }
 
     #[test]

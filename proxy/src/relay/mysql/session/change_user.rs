@@ -86,6 +86,7 @@ impl Session {
             database: change.database.clone().or_else(|| backend.database.clone()),
             charset: change.charset,
             client_capabilities: self.info.capabilities,
+            client_mariadb_capabilities: self.info.mariadb_capabilities,
             tls: false,
             connect_attrs: super::super::session_attrs(&change.connect_attrs, self.info.proxy_id),
             max_packet_size: self.info.max_packet_size.max(1 << 24),

@@ -62,6 +62,8 @@ pub struct ClientInfo {
     pub application: String,
     /// Capabilities of the client leg (what the client took of the offer).
     pub capabilities: u32,
+    /// MariaDB extended flags of the client leg.
+    pub mariadb_capabilities: u32,
     /// The client's collation id.
     pub charset: u8,
     /// Largest packet the client accepts.
@@ -575,6 +577,7 @@ impl Session {
             database,
             charset: self.info.charset,
             client_capabilities: self.info.capabilities,
+            client_mariadb_capabilities: self.info.mariadb_capabilities,
             tls: false,
             connect_attrs: super::session_attrs(&self.info.connect_attrs, self.info.proxy_id),
             max_packet_size: self.info.max_packet_size.max(1 << 24),

@@ -9,7 +9,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::{code, count_bytes, Conn, Reply, Session, SessionEnd, Sink, FLUSH_AT};
 use crate::route::Affected;
-use crate::wire::mysql::handshake::CLIENT_DEPRECATE_EOF;
+use crate::wire::mysql::handshake::{CLIENT_DEPRECATE_EOF, MARIADB_CLIENT_CACHE_METADATA};
 use crate::wire::mysql::message::{self, ErrPacket, OkPacket, SERVER_MORE_RESULTS_EXISTS};
 use crate::wire::mysql::packet::{self, HEADER_LEN};
 use crate::wire::mysql::tracker::{Outcome, Progress, ResponseTracker};
@@ -46,8 +46,15 @@ impl Session {
         affected: Option<Affected>,
         prepare_id: Option<u32>,
     ) -> Result<Reply, SessionEnd> {
-        let caps = self.side(conn).capabilities;
-        let tracker = ResponseTracker::for_command(command, caps);
+        let client_extended = self.info.mariadb_capabilities;
+        let side = self.side(conn);
+        let tracker = ResponseTracker::for_command(command, side.capabilities)
+            .map(|t| t.with_mariadb_capabilities(side.mariadb_capabilities));
+        // A connection that could not take the client's metadata caching
+        // (a second backend without it) sends column counts without the
+        // "metadata follows" byte the client reads: add it.
+        let add_metadata_flag =
+            client_extended & !side.mariadb_capabilities & MARIADB_CLIENT_CACHE_METADATA != 0;
         let mut out = BytesMut::with_capacity(command.len() + HEADER_LEN);
         packet::encode(0, command, &mut out);
         let written = self.side(conn).stream.write_all(&out).await;
@@ -64,6 +71,7 @@ impl Session {
         loop {
             while let Some(len) = packet::next_raw_len(&self.side(conn).inbox) {
                 let mut raw = self.side(conn).inbox.split_to(len);
+                let column_count = tracker.at_result_start();
                 let progress = tracker
                     .feed_physical(&raw[HEADER_LEN..])
                     .map_err(|e| self.backend_broken(conn, &e))?;
@@ -73,6 +81,9 @@ impl Session {
                             .map_err(|e| self.backend_broken(conn, &e))?;
                         reply.prepared = Some(backend_id);
                     }
+                }
+                if add_metadata_flag && column_count && progress == Progress::Continue {
+                    raw = with_metadata_flag(raw);
                 }
                 match progress {
                     Progress::Continue => self.sink(sink, raw, false),
@@ -267,6 +278,17 @@ impl Session {
             Err(e) => Err(self.backend_lost(conn, &e.to_string())),
         }
     }
+}
+
+/// A column count packet with the "metadata follows" byte of
+/// MARIADB_CLIENT_CACHE_METADATA appended (the definitions do follow).
+fn with_metadata_flag(raw: BytesMut) -> BytesMut {
+    let mut out = BytesMut::with_capacity(raw.len() + 1);
+    packet::encode(raw[3], &raw[HEADER_LEN..], &mut out);
+    out.put_u8(1);
+    let len = ((out.len() - HEADER_LEN) as u32).to_le_bytes();
+    out[..3].copy_from_slice(&len[..3]);
+    out
 }
 
 /// A result terminator (OK, 0xFE-OK or EOF) payload with another status.

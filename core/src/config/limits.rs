@@ -30,7 +30,7 @@ pub struct Limits {
     /// cache off.
     pub classify_cache_entries: usize,
     /// Threads that run client sessions, each with its own event loop;
-    /// 0 means half the CPU cores, at least one. Read at start.
+    /// 0 means one per CPU core. Read at start.
     pub worker_threads: usize,
 }
 

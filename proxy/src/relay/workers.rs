@@ -25,16 +25,14 @@ pub struct Workers {
 }
 
 impl Workers {
-    /// Starts `count` worker threads (0: half the cores, at least one).
+    /// Starts `count` worker threads (0: one per core).
     /// They stop when the `Workers` is dropped.
     pub fn start(count: usize) -> std::io::Result<Workers> {
         let count = match count {
-            // A proxy is woken once per packet in each direction; with the
-            // database or the clients on the same cores, fewer loops that
-            // each gather more events per wake-up beat one per core
-            // (measured on 2 cores: one loop gave 15–50% more throughput
-            // than two). Set limits.worker_threads on a dedicated host.
-            0 => (std::thread::available_parallelism().map_or(1, |n| n.get()) / 2).max(1),
+            // One loop per core: the processes a loop wakes (database
+            // backends, clients) are queued on the loop's core, so a single
+            // loop leaves the other cores idle (see ARCHITECTURE.md).
+            0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
             n => n,
         };
         let mut queues = Vec::with_capacity(count);

@@ -55,3 +55,34 @@ build_proxy_release() {
     (cd "$REPO_ROOT" && cargo build --release -p switchyard-proxy >&2) || die "cargo build --release -p switchyard-proxy failed"
     echo "$(cargo_target_dir)/release/switchyard-proxy"
 }
+
+# start_haproxy DIR LISTEN_PORT SERVER_PORT: start haproxy in TCP mode (one
+# thread per core, as switchyard-proxy runs), relaying 127.0.0.1:LISTEN_PORT
+# to the server on 127.0.0.1:SERVER_PORT without parsing anything: the floor
+# for what any proxy's extra hop costs on this machine. Sets HAPROXY_PID.
+start_haproxy() {
+    local dir=$1 port=$2 server=$3
+    mkdir -p "$dir"
+    cat >"$dir/haproxy.cfg" <<EOF
+global
+    maxconn 4096
+    nbthread $(nproc)
+defaults
+    mode tcp
+    timeout connect 5s
+    timeout client 1h
+    timeout server 1h
+listen relay
+    bind 127.0.0.1:$port
+    server db 127.0.0.1:$server
+EOF
+    haproxy -f "$dir/haproxy.cfg" >"$dir/haproxy.log" 2>&1 &
+    HAPROXY_PID=$!
+    for ((i = 0; i < 100; i++)); do
+        port_open 127.0.0.1 "$port" && break
+        kill -0 "$HAPROXY_PID" 2>/dev/null || break
+        sleep 0.1
+    done
+    port_open 127.0.0.1 "$port" || { tail -n 20 "$dir/haproxy.log" >&2; die "haproxy did not start"; }
+    log "haproxy $(haproxy -v | head -n 1 | awk '{ print $3 }') (TCP mode, $(nproc) threads) up on 127.0.0.1:$port"
+}

@@ -1,17 +1,18 @@
 #!/usr/bin/env bash
 # pgbench -S (select-only) against PostgreSQL directly, through
-# switchyard-proxy (release build) and through pgbouncer (session pooling), in
+# switchyard-proxy (release build), through pgbouncer (session pooling) and
+# through haproxy in TCP mode (a relay that parses nothing: the floor), in
 # the simple and prepared query modes; 8 clients for throughput and 1 client
 # for the latency each hop adds. Targets are interleaved within every round
 # (their order rotates from round to round) so drift in the machine's speed
-# hits all three alike; the table shows medians over rounds and is appended to
+# hits all of them alike; the table shows medians over rounds and is appended to
 # benches/RESULTS.md.
 #
 # Usage: benches/pgbench.sh
 # Environment (defaults in brackets):
 #   BENCH_ROUNDS [5]  BENCH_SECONDS [10]  BENCH_CLIENTS ["8 1"]
 #   BENCH_MODES ["simple prepared"]  BENCH_SCALE [10]
-#   BENCH_TARGETS ["direct switchyard pgbouncer"]
+#   BENCH_TARGETS ["direct switchyard pgbouncer haproxy"]
 #   PROXY_BIN     use this proxy binary instead of building the release one
 #   BENCH_NO_RECORD=1  print the table without appending it to RESULTS.md
 #   BENCH_NOTE=TEXT    a note line for the recorded section (e.g. what else ran)
@@ -26,13 +27,13 @@ SECONDS_PER_RUN=${BENCH_SECONDS:-10}
 CLIENT_COUNTS=(${BENCH_CLIENTS:-8 1})
 MODES=(${BENCH_MODES:-simple prepared})
 SCALE=${BENCH_SCALE:-10}
-TARGETS=(${BENCH_TARGETS:-direct switchyard pgbouncer})
+TARGETS=(${BENCH_TARGETS:-direct switchyard pgbouncer haproxy})
 DB=sy_bench
 check_positive_int BENCH_ROUNDS "$ROUNDS"
 check_positive_int BENCH_SECONDS "$SECONDS_PER_RUN"
 check_positive_int BENCH_SCALE "$SCALE"
 for t in "${TARGETS[@]}"; do
-    case "$t" in direct | switchyard | pgbouncer) ;; *) die "unknown target \`$t\` (direct, switchyard, pgbouncer)" ;; esac
+    case "$t" in direct | switchyard | pgbouncer | haproxy) ;; *) die "unknown target \`$t\` (direct, switchyard, pgbouncer, haproxy)" ;; esac
 done
 [ "${TARGETS[0]}" = direct ] || [[ " ${TARGETS[*]} " == *" direct "* ]] ||
     warn "no \`direct\` target: ratios and added latency will read n/a"
@@ -40,6 +41,9 @@ done
 bash "$REPO_ROOT/scripts/ensure-databases.sh" postgres
 if [[ " ${TARGETS[*]} " == *" pgbouncer "* ]]; then
     bash "$REPO_ROOT/scripts/ensure-tools.sh" pgbouncer
+fi
+if [[ " ${TARGETS[*]} " == *" haproxy "* ]]; then
+    bash "$REPO_ROOT/scripts/ensure-tools.sh" haproxy
 fi
 if [[ " ${TARGETS[*]} " == *" switchyard "* ]]; then
     PROXY=$(build_proxy_release)
@@ -49,8 +53,10 @@ WORK=$(mktemp -d /tmp/switchyard-bench.XXXXXX)
 chmod 755 "$WORK"
 PROXY_PID=""
 BOUNCER_PID=""
+HAPROXY_PID=""
 cleanup() {
     local rc=$?
+    [ -z "$HAPROXY_PID" ] || stop_pid "$HAPROXY_PID" haproxy 10 || true
     [ -z "$PROXY_PID" ] || stop_pid "$PROXY_PID" switchyard-proxy 10 || true
     [ -z "$BOUNCER_PID" ] || stop_pid "$BOUNCER_PID" pgbouncer 10 || true
     if [ "$rc" -eq 0 ]; then rm -rf "$WORK"; else log "logs kept in $WORK"; fi
@@ -72,8 +78,8 @@ else
 fi
 pg_direct -d "$DB" -c 'VACUUM ANALYZE' >/dev/null
 
-mapfile -t PORTS < <(free_ports 3)
-PX_PORT=${PORTS[0]} ADMIN_PORT=${PORTS[1]} BOUNCER_PORT=${PORTS[2]}
+mapfile -t PORTS < <(free_ports 4)
+PX_PORT=${PORTS[0]} ADMIN_PORT=${PORTS[1]} BOUNCER_PORT=${PORTS[2]} HAPROXY_PORT=${PORTS[3]}
 
 # ---- switchyard-proxy: PostgreSQL listener only, SCRAM user app/app
 if [ -n "${PROXY:-}" ]; then
@@ -132,11 +138,16 @@ EOF
     log "pgbouncer $(pgbouncer --version | head -n 1 | awk '{ print $2 }') up on 127.0.0.1:$BOUNCER_PORT"
 fi
 
+if [[ " ${TARGETS[*]} " == *" haproxy "* ]]; then
+    start_haproxy "$WORK/haproxy" "$HAPROXY_PORT" 5432
+fi
+
 target_args() {
     case "$1" in
     direct) echo "-h 127.0.0.1 -p 5432 -U postgres" ;;
     switchyard) echo "-h 127.0.0.1 -p $PX_PORT -U app" ;;
     pgbouncer) echo "-h 127.0.0.1 -p $BOUNCER_PORT -U app" ;;
+    haproxy) echo "-h 127.0.0.1 -p $HAPROXY_PORT -U postgres" ;;
     esac
 }
 
@@ -181,7 +192,7 @@ pg_version=$(pg_direct -d postgres -Atc 'show server_version')
 details="$WORK/details.md"
 {
     echo "- PostgreSQL $pg_version on 127.0.0.1:5432; pgbench -S -s $SCALE, database $DB"
-    echo "- targets: ${TARGETS[*]}$([ -n "${PROXY:-}" ] && echo "; switchyard-proxy (release build), SCRAM user app")$([ -n "$BOUNCER_PID" ] && echo "; pgbouncer $(pgbouncer --version | head -n 1 | awk '{ print $2 }') session mode, md5 user app")"
+    echo "- targets: ${TARGETS[*]}$([ -n "${PROXY:-}" ] && echo "; switchyard-proxy (release build), SCRAM user app")$([ -n "$BOUNCER_PID" ] && echo "; pgbouncer $(pgbouncer --version | head -n 1 | awk '{ print $2 }') session mode, md5 user app")$([ -n "$HAPROXY_PID" ] && echo "; haproxy $(haproxy -v | head -n 1 | awk '{ print $3 }') TCP mode, $(nproc) threads")"
     echo "- $ROUNDS rounds × ${SECONDS_PER_RUN} s per run, clients ${CLIENT_COUNTS[*]} (-j 2, or 1 for one client), targets interleaved, medians over rounds"
 } >"$details"
 append_results "pgbench -S" "$details" "$RUNS"

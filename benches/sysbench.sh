@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# sysbench oltp_point_select and oltp_read_only against MariaDB directly and
-# through switchyard-proxy's MySQL listener (release build), with server-side
+# sysbench oltp_point_select and oltp_read_only against MariaDB directly,
+# through switchyard-proxy's MySQL listener (release build) and through
+# haproxy in TCP mode (a relay that parses nothing: the floor), with server-side
 # prepared statements (--db-ps-mode=auto) and without (disable); 8 threads for
 # throughput and 1 for the latency the hop adds. Targets are interleaved
 # within every round (their order rotates), the table shows medians over
@@ -11,6 +12,7 @@
 #   BENCH_ROUNDS [5]  BENCH_SECONDS [10]  BENCH_CLIENTS ["8 1"] (sysbench threads)
 #   BENCH_TESTS ["oltp_point_select oltp_read_only"]  BENCH_PS_MODES ["auto disable"]
 #   BENCH_TABLES [4]  BENCH_TABLE_SIZE [100000]
+#   BENCH_TARGETS ["direct switchyard haproxy"]
 #   PROXY_BIN     use this proxy binary instead of building the release one
 #   BENCH_NO_RECORD=1  print the table without appending it to RESULTS.md
 #   BENCH_NOTE=TEXT    a note line for the recorded section (e.g. what else ran)
@@ -27,21 +29,29 @@ TESTS=(${BENCH_TESTS:-oltp_point_select oltp_read_only})
 PS_MODES=(${BENCH_PS_MODES:-auto disable})
 TABLES=${BENCH_TABLES:-4}
 TABLE_SIZE=${BENCH_TABLE_SIZE:-100000}
-TARGETS=(direct switchyard)
+TARGETS=(${BENCH_TARGETS:-direct switchyard haproxy})
 DB=sy_bench
 check_positive_int BENCH_ROUNDS "$ROUNDS"
 check_positive_int BENCH_SECONDS "$SECONDS_PER_RUN"
 check_positive_int BENCH_TABLES "$TABLES"
 check_positive_int BENCH_TABLE_SIZE "$TABLE_SIZE"
+for t in "${TARGETS[@]}"; do
+    case "$t" in direct | switchyard | haproxy) ;; *) die "unknown target \`$t\` (direct, switchyard, haproxy)" ;; esac
+done
 
 bash "$REPO_ROOT/scripts/ensure-databases.sh" mysql
 bash "$REPO_ROOT/scripts/ensure-tools.sh" sysbench
+if [[ " ${TARGETS[*]} " == *" haproxy "* ]]; then
+    bash "$REPO_ROOT/scripts/ensure-tools.sh" haproxy
+fi
 PROXY=$(build_proxy_release)
 
 WORK=$(mktemp -d /tmp/switchyard-bench.XXXXXX)
 PROXY_PID=""
+HAPROXY_PID=""
 cleanup() {
     local rc=$?
+    [ -z "$HAPROXY_PID" ] || stop_pid "$HAPROXY_PID" haproxy 10 || true
     [ -z "$PROXY_PID" ] || stop_pid "$PROXY_PID" switchyard-proxy 10 || true
     if [ "$rc" -eq 0 ]; then rm -rf "$WORK"; else log "logs kept in $WORK"; fi
     return "$rc"
@@ -65,7 +75,7 @@ else
 fi
 
 # ---- switchyard-proxy: MySQL listener only, user app/app
-mapfile -t PORTS < <(free_ports 2)
+mapfile -t PORTS < <(free_ports 3)
 MY_PORT=${PORTS[0]}
 ADMIN_PORT=${PORTS[1]}
 cat >"$WORK/switchyard.yaml" <<EOF
@@ -89,10 +99,16 @@ if ! MYSQL_PWD=app timeout 15 mariadb --protocol=tcp -h 127.0.0.1 -P "$MY_PORT" 
 fi
 log "switchyard-proxy up, MySQL on 127.0.0.1:$MY_PORT ($PROXY)"
 
+if [[ " ${TARGETS[*]} " == *" haproxy "* ]]; then
+    HAPROXY_PORT=${PORTS[2]}
+    start_haproxy "$WORK/haproxy" "$HAPROXY_PORT" 3306
+fi
+
 target_args() {
     case "$1" in
     direct) echo "--mysql-host=127.0.0.1 --mysql-port=3306 --mysql-user=root --mysql-password=" ;;
     switchyard) echo "--mysql-host=127.0.0.1 --mysql-port=$MY_PORT --mysql-user=app --mysql-password=app" ;;
+    haproxy) echo "--mysql-host=127.0.0.1 --mysql-port=$HAPROXY_PORT --mysql-user=root --mysql-password=" ;;
     esac
 }
 
@@ -130,7 +146,7 @@ done
 details="$WORK/details.md"
 {
     echo "- MariaDB $(my_direct -Nse 'select version()') on 127.0.0.1:3306; sysbench $(sysbench --version | awk '{ print $2 }'), $TABLES tables × $TABLE_SIZE rows, database $DB"
-    echo "- targets: direct (root), switchyard-proxy (release build) MySQL listener, user app"
+    echo "- targets: ${TARGETS[*]}; direct as root; switchyard-proxy (release build) MySQL listener, user app$([ -n "$HAPROXY_PID" ] && echo "; haproxy $(haproxy -v | head -n 1 | awk '{ print $3 }') TCP mode, $(nproc) threads, as root")"
     echo "- $ROUNDS rounds × ${SECONDS_PER_RUN} s per run, threads ${CLIENT_COUNTS[*]}, targets interleaved, medians over rounds; mode = sysbench test and --db-ps-mode"
 } >"$details"
 append_results "sysbench" "$details" "$RUNS"

@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # Install the extra tools Switchyard's tests and benchmarks use, when missing.
 #
-# Usage: scripts/ensure-tools.sh [pgbouncer] [sysbench] [percona] [python] ...
+# Usage: scripts/ensure-tools.sh [pgbouncer] [haproxy] [sysbench] [percona] [python] ...
 #   (no argument: all of them)
 #
 #   pgbouncer  Debian package pgbouncer (benches/pgbench.sh compares against it)
+#   haproxy    Debian package haproxy (both benches: a TCP relay that parses
+#              nothing, the least a hop between client and server can cost)
 #   sysbench   Debian package sysbench (tests/e2e/my_sysbench.sh, benches/sysbench.sh)
 #   percona    Debian package percona-toolkit (pt-table-checksum and friends)
 #   python     .venv/ in the repository with tests/requirements.txt installed
@@ -59,17 +61,18 @@ ensure_python() {
     log "python: ok ($("$VENV/bin/python" -c 'import psycopg, pymysql, pytest; from importlib.metadata import version as v; print(*(f"{p} {v(p)}" for p in ("psycopg", "PyMySQL", "pytest")), sep=" / ")'))"
 }
 
-[ "$#" -gt 0 ] || set -- pgbouncer sysbench percona python
+[ "$#" -gt 0 ] || set -- pgbouncer haproxy sysbench percona python
 for tool in "$@"; do
     case "$tool" in
     pgbouncer) ensure_deb pgbouncer pgbouncer ;;
+    haproxy) ensure_deb haproxy haproxy ;;
     sysbench) ensure_deb sysbench sysbench ;;
     percona | percona-toolkit) ensure_deb pt-table-checksum percona-toolkit ;;
     python | venv) ensure_python ;;
     -h | --help)
-        sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'
+        sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'
         exit 0
         ;;
-    *) die "unknown tool \`$tool\` (expected pgbouncer, sysbench, percona, python)" ;;
+    *) die "unknown tool \`$tool\` (expected pgbouncer, haproxy, sysbench, percona, python)" ;;
     esac
 done

@@ -22,6 +22,19 @@ use tokio::task::JoinHandle;
 use self::workers::Workers;
 use crate::state::Shared;
 
+/// Room a session's read buffer is given before each read.
+pub const READ_CHUNK: usize = 16 * 1024;
+
+/// Makes room in a read buffer before the next read, so a large response
+/// comes in a few big reads: once a `BytesMut` is full, reading into it
+/// offers the socket only 64 bytes. Reclaims the front of the buffer when
+/// the frames read earlier have been released.
+pub fn make_room(buf: &mut bytes::BytesMut) {
+    if buf.capacity() - buf.len() < READ_CHUNK / 4 {
+        buf.reserve(READ_CHUNK);
+    }
+}
+
 /// The label of a protocol in metrics and logs.
 pub fn protocol_label(protocol: Protocol) -> &'static str {
     match protocol {
@@ -128,5 +141,29 @@ pub async fn drained(mut draining: tokio::sync::watch::Receiver<bool>) {
         if draining.changed().await.is_err() {
             std::future::pending::<()>().await;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::{BufMut, BytesMut};
+
+    /// After the frames read so far are split off and released, the buffer
+    /// offers a full chunk again (keeping a partial frame), instead of the
+    /// 64 bytes a full `BytesMut` would offer the next read.
+    #[test]
+    fn make_room_offers_a_full_chunk_after_frames_are_released() {
+        let mut buf = BytesMut::with_capacity(READ_CHUNK);
+        buf.put_bytes(7, READ_CHUNK - 100);
+        drop(buf.split_to(READ_CHUNK - 110));
+        assert!(buf.capacity() - buf.len() < READ_CHUNK / 4);
+        make_room(&mut buf);
+        assert!(buf.capacity() - buf.len() >= READ_CHUNK);
+        assert_eq!(&buf[..], &[7u8; 10][..], "the partial frame is kept");
+        // Plenty of room already: left alone.
+        let before = buf.capacity();
+        make_room(&mut buf);
+        assert_eq!(buf.capacity(), before);
     }
 }

@@ -281,6 +281,8 @@ impl Session {
                 return SessionEnd::Drained;
             }
             let watch_backend = lost.is_none();
+            crate::relay::make_room(&mut self.client_inbox);
+            crate::relay::make_room(&mut self.primary.inbox);
             let Session {
                 client,
                 client_inbox,

@@ -257,6 +257,8 @@ impl Session {
             _ => primary,
         };
         let watch_client = client_inbox.len() < (1 << 20);
+        crate::relay::make_room(client_inbox);
+        crate::relay::make_room(&mut side.inbox);
         let result = tokio::select! {
             r = side.stream.read_buf(&mut side.inbox) => r,
             r = client.read_buf(client_inbox), if watch_client => {

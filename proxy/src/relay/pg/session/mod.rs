@@ -17,6 +17,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt, ReadHalf, WriteHalf};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 
 use super::backend::{self, Login, PgBackend};
+use crate::relay::make_room;
 use crate::relay::stream::ClientStream;
 use crate::route::classify::Dialect;
 use crate::route::{kind_label, Decision, Plan, SessionFacts, Target};
@@ -233,6 +234,11 @@ impl Session {
                     .as_ref()
                     .is_none_or(|s| s.outbox.len() < HIGH_WATER);
             let take_backend = self.client_outbox.len() < HIGH_WATER;
+            make_room(&mut self.client_inbox);
+            make_room(&mut self.primary.inbox);
+            if let Some(side) = &mut self.secondary {
+                make_room(&mut side.inbox);
+            }
             let result: Result<(), SessionEnd> = tokio::select! {
                 biased;
                 r = self.client_write.write_buf(&mut self.client_outbox), if !self.client_outbox.is_empty() => {

@@ -78,11 +78,6 @@ listen relay
 EOF
     haproxy -f "$dir/haproxy.cfg" >"$dir/haproxy.log" 2>&1 &
     HAPROXY_PID=$!
-    for ((i = 0; i < 100; i++)); do
-        port_open 127.0.0.1 "$port" && break
-        kill -0 "$HAPROXY_PID" 2>/dev/null || break
-        sleep 0.1
-    done
-    port_open 127.0.0.1 "$port" || { tail -n 20 "$dir/haproxy.log" >&2; die "haproxy did not start"; }
+    wait_port "$port" 10 "$HAPROXY_PID" || { tail -n 20 "$dir/haproxy.log" >&2; die "haproxy did not start"; }
     log "haproxy $(haproxy -v | head -n 1 | awk '{ print $3 }') (TCP mode, $(nproc) threads) up on 127.0.0.1:$port"
 }

@@ -128,12 +128,7 @@ EOF
     fi
     pgbouncer "${as_user[@]}" "$B/pgbouncer.ini" >"$B/stdout.log" 2>&1 &
     BOUNCER_PID=$!
-    for ((i = 0; i < 100; i++)); do
-        port_open 127.0.0.1 "$BOUNCER_PORT" && break
-        kill -0 "$BOUNCER_PID" 2>/dev/null || break
-        sleep 0.1
-    done
-    port_open 127.0.0.1 "$BOUNCER_PORT" ||
+    wait_port "$BOUNCER_PORT" 10 "$BOUNCER_PID" ||
         { cat "$B/stdout.log" "$B/pgbouncer.log" 2>/dev/null | tail -n 20 >&2; die "pgbouncer did not start"; }
     log "pgbouncer $(pgbouncer --version | head -n 1 | awk '{ print $2 }') up on 127.0.0.1:$BOUNCER_PORT"
 fi

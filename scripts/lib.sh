@@ -97,6 +97,18 @@ wait_http() {
     return 1
 }
 
+# wait_port PORT SECONDS PID: wait until something accepts connections on
+# 127.0.0.1:PORT; fail early when process PID has exited.
+wait_port() {
+    local port=$1 secs=$2 pid=$3 i
+    for ((i = 0; i < secs * 10; i++)); do
+        port_open 127.0.0.1 "$port" && return 0
+        kill -0 "$pid" 2>/dev/null || return 1
+        sleep 0.1
+    done
+    return 1
+}
+
 # stop_pid PID NAME [SECONDS]: SIGTERM, wait up to SECONDS (default 10), then
 # SIGKILL. Returns 0 when it exited on SIGTERM in time, 1 when it had to be
 # killed, 0 when it was not running.

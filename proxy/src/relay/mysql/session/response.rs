@@ -320,3 +320,23 @@ fn with_status(payload: BytesMut, status: u16, caps: u32) -> BytesMut {
         _ => payload,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A column count from a connection without metadata caching, relayed
+    /// to a client with it: the "metadata follows" byte is appended and the
+    /// length and sequence id stay right.
+    #[test]
+    fn metadata_flag_is_appended_to_a_column_count() {
+        let mut raw = BytesMut::new();
+        packet::encode(5, &[3], &mut raw);
+        let out = with_metadata_flag(raw);
+        assert_eq!(&out[..], &[2, 0, 0, 5, 3, 1]);
+        // A two-byte length-encoded count (251 columns) keeps its bytes.
+        let mut raw = BytesMut::new();
+        packet::encode(1, &[0xFC, 251, 0], &mut raw);
+        assert_eq!(&with_metadata_flag(raw)[..], &[4, 0, 0, 1, 0xFC, 251, 0, 1]);
+    }
+}

@@ -40,6 +40,10 @@ impl Route for MarkerRouter {
             plan
         } else if sql.contains("/*divert*/") {
             Plan::divert("my2")
+        } else if sql.contains("/*divert-down*/") {
+            Plan::divert("down")
+        } else if sql.contains("/*divert-unknown*/") {
+            Plan::divert("nowhere")
         } else {
             return Decision::Relay;
         };
@@ -60,9 +64,15 @@ async fn setup(prefix: &str) -> (common::Proxy, String, String) {
         .query_drop("CREATE TABLE only_in_2 (v TEXT); INSERT INTO only_in_2 VALUES ('from second')")
         .await
         .unwrap();
+    // A backend nothing listens on: a port just freed.
+    let down = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let yaml = base_yaml().replace(
         "routes:",
-        &format!("  my2: {{ kind: mysql, host: 127.0.0.1, port: 3306, user: root, password: \"\", database: {db2} }}\nroutes:"),
+        &format!("  my2: {{ kind: mysql, host: 127.0.0.1, port: 3306, user: root, password: \"\", database: {db2} }}\n  down: {{ kind: mysql, host: 127.0.0.1, port: {down}, user: root, password: \"\" }}\nroutes:"),
     );
     (common::start(&yaml, Arc::new(MarkerRouter)).await, db, db2)
 }
@@ -377,5 +387,68 @@ async fn divert_runs_a_statement_on_a_second_backend() {
         let here: Option<String> = conn.exec_first(&local, ()).await.unwrap();
         assert_eq!(here.as_deref(), Some(db.as_str()));
     }
+    teardown(&[&db, &db2]).await;
+}
+
+/// A plan whose second backend cannot be had fails that statement with an
+/// error naming the backend and the fix; the session, its transaction and
+/// the other statements go on.
+#[tokio::test]
+async fn a_second_backend_that_cannot_be_had_fails_only_the_statement() {
+    let (proxy, db, db2) = setup("divertfail").await;
+    let mut conn = proxy.connect(&db).await;
+    conn.query_drop("BEGIN").await.unwrap();
+    conn.query_drop("INSERT INTO t VALUES (1)").await.unwrap();
+
+    let err = conn
+        .query_drop("SELECT 1 /*divert-unknown*/")
+        .await
+        .unwrap_err();
+    let (code, state, message) = common::server_error(&err);
+    assert_eq!((code, state.as_str()), (1105, "HY000"), "{message}");
+    assert!(
+        message.contains("`nowhere`") && message.contains("backends:"),
+        "{message}"
+    );
+    let err = conn.prep("SELECT ? /*divert-unknown*/").await.unwrap_err();
+    assert_eq!(common::server_error(&err).0, 1105);
+
+    let err = conn
+        .query_drop("SELECT 1 /*divert-down*/")
+        .await
+        .unwrap_err();
+    let (code, state, message) = common::server_error(&err);
+    assert_eq!((code, state.as_str()), (2003, "08S01"), "{message}");
+    assert!(message.contains("`down`"), "{message}");
+
+    // The transaction is still the client's to finish.
+    conn.query_drop("INSERT INTO t VALUES (2)").await.unwrap();
+    conn.query_drop("COMMIT").await.unwrap();
+    assert_eq!(
+        column(&db, "SELECT id FROM t ORDER BY id").await,
+        ["1", "2"]
+    );
+
+    // Once a second backend is open, a plan for a third is refused the same way.
+    let got: Option<String> = conn
+        .query_first("SELECT v FROM only_in_2 /*divert*/")
+        .await
+        .unwrap();
+    assert_eq!(got.as_deref(), Some("from second"));
+    let err = conn
+        .query_drop("SELECT 1 /*divert-down*/")
+        .await
+        .unwrap_err();
+    let (code, _, message) = common::server_error(&err);
+    assert_eq!(code, 1105, "{message}");
+    assert!(
+        message.contains("one second backend at a time"),
+        "{message}"
+    );
+    let got: Option<String> = conn
+        .query_first("SELECT v FROM only_in_2 /*divert*/")
+        .await
+        .unwrap();
+    assert_eq!(got.as_deref(), Some("from second"));
     teardown(&[&db, &db2]).await;
 }

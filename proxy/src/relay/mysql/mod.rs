@@ -62,6 +62,8 @@ pub mod code {
     pub const PACKET_TOO_LARGE: u16 = 1153;
     /// ER_NET_PACKETS_OUT_OF_ORDER: a sequence id out of step.
     pub const OUT_OF_ORDER: u16 = 1156;
+    /// ER_UNKNOWN_ERROR: the proxy's own failure with no closer code.
+    pub const UNKNOWN_ERROR: u16 = 1105;
     /// ER_MALFORMED_PACKET: a packet that cannot be decoded.
     pub const MALFORMED: u16 = 1835;
     /// CR_CONN_HOST_ERROR: the backend cannot be reached.

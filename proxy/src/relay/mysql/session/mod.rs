@@ -438,7 +438,10 @@ impl Session {
                 .await
                 .map(drop);
         };
-        let conn = self.connection_for(&plan.target).await?;
+        let conn = match self.connection_for(&plan.target).await {
+            Ok(conn) => conn,
+            Err(err) => return self.fail_statement(&err).await,
+        };
         let payload = match &plan.sql {
             Some(sql) => query_payload(sql),
             None => payload,
@@ -461,7 +464,10 @@ impl Session {
                 .await
                 .map(drop);
         };
-        let conn = self.connection_for(&plan.target).await?;
+        let conn = match self.connection_for(&plan.target).await {
+            Ok(conn) => conn,
+            Err(err) => return self.fail_statement(&err).await,
+        };
         self.last_prepared = conn;
         let mut prepare = BytesMut::with_capacity(payload.len());
         prepare.put_u8(COM_STMT_PREPARE);
@@ -547,7 +553,10 @@ impl Session {
     }
 
     /// The connection a plan runs on, opening the second one on first use.
-    async fn connection_for(&mut self, target: &Target) -> Result<Conn, SessionEnd> {
+    /// When it cannot be had, the statement fails with the returned error
+    /// and the session goes on (a failed statement leaves a MySQL
+    /// transaction open, so the client decides what to do next).
+    async fn connection_for(&mut self, target: &Target) -> Result<Conn, ErrPacket> {
         let Target::Backend(name) = target else {
             return Ok(Conn::Primary);
         };
@@ -555,20 +564,21 @@ impl Session {
             if &side.name == name {
                 return Ok(Conn::Secondary);
             }
-            return Err(SessionEnd::Backend {
-                message: format!("switchyard: a session can use one second backend at a time; it uses `{}`, a plan asked for `{name}`", side.name),
-                seq: self.seq,
-            });
+            return Err(ErrPacket::new(
+                code::UNKNOWN_ERROR,
+                "HY000",
+                format!("switchyard: a session can use one second backend at a time; it uses `{}`, a plan asked for `{name}`", side.name),
+            ));
         }
         let snapshot = self.shared.snapshot_full();
         let config = &snapshot.config;
-        let unknown = || SessionEnd::Backend {
-            message: format!(
-                "switchyard: a plan named backend `{name}`, which is not in `backends:`"
-            ),
-            seq: self.seq,
-        };
-        let backend = config.backends.get(name).ok_or_else(unknown)?;
+        let backend = config.backends.get(name).ok_or_else(|| {
+            ErrPacket::new(
+                code::UNKNOWN_ERROR,
+                "HY000",
+                format!("switchyard: a plan named backend `{name}`, which is not in `backends:`; add it to the proxy's config"),
+            )
+        })?;
         let database = backend
             .database
             .clone()
@@ -593,12 +603,23 @@ impl Session {
             self.max_payload,
         )
         .await
-        .map_err(|e| SessionEnd::Backend {
-            message: format!("switchyard: {e}"),
-            seq: self.seq,
+        .map_err(|e| {
+            ErrPacket::new(
+                code::BACKEND_UNREACHABLE,
+                "08S01",
+                format!("switchyard: {e}"),
+            )
         })?;
         self.secondary = Some(conn);
         Ok(Conn::Secondary)
+    }
+
+    /// Answers the current command with `err` instead of running it.
+    async fn fail_statement(&mut self, err: &ErrPacket) -> Result<(), SessionEnd> {
+        metrics::counter!(names::CONNECTION_ERRORS_TOTAL, "protocol" => "mysql", "reason" => "second_backend").increment(1);
+        tracing::warn!(error = %err.message, "statement failed: its plan's backend is not available");
+        self.send_err(err, self.seq);
+        self.flush().await
     }
 
     // ---- answers of the proxy's own --------------------------------------

@@ -284,13 +284,11 @@ impl Session {
 
 /// A column count packet with the "metadata follows" byte of
 /// MARIADB_CLIENT_CACHE_METADATA appended (the definitions do follow).
-fn with_metadata_flag(raw: BytesMut) -> BytesMut {
-    let mut out = BytesMut::with_capacity(raw.len() + 1);
-    packet::encode(raw[3], &raw[HEADER_LEN..], &mut out);
-    out.put_u8(1);
-    let len = ((out.len() - HEADER_LEN) as u32).to_le_bytes();
-    out[..3].copy_from_slice(&len[..3]);
-    out
+fn with_metadata_flag(mut raw: BytesMut) -> BytesMut {
+    raw.put_u8(1);
+    let len = ((raw.len() - HEADER_LEN) as u32).to_le_bytes();
+    raw[..3].copy_from_slice(&len[..3]);
+    raw
 }
 
 /// A result terminator (OK, 0xFE-OK or EOF) payload with another status.

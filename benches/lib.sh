@@ -81,3 +81,15 @@ EOF
     wait_port "$port" 10 "$HAPROXY_PID" || { tail -n 20 "$dir/haproxy.log" >&2; die "haproxy did not start"; }
     log "haproxy $(haproxy -v | head -n 1 | awk '{ print $3 }') (TCP mode, $(nproc) threads) up on 127.0.0.1:$port"
 }
+
+# start_switchyard BIN CONFIG ADMIN_PORT: start switchyard-proxy with CONFIG,
+# logging to proxy.log beside it, and wait until its /healthz answers on
+# ADMIN_PORT. Sets PROXY_PID.
+start_switchyard() {
+    local bin=$1 config=$2 admin=$3 log_file
+    log_file="$(dirname "$config")/proxy.log"
+    SWITCHYARD_LOG=${SWITCHYARD_LOG:-warn} "$bin" --config "$config" >"$log_file" 2>&1 &
+    PROXY_PID=$!
+    wait_http "http://127.0.0.1:$admin/healthz" 30 "$PROXY_PID" ||
+        { tail -n 20 "$log_file" >&2; die "switchyard-proxy did not become healthy (log: $log_file)"; }
+}

@@ -92,10 +92,7 @@ backends:
   pg: { kind: postgres, host: 127.0.0.1, port: 5432, user: postgres, password: "" }
 routes: { postgres: pg }
 EOF
-    SWITCHYARD_LOG=${SWITCHYARD_LOG:-warn} "$PROXY" --config "$WORK/switchyard.yaml" >"$WORK/proxy.log" 2>&1 &
-    PROXY_PID=$!
-    wait_http "http://127.0.0.1:$ADMIN_PORT/healthz" 30 "$PROXY_PID" ||
-        { tail -n 20 "$WORK/proxy.log" >&2; die "switchyard-proxy did not become healthy (log: $WORK/proxy.log)"; }
+    start_switchyard "$PROXY" "$WORK/switchyard.yaml" "$ADMIN_PORT"
     log "switchyard-proxy up on 127.0.0.1:$PX_PORT ($PROXY)"
 fi
 

@@ -87,10 +87,7 @@ backends:
   my: { kind: mysql, host: 127.0.0.1, port: 3306, user: root, password: "" }
 routes: { mysql: my }
 EOF
-SWITCHYARD_LOG=${SWITCHYARD_LOG:-warn} "$PROXY" --config "$WORK/switchyard.yaml" >"$WORK/proxy.log" 2>&1 &
-PROXY_PID=$!
-wait_http "http://127.0.0.1:$ADMIN_PORT/healthz" 30 "$PROXY_PID" ||
-    { tail -n 20 "$WORK/proxy.log" >&2; die "switchyard-proxy did not become healthy (log: $WORK/proxy.log)"; }
+start_switchyard "$PROXY" "$WORK/switchyard.yaml" "$ADMIN_PORT"
 if ! MYSQL_PWD=app timeout 15 mariadb --protocol=tcp -h 127.0.0.1 -P "$MY_PORT" -u app -D "$DB" \
     --connect-timeout=5 -Nse 'select 1' >"$WORK/probe.out" 2>&1; then
     cat "$WORK/probe.out" >&2

@@ -41,6 +41,7 @@ pub fn reload(shared: &Shared, path: &Path) -> Outcome {
                     Ok(snapshot) => {
                         grow_slots(shared, &current.config, &snapshot.config);
                         shared.snapshot.store(Arc::new(snapshot));
+                        shared.publish_routing(|_| {});
                         metrics::gauge!(names::CONFIG_GENERATION).set(generation as f64);
                         Outcome::Applied(generation)
                     }

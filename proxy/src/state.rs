@@ -3,7 +3,7 @@
 //! the shutdown signal.
 
 use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use arc_swap::ArcSwap;
@@ -14,6 +14,7 @@ use tokio_rustls::TlsAcceptor;
 
 use crate::relay::tls;
 use crate::route::classify::Classifier;
+use crate::route::routing::{Routing, Runtime};
 use crate::route::Route;
 
 /// One immutable view of the configuration, swapped whole on reload so a
@@ -75,6 +76,12 @@ pub struct Counters {
 pub struct Shared {
     /// The configuration in force.
     pub snapshot: ArcSwap<Snapshot>,
+    /// The router's input: the configuration merged with runtime state.
+    /// Rebuilt whenever either changes ([`Shared::publish_routing`]).
+    pub routing: ArcSwap<Routing>,
+    /// Runtime state that outlives a reload (rules set through the admin
+    /// API). Locked only to change it, never on the statement path.
+    pub runtime: Mutex<Runtime>,
     /// Statement classification, cached by statement shape.
     pub classifier: Classifier,
     /// The per-statement decision.
@@ -101,8 +108,12 @@ impl Shared {
         let limits = &snapshot.config.limits;
         let classifier = Classifier::new(limits.classify_cache_entries);
         let slots = Arc::new(Semaphore::new(limits.max_connections));
+        let runtime = Runtime::default();
+        let routing = Routing::build(&snapshot.config, snapshot.generation, &runtime);
         Arc::new(Shared {
             snapshot: ArcSwap::from_pointee(snapshot),
+            routing: ArcSwap::from_pointee(routing),
+            runtime: Mutex::new(runtime),
             classifier,
             router,
             cancel_keys: DashMap::new(),
@@ -127,6 +138,23 @@ impl Shared {
     /// The configuration in force now, to hold across awaits.
     pub fn snapshot_full(&self) -> Arc<Snapshot> {
         self.snapshot.load_full()
+    }
+
+    /// The router's input in force now.
+    pub fn routing(&self) -> arc_swap::Guard<Arc<Routing>> {
+        self.routing.load()
+    }
+
+    /// Rebuilds the router's input from the configuration in force and the
+    /// runtime state (after `change`), and publishes it: live for the next
+    /// statement of every session.
+    pub fn publish_routing(&self, change: impl FnOnce(&mut Runtime)) {
+        let snapshot = self.snapshot_full();
+        let mut runtime = self.runtime.lock().unwrap_or_else(|e| e.into_inner());
+        change(&mut runtime);
+        runtime.prune(&snapshot.config);
+        let routing = Routing::build(&snapshot.config, snapshot.generation, &runtime);
+        self.routing.store(Arc::new(routing));
     }
 
     /// Whether the proxy is draining for shutdown.

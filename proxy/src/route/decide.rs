@@ -1,6 +1,6 @@
 //! The per-statement decision: what the session does with one statement.
 //!
-//! Deciding is pure: `(snapshot, session facts, statement) -> Decision`, no
+//! Deciding is pure: `(routing, session facts, statement) -> Decision`, no
 //! IO and no clock but what the caller passes in. The session carries the
 //! decision out; so the read switch and the dual write only add decisions,
 //! never plumbing.
@@ -8,13 +8,14 @@
 use std::sync::Arc;
 
 use super::classify::{Dialect, Statement};
-use crate::state::Snapshot;
+use super::routing::Routing;
 
-/// Where a statement runs.
+/// Which backend connection runs a statement. (Not to be confused with a
+/// migration's source and target tables, nor with which of them is primary.)
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Target {
+pub enum Connection {
     /// The session's own backend connection.
-    Primary,
+    Own,
     /// A second connection to the named backend (from `backends:`), opened
     /// on first use with the session's database and the backend's login.
     Backend(String),
@@ -46,7 +47,7 @@ pub struct Plan {
     /// packet the client receives.
     pub affected: Option<Affected>,
     /// The connection that runs it all.
-    pub target: Target,
+    pub connection: Connection,
 }
 
 impl Plan {
@@ -58,7 +59,7 @@ impl Plan {
             after: Vec::new(),
             tag: None,
             affected: None,
-            target: Target::Primary,
+            connection: Connection::Own,
         }
     }
 
@@ -70,7 +71,7 @@ impl Plan {
             after: Vec::new(),
             tag: None,
             affected: None,
-            target: Target::Backend(backend.into()),
+            connection: Connection::Backend(backend.into()),
         }
     }
 
@@ -100,7 +101,7 @@ pub struct SessionFacts<'a> {
     pub database: &'a str,
     /// The client's `application_name` (PostgreSQL) or program name (MySQL).
     pub application: &'a str,
-    /// A transaction is open on the primary connection.
+    /// A transaction is open on the session's own connection.
     pub in_transaction: bool,
 }
 
@@ -109,7 +110,7 @@ pub trait Route: Send + Sync + 'static {
     /// Decides for one statement; `sql` is the text `statement` classifies.
     fn decide(
         &self,
-        snapshot: &Snapshot,
+        routing: &Routing,
         facts: &SessionFacts<'_>,
         statement: &Statement,
         sql: &str,
@@ -123,7 +124,7 @@ pub trait Route: Send + Sync + 'static {
 pub struct MigrationRouter;
 
 impl Route for MigrationRouter {
-    fn decide(&self, _: &Snapshot, _: &SessionFacts<'_>, _: &Statement, _: &str) -> Decision {
+    fn decide(&self, _: &Routing, _: &SessionFacts<'_>, _: &Statement, _: &str) -> Decision {
         Decision::Relay
     }
 }

@@ -4,8 +4,9 @@
 pub mod classify;
 pub mod decide;
 pub mod fingerprint;
+pub mod routing;
 
-pub use decide::{Affected, Decision, MigrationRouter, Plan, Route, SessionFacts, Target};
+pub use decide::{Affected, Connection, Decision, MigrationRouter, Plan, Route, SessionFacts};
 
 use classify::StatementKind;
 

@@ -8,8 +8,8 @@ use std::sync::Arc;
 use bytes::{BufMut, BytesMut};
 use mysql_async::prelude::*;
 use switchyard_proxy::route::classify::Statement;
+use switchyard_proxy::route::routing::Routing;
 use switchyard_proxy::route::{Affected, Decision, Plan, Route, SessionFacts};
-use switchyard_proxy::state::Snapshot;
 use switchyard_proxy::wire::mysql::message::{
     StmtPrepareOk, COM_QUERY, COM_STMT_CLOSE, COM_STMT_EXECUTE, COM_STMT_FETCH, COM_STMT_PREPARE,
     COM_STMT_RESET, COM_STMT_SEND_LONG_DATA, CURSOR_TYPE_READ_ONLY,
@@ -21,7 +21,7 @@ use crate::common::{self, base_yaml, RawMy};
 struct MarkerRouter;
 
 impl Route for MarkerRouter {
-    fn decide(&self, _: &Snapshot, _: &SessionFacts<'_>, _: &Statement, sql: &str) -> Decision {
+    fn decide(&self, _: &Routing, _: &SessionFacts<'_>, _: &Statement, sql: &str) -> Decision {
         let plan = if sql.contains("/*rewrite*/") {
             Plan::rewrite(sql.replace("'original'", "'rewritten'"))
         } else if sql.contains("/*inject*/") || sql.contains("/*inject-fail*/") {

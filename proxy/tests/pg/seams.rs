@@ -5,8 +5,8 @@
 use std::sync::Arc;
 
 use switchyard_proxy::route::classify::Statement;
+use switchyard_proxy::route::routing::Routing;
 use switchyard_proxy::route::{Decision, Plan, Route, SessionFacts};
-use switchyard_proxy::state::Snapshot;
 use tokio_postgres::SimpleQueryMessage;
 
 use crate::common::{self, base_yaml};
@@ -15,7 +15,7 @@ use crate::common::{self, base_yaml};
 struct MarkerRouter;
 
 impl Route for MarkerRouter {
-    fn decide(&self, _: &Snapshot, _: &SessionFacts<'_>, _: &Statement, sql: &str) -> Decision {
+    fn decide(&self, _: &Routing, _: &SessionFacts<'_>, _: &Statement, sql: &str) -> Decision {
         let plan = if sql.contains("/*rewrite*/") {
             Plan::rewrite(sql.replace("'original'", "'rewritten'"))
         } else if sql.contains("/*inject*/") || sql.contains("/*inject-fail*/") {

@@ -14,9 +14,9 @@ use std::collections::VecDeque;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Conn {
     /// The session's own backend connection.
-    Primary,
+    Own,
     /// The session's second connection (another database or server).
-    Secondary,
+    Second,
 }
 
 /// The response a message produces.
@@ -113,7 +113,7 @@ pub enum Step {
     /// Drop it.
     Swallow,
     /// A ReadyForQuery for the client; `status` is the byte the client must
-    /// see (the primary's status, even when a second connection answered).
+    /// see (the own connection's status, even when a second connection answered).
     Ready {
         /// Whether to send it on to the client.
         forward: bool,
@@ -128,7 +128,7 @@ pub struct Responses {
     queue: VecDeque<Pending>,
     /// A backend is in COPY FROM STDIN mode, where it ignores Sync.
     copy_in: bool,
-    /// Per connection (primary, secondary): an extended-protocol error
+    /// Per connection (own, second): an extended-protocol error
     /// arrived and no Sync was in flight, so the server discards every
     /// message until the client's next Sync and answers none of them.
     discarding: [bool; 2],
@@ -136,8 +136,8 @@ pub struct Responses {
 
 fn slot(conn: Conn) -> usize {
     match conn {
-        Conn::Primary => 0,
-        Conn::Secondary => 1,
+        Conn::Own => 0,
+        Conn::Second => 1,
     }
 }
 
@@ -381,17 +381,17 @@ mod tests {
             Expect::Execute,
             Expect::Sync,
         ] {
-            r.push(Pending::forward(Primary, e));
+            r.push(Pending::forward(Own, e));
         }
         let steps = run(
             &mut r,
             &[
-                (Primary, b'1'),
-                (Primary, b'2'),
-                (Primary, b'T'),
-                (Primary, b'D'),
-                (Primary, b'C'),
-                (Primary, b'Z'),
+                (Own, b'1'),
+                (Own, b'2'),
+                (Own, b'T'),
+                (Own, b'D'),
+                (Own, b'C'),
+                (Own, b'Z'),
             ],
         );
         assert_eq!(steps[..5], vec![Step::Forward; 5][..]);
@@ -403,30 +403,24 @@ mod tests {
     fn error_skips_to_sync() {
         let mut r = Responses::default();
         for e in [Expect::Parse, Expect::Bind, Expect::Execute, Expect::Sync] {
-            r.push(Pending::forward(Primary, e));
+            r.push(Pending::forward(Own, e));
         }
-        assert_eq!(r.on_frame(Primary, b'E', b""), Step::Forward);
+        assert_eq!(r.on_frame(Own, b'E', b""), Step::Forward);
         assert_eq!(r.len(), 1);
-        assert_eq!(
-            r.on_frame(Primary, b'Z', b""),
-            Step::Ready { forward: true }
-        );
+        assert_eq!(r.on_frame(Own, b'Z', b""), Step::Ready { forward: true });
     }
 
     #[test]
     fn swallowed_messages_hide_all_but_errors() {
         let mut r = Responses::default();
-        r.push(Pending::new(Primary, Expect::Parse, Disposition::Swallow));
-        r.push(Pending::forward(Primary, Expect::Bind));
-        assert_eq!(r.on_frame(Primary, b'1', b""), Step::Swallow);
-        assert_eq!(r.on_frame(Primary, b'2', b""), Step::Forward);
-        r.push(Pending::new(Primary, Expect::Close, Disposition::Swallow));
-        r.push(Pending::forward(Primary, Expect::Sync));
-        assert_eq!(r.on_frame(Primary, b'E', b""), Step::Forward);
-        assert_eq!(
-            r.on_frame(Primary, b'Z', b""),
-            Step::Ready { forward: true }
-        );
+        r.push(Pending::new(Own, Expect::Parse, Disposition::Swallow));
+        r.push(Pending::forward(Own, Expect::Bind));
+        assert_eq!(r.on_frame(Own, b'1', b""), Step::Swallow);
+        assert_eq!(r.on_frame(Own, b'2', b""), Step::Forward);
+        r.push(Pending::new(Own, Expect::Close, Disposition::Swallow));
+        r.push(Pending::forward(Own, Expect::Sync));
+        assert_eq!(r.on_frame(Own, b'E', b""), Step::Forward);
+        assert_eq!(r.on_frame(Own, b'Z', b""), Step::Ready { forward: true });
     }
 
     #[test]
@@ -434,7 +428,7 @@ mod tests {
         let mut r = Responses::default();
         let tag = Some("INSERT 0 7".to_string());
         r.push(Pending::new(
-            Primary,
+            Own,
             Expect::Query,
             Disposition::Filter {
                 skip: 1,
@@ -445,12 +439,12 @@ mod tests {
         let steps = run(
             &mut r,
             &[
-                (Primary, b'C'),
-                (Primary, b'T'),
-                (Primary, b'D'),
-                (Primary, b'C'),
-                (Primary, b'C'),
-                (Primary, b'Z'),
+                (Own, b'C'),
+                (Own, b'T'),
+                (Own, b'D'),
+                (Own, b'C'),
+                (Own, b'C'),
+                (Own, b'Z'),
             ],
         );
         assert_eq!(
@@ -469,36 +463,30 @@ mod tests {
     #[test]
     fn responses_wait_for_their_connection() {
         let mut r = Responses::default();
-        r.push(Pending::forward(Secondary, Expect::Query));
-        r.push(Pending::forward(Primary, Expect::Query));
-        assert_eq!(r.next_conn(), Some(Secondary));
-        assert_eq!(r.on_frame(Primary, b'T', b""), Step::Unexpected);
-        assert_eq!(r.on_frame(Primary, b'A', b""), Step::Forward);
-        assert_eq!(
-            r.on_frame(Secondary, b'Z', b""),
-            Step::Ready { forward: true }
-        );
-        assert_eq!(r.next_conn(), Some(Primary));
+        r.push(Pending::forward(Second, Expect::Query));
+        r.push(Pending::forward(Own, Expect::Query));
+        assert_eq!(r.next_conn(), Some(Second));
+        assert_eq!(r.on_frame(Own, b'T', b""), Step::Unexpected);
+        assert_eq!(r.on_frame(Own, b'A', b""), Step::Forward);
+        assert_eq!(r.on_frame(Second, b'Z', b""), Step::Ready { forward: true });
+        assert_eq!(r.next_conn(), Some(Own));
     }
 
     #[test]
     fn error_on_one_connection_skips_only_its_messages() {
         let mut r = Responses::default();
-        r.push(Pending::forward(Secondary, Expect::Bind));
-        r.push(Pending::forward(Primary, Expect::Parse));
-        r.push(Pending::forward(Secondary, Expect::Execute));
-        r.push(Pending::new(Secondary, Expect::Sync, Disposition::Swallow));
-        r.push(Pending::forward(Primary, Expect::Sync));
-        assert_eq!(r.on_frame(Secondary, b'E', b""), Step::Forward);
-        assert_eq!(r.on_frame(Primary, b'1', b""), Step::Forward);
+        r.push(Pending::forward(Second, Expect::Bind));
+        r.push(Pending::forward(Own, Expect::Parse));
+        r.push(Pending::forward(Second, Expect::Execute));
+        r.push(Pending::new(Second, Expect::Sync, Disposition::Swallow));
+        r.push(Pending::forward(Own, Expect::Sync));
+        assert_eq!(r.on_frame(Second, b'E', b""), Step::Forward);
+        assert_eq!(r.on_frame(Own, b'1', b""), Step::Forward);
         assert_eq!(
-            r.on_frame(Secondary, b'Z', b""),
+            r.on_frame(Second, b'Z', b""),
             Step::Ready { forward: false }
         );
-        assert_eq!(
-            r.on_frame(Primary, b'Z', b""),
-            Step::Ready { forward: true }
-        );
+        assert_eq!(r.on_frame(Own, b'Z', b""), Step::Ready { forward: true });
         assert!(r.is_empty());
     }
 
@@ -506,19 +494,16 @@ mod tests {
     fn copy_in_drops_the_syncs_the_server_ignores() {
         let mut r = Responses::default();
         for e in [Expect::Bind, Expect::Execute, Expect::Sync] {
-            r.push(Pending::forward(Primary, e));
+            r.push(Pending::forward(Own, e));
         }
-        assert_eq!(r.on_frame(Primary, b'2', b""), Step::Forward);
-        assert_eq!(r.on_frame(Primary, b'G', b""), Step::Forward);
+        assert_eq!(r.on_frame(Own, b'2', b""), Step::Forward);
+        assert_eq!(r.on_frame(Own, b'G', b""), Step::Forward);
         assert!(r.in_copy_in());
         assert_eq!(r.len(), 1);
-        r.copy_in_ended(Primary);
-        r.push(Pending::forward(Primary, Expect::Sync));
-        assert_eq!(r.on_frame(Primary, b'C', b""), Step::Forward);
-        assert_eq!(
-            r.on_frame(Primary, b'Z', b""),
-            Step::Ready { forward: true }
-        );
+        r.copy_in_ended(Own);
+        r.push(Pending::forward(Own, Expect::Sync));
+        assert_eq!(r.on_frame(Own, b'C', b""), Step::Forward);
+        assert_eq!(r.on_frame(Own, b'Z', b""), Step::Ready { forward: true });
         assert!(r.is_empty());
     }
 
@@ -526,21 +511,21 @@ mod tests {
     fn copy_in_pipelined_with_its_data_keeps_the_later_sync() {
         let mut r = Responses::default();
         for e in [Expect::Bind, Expect::Execute, Expect::Sync] {
-            r.push(Pending::forward(Primary, e));
+            r.push(Pending::forward(Own, e));
         }
-        r.copy_in_ended(Primary);
-        r.push(Pending::forward(Primary, Expect::Sync));
-        r.push(Pending::forward(Primary, Expect::Parse));
-        r.push(Pending::forward(Primary, Expect::Sync));
+        r.copy_in_ended(Own);
+        r.push(Pending::forward(Own, Expect::Sync));
+        r.push(Pending::forward(Own, Expect::Parse));
+        r.push(Pending::forward(Own, Expect::Sync));
         let steps = run(
             &mut r,
             &[
-                (Primary, b'2'),
-                (Primary, b'G'),
-                (Primary, b'C'),
-                (Primary, b'Z'),
-                (Primary, b'1'),
-                (Primary, b'Z'),
+                (Own, b'2'),
+                (Own, b'G'),
+                (Own, b'C'),
+                (Own, b'Z'),
+                (Own, b'1'),
+                (Own, b'Z'),
             ],
         );
         assert_eq!(steps[3], Step::Ready { forward: true });
@@ -553,9 +538,9 @@ mod tests {
     fn messages_sent_after_an_error_before_sync_are_not_answered() {
         let mut r = Responses::default();
         for e in [Expect::Parse, Expect::Bind, Expect::Execute] {
-            r.push(Pending::forward(Primary, e));
+            r.push(Pending::forward(Own, e));
         }
-        assert_eq!(r.on_frame(Primary, b'E', b""), Step::Forward);
+        assert_eq!(r.on_frame(Own, b'E', b""), Step::Forward);
         assert!(r.is_empty());
         // The client's pipeline goes on; the server discards up to Sync.
         for e in [
@@ -566,27 +551,21 @@ mod tests {
             Expect::Parse,
             Expect::Sync,
         ] {
-            r.push(Pending::forward(Primary, e));
+            r.push(Pending::forward(Own, e));
         }
-        assert_eq!(
-            r.on_frame(Primary, b'Z', b""),
-            Step::Ready { forward: true }
-        );
-        assert_eq!(r.on_frame(Primary, b'1', b""), Step::Forward);
-        assert_eq!(
-            r.on_frame(Primary, b'Z', b""),
-            Step::Ready { forward: true }
-        );
+        assert_eq!(r.on_frame(Own, b'Z', b""), Step::Ready { forward: true });
+        assert_eq!(r.on_frame(Own, b'1', b""), Step::Forward);
+        assert_eq!(r.on_frame(Own, b'Z', b""), Step::Ready { forward: true });
         assert!(r.is_empty());
     }
 
     #[test]
     fn describe_statement_takes_two_frames() {
         let mut r = Responses::default();
-        r.push(Pending::forward(Primary, Expect::DescribeStatement));
-        assert_eq!(r.on_frame(Primary, b't', b""), Step::Forward);
+        r.push(Pending::forward(Own, Expect::DescribeStatement));
+        assert_eq!(r.on_frame(Own, b't', b""), Step::Forward);
         assert_eq!(r.len(), 1);
-        assert_eq!(r.on_frame(Primary, b'n', b""), Step::Forward);
+        assert_eq!(r.on_frame(Own, b'n', b""), Step::Forward);
         assert!(r.is_empty());
     }
 }

@@ -115,9 +115,9 @@ impl Session {
                 })
             }
         };
-        let mut old = std::mem::replace(&mut self.primary, fresh);
+        let mut old = std::mem::replace(&mut self.own, fresh);
         quit(&mut old).await;
-        if let Some(mut s) = self.secondary.take() {
+        if let Some(mut s) = self.second.take() {
             quit(&mut s).await;
         }
         self.statements.clear();
@@ -125,7 +125,7 @@ impl Session {
             self.info.proxy_id,
             KillTarget {
                 backend: name,
-                thread_id: self.primary.thread_id,
+                thread_id: self.own.thread_id,
             },
         );
         self.info.user = user.name.clone();

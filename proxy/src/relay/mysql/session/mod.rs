@@ -27,7 +27,7 @@ use super::backend::{self, MyBackend};
 use super::code;
 use crate::relay::stream::ClientStream;
 use crate::route::classify::Dialect;
-use crate::route::{kind_label, Affected, Decision, Plan, SessionFacts, Target};
+use crate::route::{kind_label, Affected, Connection, Decision, Plan, SessionFacts};
 use crate::state::Shared;
 use crate::wire::mysql::login::BackendLoginConfig;
 use crate::wire::mysql::message::{
@@ -74,7 +74,7 @@ pub struct ClientInfo {
     pub salt: [u8; 20],
     /// The connection id the proxy presented.
     pub proxy_id: u32,
-    /// The primary backend's name in `backends:`.
+    /// The own backend's name in `backends:`.
     pub backend_name: String,
     /// The client's IP address, for "Access denied for user 'u'@'host'".
     pub host: String,
@@ -120,9 +120,9 @@ pub enum SessionEnd {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Conn {
     /// The session's own connection to the routed backend.
-    Primary,
+    Own,
     /// The second connection, opened on first use by a plan.
-    Secondary,
+    Second,
 }
 
 /// A client statement id the proxy mapped to its own.
@@ -167,9 +167,9 @@ pub struct Session {
     client_out: BytesMut,
     /// The next sequence id of a packet to the client in this response.
     seq: u8,
-    primary: MyBackend,
+    own: MyBackend,
     /// The second connection, opened on first use by a plan.
-    secondary: Option<MyBackend>,
+    second: Option<MyBackend>,
     /// Client statement ids the proxy mapped to its own.
     statements: HashMap<u32, Mapped>,
     /// The next proxy-owned statement id.
@@ -184,13 +184,13 @@ pub struct Session {
 }
 
 impl Session {
-    /// A session over a logged-in client and its primary backend connection.
+    /// A session over a logged-in client and its own backend connection.
     pub fn new(
         shared: Arc<Shared>,
         info: ClientInfo,
         client: ClientStream,
         client_inbox: BytesMut,
-        primary: MyBackend,
+        own: MyBackend,
     ) -> Session {
         let max_payload = shared.snapshot().config.limits.max_frame_bytes;
         Session {
@@ -200,11 +200,11 @@ impl Session {
             client_inbox,
             client_out: BytesMut::with_capacity(16 * 1024),
             seq: 1,
-            primary,
-            secondary: None,
+            own,
+            second: None,
             statements: HashMap::new(),
             next_statement: FIRST_PROXY_STATEMENT,
-            last_prepared: Conn::Primary,
+            last_prepared: Conn::Own,
             held: Vec::new(),
             max_payload,
         }
@@ -282,11 +282,11 @@ impl Session {
             }
             let watch_backend = lost.is_none();
             crate::relay::make_room(&mut self.client_inbox);
-            crate::relay::make_room(&mut self.primary.inbox);
+            crate::relay::make_room(&mut self.own.inbox);
             let Session {
                 client,
                 client_inbox,
-                primary,
+                own,
                 ..
             } = self;
             tokio::select! {
@@ -295,18 +295,18 @@ impl Session {
                     Ok(n) => count_bytes("client_to_server", n),
                     Err(e) => return SessionEnd::Io(e),
                 },
-                r = primary.stream.read_buf(&mut primary.inbox), if watch_backend => {
+                r = own.stream.read_buf(&mut own.inbox), if watch_backend => {
                     // The server speaks first only to say goodbye (KILL,
                     // wait_timeout, shutdown).
                     let why = match r {
                         Ok(0) => "closed the connection".to_string(),
-                        Ok(_) => match message::ErrPacket::parse(&primary.inbox[HEADER_LEN.min(primary.inbox.len())..]) {
+                        Ok(_) => match message::ErrPacket::parse(&own.inbox[HEADER_LEN.min(own.inbox.len())..]) {
                             Ok(err) => format!("ended the session ({} {})", err.code, err.message),
                             Err(_) => "sent a packet outside any command".to_string(),
                         },
                         Err(e) => format!("failed ({e})"),
                     };
-                    let name = &primary.name;
+                    let name = &own.name;
                     lost = Some(format!(
                         "switchyard: lost the connection to backend `{name}`: the server {why}; reconnect to start a new session"
                     ));
@@ -320,15 +320,13 @@ impl Session {
     /// without the client losing work.
     fn idle(&self) -> bool {
         let open = |b: &MyBackend| b.status & SERVER_STATUS_IN_TRANS != 0;
-        self.client_inbox.is_empty()
-            && !open(&self.primary)
-            && !self.secondary.as_ref().is_some_and(open)
+        self.client_inbox.is_empty() && !open(&self.own) && !self.second.as_ref().is_some_and(open)
     }
 
     fn side(&mut self, conn: Conn) -> &mut MyBackend {
-        match (conn, self.secondary.as_mut()) {
-            (Conn::Secondary, Some(s)) => s,
-            _ => &mut self.primary,
+        match (conn, self.second.as_mut()) {
+            (Conn::Second, Some(s)) => s,
+            _ => &mut self.own,
         }
     }
 
@@ -376,10 +374,10 @@ impl Session {
                 // The server forgets its prepared statements; so do we, and
                 // the second connection goes (it is reopened on demand).
                 self.statements.clear();
-                if let Some(mut s) = self.secondary.take() {
+                if let Some(mut s) = self.second.take() {
                     quit(&mut s).await;
                 }
-                self.exchange(Conn::Primary, &payload, Sink::Client, None)
+                self.exchange(Conn::Own, &payload, Sink::Client, None)
                     .await
                     .map(drop)
             }
@@ -393,7 +391,7 @@ impl Session {
                 self.flush().await
             }
             _ => self
-                .exchange(Conn::Primary, &payload, Sink::Client, None)
+                .exchange(Conn::Own, &payload, Sink::Client, None)
                 .await
                 .map(drop),
         }
@@ -408,12 +406,10 @@ impl Session {
             user: &self.info.user,
             database: &self.info.database,
             application: &self.info.application,
-            in_transaction: self.primary.status & SERVER_STATUS_IN_TRANS != 0,
+            in_transaction: self.own.status & SERVER_STATUS_IN_TRANS != 0,
         };
-        let snapshot = self.shared.snapshot();
-        self.shared
-            .router
-            .decide(&snapshot, &facts, &statement, sql)
+        let routing = self.shared.routing();
+        self.shared.router.decide(&routing, &facts, &statement, sql)
     }
 
     async fn on_query(&mut self, payload: BytesMut) -> Result<(), SessionEnd> {
@@ -434,11 +430,11 @@ impl Session {
         }
         let Decision::Plan(plan) = decision else {
             return self
-                .exchange(Conn::Primary, &payload, Sink::Client, None)
+                .exchange(Conn::Own, &payload, Sink::Client, None)
                 .await
                 .map(drop);
         };
-        let conn = match self.connection_for(&plan.target).await {
+        let conn = match self.connection_for(&plan.connection).await {
             Ok(conn) => conn,
             Err(err) => return self.fail_statement(&err).await,
         };
@@ -458,13 +454,13 @@ impl Session {
     async fn on_prepare(&mut self, payload: BytesMut) -> Result<(), SessionEnd> {
         let sql = String::from_utf8_lossy(&payload[1..]);
         let Decision::Plan(plan) = self.decide(&sql) else {
-            self.last_prepared = Conn::Primary;
+            self.last_prepared = Conn::Own;
             return self
-                .exchange(Conn::Primary, &payload, Sink::Client, None)
+                .exchange(Conn::Own, &payload, Sink::Client, None)
                 .await
                 .map(drop);
         };
-        let conn = match self.connection_for(&plan.target).await {
+        let conn = match self.connection_for(&plan.connection).await {
             Ok(conn) => conn,
             Err(err) => return self.fail_statement(&err).await,
         };
@@ -515,7 +511,7 @@ impl Session {
             let conn = if id == LAST_PREPARED {
                 self.last_prepared
             } else {
-                Conn::Primary
+                Conn::Own
             };
             return self
                 .exchange(conn, &payload, Sink::Client, None)
@@ -547,7 +543,7 @@ impl Session {
                 return self.flush().await;
             }
         }
-        self.exchange(Conn::Primary, &payload, Sink::Client, None)
+        self.exchange(Conn::Own, &payload, Sink::Client, None)
             .await
             .map(drop)
     }
@@ -556,13 +552,13 @@ impl Session {
     /// When it cannot be had, the statement fails with the returned error
     /// and the session goes on (a failed statement leaves a MySQL
     /// transaction open, so the client decides what to do next).
-    async fn connection_for(&mut self, target: &Target) -> Result<Conn, ErrPacket> {
-        let Target::Backend(name) = target else {
-            return Ok(Conn::Primary);
+    async fn connection_for(&mut self, target: &Connection) -> Result<Conn, ErrPacket> {
+        let Connection::Backend(name) = target else {
+            return Ok(Conn::Own);
         };
-        if let Some(side) = &self.secondary {
+        if let Some(side) = &self.second {
             if &side.name == name {
-                return Ok(Conn::Secondary);
+                return Ok(Conn::Second);
             }
             return Err(ErrPacket::new(
                 code::UNKNOWN_ERROR,
@@ -610,8 +606,8 @@ impl Session {
                 format!("switchyard: {e}"),
             )
         })?;
-        self.secondary = Some(conn);
-        Ok(Conn::Secondary)
+        self.second = Some(conn);
+        Ok(Conn::Second)
     }
 
     /// Answers the current command with `err` instead of running it.
@@ -628,7 +624,7 @@ impl Session {
         let ok = OkPacket {
             affected_rows: affected.map_or(0, |a| a.rows),
             last_insert_id: affected.and_then(|a| a.last_insert_id).unwrap_or(0),
-            status: self.primary.status & !SERVER_MORE_RESULTS_EXISTS,
+            status: self.own.status & !SERVER_MORE_RESULTS_EXISTS,
             ..OkPacket::default()
         };
         let mut payload = BytesMut::new();
@@ -670,15 +666,15 @@ impl Session {
     }
 
     async fn quit_backends(&mut self) {
-        quit(&mut self.primary).await;
-        if let Some(s) = self.secondary.as_mut() {
+        quit(&mut self.own).await;
+        if let Some(s) = self.second.as_mut() {
             quit(s).await;
         }
     }
 
     /// Kills the session's backend threads from side connections.
     fn kill_backends(&self) {
-        let targets = std::iter::once(&self.primary).chain(self.secondary.as_ref());
+        let targets = std::iter::once(&self.own).chain(self.second.as_ref());
         for conn in targets {
             let shared = self.shared.clone();
             let (name, thread_id) = (conn.name.clone(), conn.thread_id);

@@ -176,7 +176,7 @@ impl Session {
     pub(super) fn release_held(&mut self, status: Option<u16>) {
         let held = std::mem::take(&mut self.held);
         let last_end = held.iter().rposition(|(_, end)| *end);
-        let caps = self.primary.capabilities;
+        let caps = self.own.capabilities;
         for (i, (mut payload, _)) in held.into_iter().enumerate() {
             if let (Some(status), true) = (status, Some(i) == last_end) {
                 payload = with_status(payload, status & !SERVER_MORE_RESULTS_EXISTS, caps);
@@ -248,13 +248,13 @@ impl Session {
         let Session {
             client,
             client_inbox,
-            primary,
-            secondary,
+            own,
+            second,
             ..
         } = self;
-        let side = match (conn, secondary.as_mut()) {
-            (Conn::Secondary, Some(s)) => s,
-            _ => primary,
+        let side = match (conn, second.as_mut()) {
+            (Conn::Second, Some(s)) => s,
+            _ => own,
         };
         let watch_client = client_inbox.len() < (1 << 20);
         crate::relay::make_room(client_inbox);

@@ -19,10 +19,10 @@ impl Session {
         }
         let (decision, _) = self.decide(parse.sql);
         let Decision::Plan(plan) = decision else {
-            self.relay_frame(Conn::Primary, frame, Some(Expect::Parse));
+            self.relay_frame(Conn::Own, frame, Some(Expect::Parse));
             return Ok(());
         };
-        let conn = self.connection_for(&plan.target).await?;
+        let conn = self.connection_for(&plan.connection).await?;
         self.next_name += 1;
         let backend_name = format!("switchyard_s{}", self.next_name);
         let sql = plan.sql.as_deref().unwrap_or(parse.sql);
@@ -42,13 +42,13 @@ impl Session {
 
     pub(super) fn on_bind(&mut self, frame: &[u8]) -> Result<(), SessionEnd> {
         if self.statements.is_empty() && self.portals.is_empty() {
-            self.relay_frame(Conn::Primary, frame, Some(Expect::Bind));
+            self.relay_frame(Conn::Own, frame, Some(Expect::Bind));
             return Ok(());
         }
         let bind = BindMsg::decode(&frame[5..])?;
         self.portals.remove(bind.portal);
         let Some(prepared) = self.statements.get(bind.statement) else {
-            self.relay_frame(Conn::Primary, frame, Some(Expect::Bind));
+            self.relay_frame(Conn::Own, frame, Some(Expect::Bind));
             return Ok(());
         };
         let (conn, plan) = (prepared.conn, prepared.plan.clone());
@@ -64,7 +64,7 @@ impl Session {
     pub(super) fn on_describe(&mut self, frame: &[u8]) -> Result<(), SessionEnd> {
         if self.statements.is_empty() && self.portals.is_empty() {
             let expect = describe_expect(frame);
-            self.relay_frame(Conn::Primary, frame, Some(expect));
+            self.relay_frame(Conn::Own, frame, Some(expect));
             return Ok(());
         }
         let target = TargetMsg::decode(b'D', &frame[5..])?;
@@ -77,13 +77,10 @@ impl Session {
                 self.note_conn(conn);
                 return Ok(());
             }
-            self.relay_frame(Conn::Primary, frame, Some(Expect::DescribeStatement));
+            self.relay_frame(Conn::Own, frame, Some(Expect::DescribeStatement));
             return Ok(());
         }
-        let conn = self
-            .portals
-            .get(target.name)
-            .map_or(Conn::Primary, |p| p.conn);
+        let conn = self.portals.get(target.name).map_or(Conn::Own, |p| p.conn);
         self.relay_frame(conn, frame, Some(Expect::DescribePortal));
         self.note_conn(conn);
         Ok(())
@@ -91,12 +88,12 @@ impl Session {
 
     pub(super) fn on_execute(&mut self, frame: &[u8]) -> Result<(), SessionEnd> {
         if self.portals.is_empty() {
-            self.relay_frame(Conn::Primary, frame, Some(Expect::Execute));
+            self.relay_frame(Conn::Own, frame, Some(Expect::Execute));
             return Ok(());
         }
         let name = message::execute_portal(&frame[5..])?;
         let Some(portal) = self.portals.get(name) else {
-            self.relay_frame(Conn::Primary, frame, Some(Expect::Execute));
+            self.relay_frame(Conn::Own, frame, Some(Expect::Execute));
             return Ok(());
         };
         let (conn, plan) = (portal.conn, portal.plan.clone());
@@ -141,7 +138,7 @@ impl Session {
 
     pub(super) fn on_close(&mut self, frame: &[u8]) -> Result<(), SessionEnd> {
         if self.statements.is_empty() && self.portals.is_empty() {
-            self.relay_frame(Conn::Primary, frame, Some(Expect::Close));
+            self.relay_frame(Conn::Own, frame, Some(Expect::Close));
             return Ok(());
         }
         let target = TargetMsg::decode(b'C', &frame[5..])?;
@@ -157,30 +154,30 @@ impl Session {
             self.note_conn(p.conn);
             return Ok(());
         }
-        self.relay_frame(Conn::Primary, frame, Some(Expect::Close));
+        self.relay_frame(Conn::Own, frame, Some(Expect::Close));
         Ok(())
     }
 
     pub(super) fn on_sync(&mut self, frame: &[u8]) {
         if self.responses.in_copy_in() {
             // The server ignores Sync during COPY FROM STDIN.
-            self.relay_frame(Conn::Primary, frame, None);
+            self.relay_frame(Conn::Own, frame, None);
             return;
         }
-        if std::mem::take(&mut self.secondary_in_batch) {
-            self.outbox(Conn::Secondary).extend_from_slice(frame);
+        if std::mem::take(&mut self.second_in_batch) {
+            self.outbox(Conn::Second).extend_from_slice(frame);
             self.responses.push(Pending::new(
-                Conn::Secondary,
+                Conn::Second,
                 Expect::Sync,
                 Disposition::Swallow,
             ));
         }
-        self.relay_frame(Conn::Primary, frame, Some(Expect::Sync));
+        self.relay_frame(Conn::Own, frame, Some(Expect::Sync));
     }
 
     fn note_conn(&mut self, conn: Conn) {
-        if conn == Conn::Secondary {
-            self.secondary_in_batch = true;
+        if conn == Conn::Second {
+            self.second_in_batch = true;
         }
     }
 }

@@ -20,7 +20,7 @@ use super::backend::{self, Login, PgBackend};
 use crate::relay::make_room;
 use crate::relay::stream::ClientStream;
 use crate::route::classify::Dialect;
-use crate::route::{kind_label, Decision, Plan, SessionFacts, Target};
+use crate::route::{kind_label, Connection, Decision, Plan, SessionFacts};
 
 mod extended;
 use crate::state::Shared;
@@ -119,14 +119,14 @@ pub struct Session {
     client_inbox: BytesMut,
     /// Bytes waiting to be written to the client.
     client_outbox: BytesMut,
-    primary: Side,
+    own: Side,
     /// The second connection, opened on first use by a plan.
-    secondary: Option<Side>,
-    /// The secondary got messages since the client's last Sync.
-    secondary_in_batch: bool,
+    second: Option<Side>,
+    /// The second connection got messages since the client's last Sync.
+    second_in_batch: bool,
     /// Messages in flight and what the client sees of their answers.
     responses: Responses,
-    /// The primary's transaction status from its last ReadyForQuery.
+    /// The own connection's transaction status from its last ReadyForQuery.
     status: u8,
     /// Client statement names the proxy mapped to its own.
     statements: HashMap<String, Prepared>,
@@ -168,12 +168,12 @@ impl Meters {
 }
 
 impl Session {
-    /// A session over a logged-in client and its primary backend connection.
+    /// A session over a logged-in client and its own backend connection.
     pub fn new(
         shared: Arc<Shared>,
         info: ClientInfo,
         client: ClientStream,
-        primary: PgBackend,
+        own: PgBackend,
         backend_name: String,
     ) -> Session {
         let (client_read, client_write) = tokio::io::split(client);
@@ -185,9 +185,9 @@ impl Session {
             client_write,
             client_inbox: BytesMut::with_capacity(16 * 1024),
             client_outbox: BytesMut::with_capacity(16 * 1024),
-            primary: Side::new(primary, backend_name),
-            secondary: None,
-            secondary_in_batch: false,
+            own: Side::new(own, backend_name),
+            second: None,
+            second_in_batch: false,
             responses: Responses::default(),
             status: b'I',
             statements: HashMap::new(),
@@ -228,15 +228,15 @@ impl Session {
             if drain_requested && self.idle() {
                 return SessionEnd::Drained;
             }
-            let take_client = self.primary.outbox.len() < HIGH_WATER
+            let take_client = self.own.outbox.len() < HIGH_WATER
                 && self
-                    .secondary
+                    .second
                     .as_ref()
                     .is_none_or(|s| s.outbox.len() < HIGH_WATER);
             let take_backend = self.client_outbox.len() < HIGH_WATER;
             make_room(&mut self.client_inbox);
-            make_room(&mut self.primary.inbox);
-            if let Some(side) = &mut self.secondary {
+            make_room(&mut self.own.inbox);
+            if let Some(side) = &mut self.second {
                 make_room(&mut side.inbox);
             }
             let result: Result<(), SessionEnd> = tokio::select! {
@@ -244,22 +244,22 @@ impl Session {
                 r = self.client_write.write_buf(&mut self.client_outbox), if !self.client_outbox.is_empty() => {
                     r.map(|_| ()).map_err(SessionEnd::Io)
                 }
-                r = self.primary.write.write_buf(&mut self.primary.outbox), if !self.primary.outbox.is_empty() => {
-                    r.map(|_| ()).map_err(|e| self.backend_lost(Conn::Primary, e))
+                r = self.own.write.write_buf(&mut self.own.outbox), if !self.own.outbox.is_empty() => {
+                    r.map(|_| ()).map_err(|e| self.backend_lost(Conn::Own, e))
                 }
-                r = self.primary.read.read_buf(&mut self.primary.inbox), if take_backend => {
+                r = self.own.read.read_buf(&mut self.own.inbox), if take_backend => {
                     match r {
-                        Ok(0) => Err(self.backend_closed(Conn::Primary)),
+                        Ok(0) => Err(self.backend_closed(Conn::Own)),
                         Ok(n) => { self.meters.server_bytes.increment(n as u64); self.on_backend() }
-                        Err(e) => Err(self.backend_lost(Conn::Primary, e)),
+                        Err(e) => Err(self.backend_lost(Conn::Own, e)),
                     }
                 }
-                io = secondary_io(&mut self.secondary, take_backend) => {
+                io = second_io(&mut self.second, take_backend) => {
                     match io {
-                        SecondaryIo::Wrote(Ok(_)) => Ok(()),
-                        SecondaryIo::Read(Ok(0)) => Err(self.backend_closed(Conn::Secondary)),
-                        SecondaryIo::Read(Ok(_)) => self.on_backend(),
-                        SecondaryIo::Wrote(Err(e)) | SecondaryIo::Read(Err(e)) => Err(self.backend_lost(Conn::Secondary, e)),
+                        SecondIo::Wrote(Ok(_)) => Ok(()),
+                        SecondIo::Read(Ok(0)) => Err(self.backend_closed(Conn::Second)),
+                        SecondIo::Read(Ok(_)) => self.on_backend(),
+                        SecondIo::Wrote(Err(e)) | SecondIo::Read(Err(e)) => Err(self.backend_lost(Conn::Second, e)),
                     }
                 }
                 r = self.client_read.read_buf(&mut self.client_inbox), if take_client => {
@@ -301,16 +301,22 @@ impl Session {
     }
 
     fn side_name(&self, conn: Conn) -> &str {
-        match (conn, &self.secondary) {
-            (Conn::Secondary, Some(s)) => &s.name,
-            _ => &self.primary.name,
+        match (conn, &self.second) {
+            (Conn::Second, Some(s)) => &s.name,
+            _ => &self.own.name,
         }
     }
 
     fn outbox(&mut self, conn: Conn) -> &mut BytesMut {
         match conn {
-            Conn::Primary => &mut self.primary.outbox,
-            Conn::Secondary => &mut self.secondary.as_mut().expect("secondary is open").outbox,
+            Conn::Own => &mut self.own.outbox,
+            Conn::Second => {
+                &mut self
+                    .second
+                    .as_mut()
+                    .expect("second connection is open")
+                    .outbox
+            }
         }
     }
 
@@ -335,20 +341,20 @@ impl Session {
                 b'C' => self.on_close(&frame.bytes)?,
                 b'S' => self.on_sync(&frame.bytes),
                 b'H' => {
-                    if self.secondary_in_batch {
-                        self.relay_frame(Conn::Secondary, &frame.bytes, None);
+                    if self.second_in_batch {
+                        self.relay_frame(Conn::Second, &frame.bytes, None);
                     }
-                    self.relay_frame(Conn::Primary, &frame.bytes, None);
+                    self.relay_frame(Conn::Own, &frame.bytes, None);
                 }
                 // COPY data goes where the COPY runs.
                 b'd' | b'c' | b'f' => {
-                    let conn = self.responses.next_conn().unwrap_or(Conn::Primary);
+                    let conn = self.responses.next_conn().unwrap_or(Conn::Own);
                     self.relay_frame(conn, &frame.bytes, None);
                     if frame.tag != b'd' {
                         self.responses.copy_in_ended(conn);
                     }
                 }
-                b'F' => self.relay_frame(Conn::Primary, &frame.bytes, Some(Expect::Query)),
+                b'F' => self.relay_frame(Conn::Own, &frame.bytes, Some(Expect::Query)),
                 b'X' => return Err(SessionEnd::ClientClosed),
                 _ => {
                     return Err(CodecError::BadBody {
@@ -372,11 +378,8 @@ impl Session {
             application: &self.info.application,
             in_transaction: self.status != b'I',
         };
-        let snapshot = self.shared.snapshot();
-        let decision = self
-            .shared
-            .router
-            .decide(&snapshot, &facts, &statement, sql);
+        let routing = self.shared.routing();
+        let decision = self.shared.router.decide(&routing, &facts, &statement, sql);
         (decision, statement.count.max(1))
     }
 
@@ -384,10 +387,10 @@ impl Session {
         let sql = message::query_text(&frame[5..])?;
         let (decision, count) = self.decide(sql);
         let Decision::Plan(plan) = decision else {
-            self.relay_frame(Conn::Primary, frame, Some(Expect::Query));
+            self.relay_frame(Conn::Own, frame, Some(Expect::Query));
             return Ok(());
         };
-        let conn = self.connection_for(&plan.target).await?;
+        let conn = self.connection_for(&plan.connection).await?;
         let sql = plan.sql.clone().unwrap_or_else(|| sql.to_string());
         let disposition = if plan.injects() {
             // One multi-statement query runs as one transaction (or inside
@@ -419,13 +422,13 @@ impl Session {
     }
 
     /// The connection a plan runs on, opening the second one on first use.
-    async fn connection_for(&mut self, target: &Target) -> Result<Conn, SessionEnd> {
-        let Target::Backend(name) = target else {
-            return Ok(Conn::Primary);
+    async fn connection_for(&mut self, target: &Connection) -> Result<Conn, SessionEnd> {
+        let Connection::Backend(name) = target else {
+            return Ok(Conn::Own);
         };
-        if let Some(side) = &self.secondary {
+        if let Some(side) = &self.second {
             if &side.name == name {
-                return Ok(Conn::Secondary);
+                return Ok(Conn::Second);
             }
             return Err(SessionEnd::Backend(format!(
                 "a session can use one second backend at a time; it uses `{}`, a plan asked for `{name}`",
@@ -454,15 +457,15 @@ impl Session {
         let conn = backend::connect(login, config.limits.connect_timeout, self.max_frame)
             .await
             .map_err(|e| SessionEnd::Backend(e.to_string()))?;
-        self.secondary = Some(Side::new(conn, name.clone()));
-        Ok(Conn::Secondary)
+        self.second = Some(Side::new(conn, name.clone()));
+        Ok(Conn::Second)
     }
 
     // ---- backend → client ----------------------------------------------
 
     /// Relays every complete backend frame whose turn it is.
     fn on_backend(&mut self) -> Result<(), SessionEnd> {
-        while self.drain(Conn::Primary)? | self.drain(Conn::Secondary)? {}
+        while self.drain(Conn::Own)? | self.drain(Conn::Second)? {}
         Ok(())
     }
 
@@ -472,8 +475,8 @@ impl Session {
         let mut moved = false;
         loop {
             let side = match conn {
-                Conn::Primary => &mut self.primary,
-                Conn::Secondary => match self.secondary.as_mut() {
+                Conn::Own => &mut self.own,
+                Conn::Second => match self.second.as_mut() {
                     Some(s) => s,
                     None => return Ok(moved),
                 },
@@ -500,7 +503,7 @@ impl Session {
                 Step::Retag(tag) => message::command_complete(&mut self.client_outbox, &tag),
                 Step::Swallow => {}
                 Step::Ready { forward } => {
-                    if conn == Conn::Primary {
+                    if conn == Conn::Own {
                         self.status = frame[5];
                     }
                     if forward {
@@ -520,14 +523,14 @@ impl Session {
 }
 
 /// What happened on the second connection.
-enum SecondaryIo {
+enum SecondIo {
     Wrote(io::Result<usize>),
     Read(io::Result<usize>),
 }
 
 /// Reads or writes the second connection, whichever is ready; never
 /// completes while there is none.
-async fn secondary_io(side: &mut Option<Side>, read: bool) -> SecondaryIo {
+async fn second_io(side: &mut Option<Side>, read: bool) -> SecondIo {
     let Some(side) = side else {
         return std::future::pending().await;
     };
@@ -540,8 +543,8 @@ async fn secondary_io(side: &mut Option<Side>, read: bool) -> SecondaryIo {
     } = side;
     tokio::select! {
         biased;
-        r = write.write_buf(outbox), if !outbox.is_empty() => SecondaryIo::Wrote(r),
-        r = reader.read_buf(inbox), if read => SecondaryIo::Read(r),
+        r = write.write_buf(outbox), if !outbox.is_empty() => SecondIo::Wrote(r),
+        r = reader.read_buf(inbox), if read => SecondIo::Read(r),
         else => std::future::pending().await,
     }
 }

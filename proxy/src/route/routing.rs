@@ -1,0 +1,115 @@
+//! The router's input: the validated plan of every migration merged with
+//! the state that changes at run time (the read rule an operator set
+//! through the admin API, the phase, the live catalog).
+//!
+//! One [`Routing`] is immutable and published whole through `arc-swap`, so
+//! every statement sees one consistent view, and a change to the file or
+//! to the runtime state is live for the next statement. This module holds
+//! no IO types: building and deciding are pure.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use switchyard_core::config::{Config, Migration, Phase, Reads};
+
+/// Everything routing needs, for one generation of config and state.
+#[derive(Debug, Default)]
+pub struct Routing {
+    /// The configuration generation it was built from.
+    pub generation: u64,
+    /// One entry per migration, in the file's order.
+    pub migrations: Vec<MigrationRoute>,
+}
+
+/// One migration as routing sees it now.
+#[derive(Debug)]
+pub struct MigrationRoute {
+    /// The plan from the file.
+    pub plan: Arc<Migration>,
+    /// The read rule in force: the file's, or the admin API's override.
+    pub reads: Arc<Reads>,
+    /// Where `reads` came from, for `/migrations`.
+    pub rule_from: RuleFrom,
+    /// The phase in force.
+    pub phase: Phase,
+}
+
+/// Where a migration's rule in force came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RuleFrom {
+    /// The configuration file.
+    File,
+    /// `PUT /migrations/{id}/reads`.
+    Api,
+}
+
+impl RuleFrom {
+    /// The name `/migrations` reports.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RuleFrom::File => "file",
+            RuleFrom::Api => "api",
+        }
+    }
+}
+
+/// A read rule set through the admin API. It lasts until the file's rule
+/// for that migration changes: `file` remembers which file rule it replaced.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RuleOverride {
+    /// The file's rule when the override was set.
+    pub file: Reads,
+    /// The rule in force instead.
+    pub reads: Arc<Reads>,
+}
+
+/// The runtime state merged into a [`Routing`].
+#[derive(Clone, Debug, Default)]
+pub struct Runtime {
+    /// Read rules set through the admin API, by migration id.
+    pub overrides: HashMap<String, RuleOverride>,
+}
+
+impl Runtime {
+    /// Drops overrides whose file rule has changed since they were set (the
+    /// file wins again) or whose migration is gone.
+    pub fn prune(&mut self, config: &Config) {
+        self.overrides.retain(|id, o| {
+            config
+                .migrations
+                .iter()
+                .any(|m| &m.id == id && m.reads == o.file)
+        });
+    }
+}
+
+impl Routing {
+    /// Merges a configuration with runtime state.
+    pub fn build(config: &Config, generation: u64, runtime: &Runtime) -> Routing {
+        let migrations = config
+            .migrations
+            .iter()
+            .map(|m| {
+                let (reads, rule_from) = match runtime.overrides.get(&m.id) {
+                    Some(o) if o.file == m.reads => (o.reads.clone(), RuleFrom::Api),
+                    _ => (Arc::new(m.reads.clone()), RuleFrom::File),
+                };
+                MigrationRoute {
+                    plan: Arc::new(m.clone()),
+                    reads,
+                    rule_from,
+                    phase: m.phase,
+                }
+            })
+            .collect();
+        Routing {
+            generation,
+            migrations,
+        }
+    }
+
+    /// The migration with this id.
+    pub fn migration(&self, id: &str) -> Option<&MigrationRoute> {
+        self.migrations.iter().find(|m| m.plan.id == id)
+    }
+}

@@ -90,11 +90,25 @@ pub enum Decision {
     Plan(Arc<Plan>),
 }
 
+/// When a decision is asked for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Stage {
+    /// A statement is being prepared (Parse, COM_STMT_PREPARE). The form
+    /// prepared now describes the statement to the client, so a read is
+    /// prepared in its source form whatever the rule says.
+    Prepare,
+    /// A statement runs now (simple Query, Bind, COM_QUERY,
+    /// COM_STMT_EXECUTE): the rule in force decides.
+    Execute,
+}
+
 /// Facts about the session a decision may depend on.
 #[derive(Clone, Copy, Debug)]
 pub struct SessionFacts<'a> {
     /// Which protocol the client speaks.
     pub dialect: Dialect,
+    /// Preparing or running.
+    pub stage: Stage,
     /// The proxy user the client logged in as.
     pub user: &'a str,
     /// The database the client asked for.

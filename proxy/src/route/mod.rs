@@ -6,7 +6,9 @@ pub mod decide;
 pub mod fingerprint;
 pub mod routing;
 
-pub use decide::{Affected, Connection, Decision, MigrationRouter, Plan, Route, SessionFacts};
+pub use decide::{
+    Affected, Connection, Decision, MigrationRouter, Plan, Route, SessionFacts, Stage,
+};
 
 use classify::StatementKind;
 

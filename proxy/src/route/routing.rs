@@ -12,6 +12,8 @@ use std::sync::Arc;
 
 use switchyard_core::config::{Config, Migration, Phase, Reads};
 
+use super::classify::Statement;
+
 /// Everything routing needs, for one generation of config and state.
 #[derive(Debug, Default)]
 pub struct Routing {
@@ -106,6 +108,22 @@ impl Routing {
             generation,
             migrations,
         }
+    }
+
+    /// Whether a statement names a migration's source or target table, so
+    /// a prepared form of it must be decided again at each execution.
+    /// Compares names only (a superset: a same-named table in another
+    /// schema is decided too, and relayed).
+    pub fn touches(&self, statement: &Statement) -> bool {
+        if self.migrations.is_empty() {
+            return false;
+        }
+        statement.tables.iter().any(|t| {
+            self.migrations.iter().any(|m| {
+                t.name.eq_ignore_ascii_case(&m.plan.source.table)
+                    || t.name.eq_ignore_ascii_case(&m.plan.target.table)
+            })
+        })
     }
 
     /// The migration with this id.

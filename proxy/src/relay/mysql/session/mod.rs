@@ -27,7 +27,7 @@ use super::backend::{self, MyBackend};
 use super::code;
 use crate::relay::stream::ClientStream;
 use crate::route::classify::Dialect;
-use crate::route::{kind_label, Affected, Connection, Decision, Plan, SessionFacts};
+use crate::route::{kind_label, Affected, Connection, Decision, Plan, SessionFacts, Stage};
 use crate::state::Shared;
 use crate::wire::mysql::login::BackendLoginConfig;
 use crate::wire::mysql::message::{
@@ -125,15 +125,47 @@ enum Conn {
     Second,
 }
 
-/// A client statement id the proxy mapped to its own.
-#[derive(Clone)]
-struct Mapped {
-    /// The connection holding the statement.
+/// A client statement that may be routed, remembered with its text so
+/// that every execution is decided anew.
+struct Prepared {
+    /// The client's text.
+    sql: String,
+    /// The forms prepared so far. The first is the one the client's
+    /// COM_STMT_PREPARE created, whose answer the client holds.
+    forms: Vec<StmtForm>,
+    /// Long data was sent since the last execute. It lives in the first
+    /// form on its server, so the next execute must run that form.
+    long_data: bool,
+    /// The form of the last execute, which COM_STMT_FETCH reads from.
+    last: usize,
+}
+
+/// One form of a client statement, prepared on one connection.
+struct StmtForm {
+    /// The connection holding it.
     conn: Conn,
+    /// The text it was prepared from; `None` is the client's own.
+    sql: Option<String>,
     /// The server's id for it there.
     backend_id: u32,
-    /// The plan chosen when it was prepared.
-    plan: Arc<Plan>,
+    /// The plan that asked for it; `None` relays.
+    plan: Option<Arc<Plan>>,
+}
+
+/// Why a statement could not run.
+enum Failed {
+    /// The statement fails with this error; the session goes on.
+    Statement(ErrPacket),
+    /// The session ends.
+    Session(SessionEnd),
+}
+
+/// A COM_STMT_PREPARE payload for `sql`.
+fn prepare_payload(sql: &str) -> BytesMut {
+    let mut prepare = BytesMut::with_capacity(sql.len() + 1);
+    prepare.put_u8(COM_STMT_PREPARE);
+    prepare.extend_from_slice(sql.as_bytes());
+    prepare
 }
 
 /// Where the packets of a response go.
@@ -170,8 +202,8 @@ pub struct Session {
     own: MyBackend,
     /// The second connection, opened on first use by a plan.
     second: Option<MyBackend>,
-    /// Client statement ids the proxy mapped to its own.
-    statements: HashMap<u32, Mapped>,
+    /// Client statements that may be routed, by the id the client holds.
+    statements: HashMap<u32, Prepared>,
     /// The next proxy-owned statement id.
     next_statement: u32,
     /// The connection of the client's last COM_STMT_PREPARE.
@@ -397,19 +429,28 @@ impl Session {
         }
     }
 
-    /// Classifies and decides one statement, counting it.
-    fn decide(&self, sql: &str) -> Decision {
+    /// Classifies and decides one statement. Returns the decision and
+    /// whether the statement touches a migrated table (so a prepared one
+    /// must be decided again at each execute). Counted once per execute,
+    /// or once per prepare for a statement the fast path relays from then
+    /// on.
+    fn decide(&self, sql: &str, stage: Stage) -> (Decision, bool) {
         let statement = self.shared.classifier.classify(Dialect::Mysql, sql);
-        meters().statements[statement.kind as usize].increment(1);
+        let routing = self.shared.routing();
+        let routable = routing.touches(&statement);
+        if stage == Stage::Execute || !routable {
+            meters().statements[statement.kind as usize].increment(1);
+        }
         let facts = SessionFacts {
             dialect: Dialect::Mysql,
+            stage,
             user: &self.info.user,
             database: &self.info.database,
             application: &self.info.application,
             in_transaction: self.own.status & SERVER_STATUS_IN_TRANS != 0,
         };
-        let routing = self.shared.routing();
-        self.shared.router.decide(&routing, &facts, &statement, sql)
+        let decision = self.shared.router.decide(&routing, &facts, &statement, sql);
+        (decision, routable)
     }
 
     async fn on_query(&mut self, payload: BytesMut) -> Result<(), SessionEnd> {
@@ -417,7 +458,7 @@ impl Session {
             Ok(text) => String::from_utf8_lossy(text),
             Err(e) => return Err(malformed(&e, self.seq)),
         };
-        let decision = self.decide(&sql);
+        let (decision, _) = self.decide(&sql, Stage::Execute);
         if let Some((query_only, id)) = super::parse_kill(&sql) {
             if let Some(outcome) = super::kill(&self.shared, &self.info.user, id, query_only).await
             {
@@ -452,22 +493,35 @@ impl Session {
     }
 
     async fn on_prepare(&mut self, payload: BytesMut) -> Result<(), SessionEnd> {
-        let sql = String::from_utf8_lossy(&payload[1..]);
-        let Decision::Plan(plan) = self.decide(&sql) else {
-            self.last_prepared = Conn::Own;
-            return self
-                .exchange(Conn::Own, &payload, Sink::Client, None)
-                .await
-                .map(drop);
+        let sql = String::from_utf8_lossy(&payload[1..]).into_owned();
+        let (decision, routable) = self.decide(&sql, Stage::Prepare);
+        let plan = match decision {
+            Decision::Relay => {
+                self.last_prepared = Conn::Own;
+                let reply = self
+                    .exchange(Conn::Own, &payload, Sink::Client, None)
+                    .await?;
+                // A statement that may be routed keeps the server's id, so
+                // the fast path stays untouched for as long as it relays.
+                if let (true, Some(backend_id)) = (routable, reply.prepared) {
+                    let form = StmtForm {
+                        conn: Conn::Own,
+                        sql: None,
+                        backend_id,
+                        plan: None,
+                    };
+                    self.remember(backend_id, sql, form);
+                }
+                return Ok(());
+            }
+            Decision::Plan(plan) => plan,
         };
         let conn = match self.connection_for(&plan.connection).await {
             Ok(conn) => conn,
             Err(err) => return self.fail_statement(&err).await,
         };
         self.last_prepared = conn;
-        let mut prepare = BytesMut::with_capacity(payload.len());
-        prepare.put_u8(COM_STMT_PREPARE);
-        prepare.extend_from_slice(plan.sql.as_deref().map_or(&payload[1..], str::as_bytes));
+        let prepare = prepare_payload(plan.sql.as_deref().unwrap_or(&sql));
         let proxy_id = self.next_statement;
         self.next_statement = self
             .next_statement
@@ -475,20 +529,30 @@ impl Session {
             .unwrap_or(FIRST_PROXY_STATEMENT);
         let reply = self.exchange_prepare(conn, &prepare, proxy_id).await?;
         if let Some(backend_id) = reply.prepared {
-            self.statements.insert(
-                proxy_id,
-                Mapped {
-                    conn,
-                    backend_id,
-                    plan,
-                },
-            );
+            let form = StmtForm {
+                conn,
+                sql: plan.sql.clone(),
+                backend_id,
+                plan: Some(plan),
+            };
+            self.remember(proxy_id, sql, form);
         }
         Ok(())
     }
 
-    /// COM_STMT_EXECUTE / FETCH / RESET / CLOSE / SEND_LONG_DATA: mapped ids
-    /// go to their connection under the server's id; others are relayed.
+    fn remember(&mut self, client_id: u32, sql: String, form: StmtForm) {
+        let prepared = Prepared {
+            sql,
+            forms: vec![form],
+            long_data: false,
+            last: 0,
+        };
+        self.statements.insert(client_id, prepared);
+    }
+
+    /// COM_STMT_EXECUTE / FETCH / RESET / CLOSE / SEND_LONG_DATA: remembered
+    /// statements are decided at each execute and run on that form's
+    /// connection under the server's id; others are relayed.
     async fn on_statement(&mut self, mut payload: BytesMut) -> Result<(), SessionEnd> {
         let command = payload[0];
         let Some(id) = message::statement_id(&payload) else {
@@ -502,12 +566,12 @@ impl Session {
             );
             return Err(SessionEnd::ClientProtocol { err, seq: self.seq });
         };
-        let mapped = if command == COM_STMT_CLOSE {
-            self.statements.remove(&id)
-        } else {
-            self.statements.get(&id).cloned()
-        };
-        let Some(mapped) = mapped else {
+        if command == COM_STMT_CLOSE {
+            if let Some(prepared) = self.statements.remove(&id) {
+                return self.close_forms(&prepared, payload).await;
+            }
+        }
+        let Some(mut prepared) = self.statements.remove(&id) else {
             let conn = if id == LAST_PREPARED {
                 self.last_prepared
             } else {
@@ -518,16 +582,110 @@ impl Session {
                 .await
                 .map(drop);
         };
-        message::set_statement_id(&mut payload, mapped.backend_id)
-            .map_err(|e| malformed(&e, self.seq))?;
         let executes = matches!(command, COM_STMT_EXECUTE | COM_STMT_BULK_EXECUTE);
-        if executes && mapped.plan.injects() {
-            return self.run_injected(mapped.conn, &payload, &mapped.plan).await;
+        let index = match command {
+            _ if executes => match self.execute_form(&mut prepared).await {
+                Ok(index) => index,
+                Err(Failed::Statement(err)) => {
+                    self.statements.insert(id, prepared);
+                    return self.fail_statement(&err).await;
+                }
+                Err(Failed::Session(end)) => return Err(end),
+            },
+            COM_STMT_FETCH => prepared.last,
+            COM_STMT_SEND_LONG_DATA => {
+                prepared.long_data = true;
+                0
+            }
+            _ => {
+                // COM_STMT_RESET
+                prepared.long_data = false;
+                0
+            }
+        };
+        let form = &prepared.forms[index];
+        let (conn, plan) = (form.conn, form.plan.clone());
+        if let Err(e) = message::set_statement_id(&mut payload, form.backend_id) {
+            self.statements.insert(id, prepared);
+            return Err(malformed(&e, self.seq));
         }
-        let affected = if executes { mapped.plan.affected } else { None };
-        self.exchange(mapped.conn, &payload, Sink::Client, affected)
+        self.statements.insert(id, prepared);
+        let plan = plan.filter(|_| executes);
+        if let Some(plan) = plan.as_ref().filter(|p| p.injects()) {
+            return self.run_injected(conn, &payload, plan).await;
+        }
+        let affected = plan.and_then(|p| p.affected);
+        self.exchange(conn, &payload, Sink::Client, affected)
             .await
             .map(drop)
+    }
+
+    /// Decides where one execute of `prepared` runs, preparing that form on
+    /// its connection first if this is its first use; returns its index.
+    async fn execute_form(&mut self, prepared: &mut Prepared) -> Result<usize, Failed> {
+        if std::mem::take(&mut prepared.long_data) {
+            prepared.last = 0;
+            return Ok(0);
+        }
+        let (conn, sql, plan) = match self.decide(&prepared.sql, Stage::Execute).0 {
+            Decision::Relay => (Conn::Own, None, None),
+            Decision::Plan(plan) => {
+                let conn = self
+                    .connection_for(&plan.connection)
+                    .await
+                    .map_err(Failed::Statement)?;
+                (conn, plan.sql.clone(), Some(plan))
+            }
+        };
+        let found = prepared
+            .forms
+            .iter()
+            .position(|f| f.conn == conn && f.sql == sql);
+        let index = match found {
+            Some(index) => index,
+            None => {
+                let text = sql.as_deref().unwrap_or(&prepared.sql);
+                let reply = self
+                    .exchange(conn, &prepare_payload(text), Sink::Swallow, None)
+                    .await
+                    .map_err(Failed::Session)?;
+                let backend_id =
+                    match (reply.prepared, reply.error) {
+                        (Some(id), _) => id,
+                        (None, Some(err)) => return Err(Failed::Statement(err)),
+                        (None, None) => return Err(Failed::Statement(ErrPacket::new(
+                            code::BACKEND_LOST,
+                            "HY000",
+                            "switchyard: the server did not prepare the statement's routed form",
+                        ))),
+                    };
+                prepared.forms.push(StmtForm {
+                    conn,
+                    sql,
+                    backend_id,
+                    plan,
+                });
+                prepared.forms.len() - 1
+            }
+        };
+        prepared.last = index;
+        Ok(index)
+    }
+
+    /// COM_STMT_CLOSE of a remembered statement: every form is closed on
+    /// its server (the command has no answer).
+    async fn close_forms(
+        &mut self,
+        prepared: &Prepared,
+        mut payload: BytesMut,
+    ) -> Result<(), SessionEnd> {
+        for form in &prepared.forms {
+            message::set_statement_id(&mut payload, form.backend_id)
+                .map_err(|e| malformed(&e, self.seq))?;
+            self.exchange(form.conn, &payload, Sink::Swallow, None)
+                .await?;
+        }
+        Ok(())
     }
 
     async fn on_process_kill(&mut self, payload: BytesMut) -> Result<(), SessionEnd> {

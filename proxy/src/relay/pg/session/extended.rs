@@ -1,10 +1,20 @@
 //! The extended-query protocol of a session: Parse, Bind, Describe,
-//! Execute, Close and Sync, with the client's statement names mapped to the
-//! proxy's own when a plan changes a statement, and the proxy's own
-//! statements injected around the client's Execute.
+//! Execute, Close and Sync.
+//!
+//! Decisions are made at Bind, not at Parse: drivers prepare once and
+//! execute for hours, so a statement prepared before a ramp, a flip or a
+//! rollback must follow the rule in force when it runs. A statement that
+//! may be routed is remembered with its text; each form of it that a
+//! decision asks for (the client's own text on the own connection, a
+//! rewritten text, another backend) is prepared lazily under a proxy-owned
+//! name and reused by later Binds. The client's names stay the client's. A
+//! portal keeps the form it was bound to, so a portal run in pieces
+//! (`max_rows`) stays on one path.
 
-use super::{Conn, Portal, Prepared, Session, SessionEnd};
-use crate::route::Decision;
+use std::sync::Arc;
+
+use super::{Conn, Form, Portal, Prepared, Session, SessionEnd};
+use crate::route::{Decision, Plan, Stage};
 use crate::wire::pg::message::{self, BindMsg, ParseMsg, TargetMsg};
 use crate::wire::pg::response::{Disposition, Expect, Pending};
 
@@ -13,51 +23,117 @@ impl Session {
         let parse = ParseMsg::decode(&frame[5..])?;
         // A new Parse of the unnamed statement replaces the old one.
         if let Some(old) = self.statements.remove(parse.name) {
-            message::close(self.outbox(old.conn), b'S', &old.backend_name);
-            self.responses
-                .push(Pending::new(old.conn, Expect::Close, Disposition::Swallow));
+            self.close_forms(&old, false);
         }
-        let (decision, _) = self.decide(parse.sql);
-        let Decision::Plan(plan) = decision else {
-            self.relay_frame(Conn::Own, frame, Some(Expect::Parse));
-            return Ok(());
+        let (decision, routable, _) = self.decide(parse.sql, Stage::Prepare);
+        let plan = match decision {
+            Decision::Relay if !routable => {
+                self.relay_frame(Conn::Own, frame, Some(Expect::Parse));
+                return Ok(());
+            }
+            Decision::Relay => None,
+            Decision::Plan(plan) => Some(plan),
         };
-        let conn = self.connection_for(&plan.connection).await?;
-        self.next_name += 1;
-        let backend_name = format!("switchyard_s{}", self.next_name);
-        let sql = plan.sql.as_deref().unwrap_or(parse.sql);
-        message::parse(self.outbox(conn), &backend_name, sql, parse.param_types);
-        self.responses.push(Pending::forward(conn, Expect::Parse));
-        let client_name = parse.name.to_string();
-        self.statements.insert(
-            client_name,
-            Prepared {
-                backend_name,
-                conn,
-                plan,
-            },
-        );
+        // The form parsed now answers the client's Describe: for a routed
+        // read it is the source's, so the client learns the source's shape.
+        let mut prepared = Prepared {
+            sql: parse.sql.to_string(),
+            param_types: parse.param_types.to_vec(),
+            forms: Vec::new(),
+        };
+        let form = match plan {
+            None => {
+                self.relay_frame(Conn::Own, frame, Some(Expect::Parse));
+                Form {
+                    conn: Conn::Own,
+                    sql: None,
+                    name: parse.name.to_string(),
+                    proxy_owned: false,
+                }
+            }
+            Some(plan) => {
+                let conn = self.connection_for(&plan.connection).await?;
+                self.parse_form(&mut prepared, conn, plan.sql.clone(), Disposition::FORWARD)
+            }
+        };
+        prepared.forms.push(form);
+        self.statements.insert(parse.name.to_string(), prepared);
         Ok(())
     }
 
-    pub(super) fn on_bind(&mut self, frame: &[u8]) -> Result<(), SessionEnd> {
+    /// Parses one form of a statement under a fresh proxy-owned name.
+    fn parse_form(
+        &mut self,
+        prepared: &mut Prepared,
+        conn: Conn,
+        sql: Option<String>,
+        disposition: Disposition,
+    ) -> Form {
+        self.next_name += 1;
+        let name = format!("switchyard_s{}", self.next_name);
+        let text = sql.as_deref().unwrap_or(&prepared.sql);
+        message::parse(self.outbox(conn), &name, text, &prepared.param_types);
+        self.responses
+            .push(Pending::new(conn, Expect::Parse, disposition));
+        self.note_conn(conn);
+        Form {
+            conn,
+            sql,
+            name,
+            proxy_owned: true,
+        }
+    }
+
+    pub(super) async fn on_bind(&mut self, frame: &[u8]) -> Result<(), SessionEnd> {
         if self.statements.is_empty() && self.portals.is_empty() {
             self.relay_frame(Conn::Own, frame, Some(Expect::Bind));
             return Ok(());
         }
         let bind = BindMsg::decode(&frame[5..])?;
         self.portals.remove(bind.portal);
-        let Some(prepared) = self.statements.get(bind.statement) else {
+        let Some(mut prepared) = self.statements.remove(bind.statement) else {
             self.relay_frame(Conn::Own, frame, Some(Expect::Bind));
             return Ok(());
         };
-        let (conn, plan) = (prepared.conn, prepared.plan.clone());
-        let backend_name = prepared.backend_name.clone();
-        let portal = bind.portal.to_string();
-        message::bind(self.outbox(conn), &portal, &backend_name, bind.rest);
+        let statement = bind.statement.to_string();
+        let result = self.bind_form(&mut prepared, &bind).await;
+        self.statements.insert(statement, prepared);
+        result
+    }
+
+    /// Decides where one execution of `prepared` runs and binds the portal
+    /// to that form, preparing the form first if this is its first use.
+    async fn bind_form(
+        &mut self,
+        prepared: &mut Prepared,
+        bind: &BindMsg<'_>,
+    ) -> Result<(), SessionEnd> {
+        let (decision, _, _) = self.decide(&prepared.sql, Stage::Execute);
+        let (conn, sql, plan) = match decision {
+            Decision::Relay => (Conn::Own, None, None),
+            Decision::Plan(plan) => {
+                let conn = self.connection_for(&plan.connection).await?;
+                (conn, plan.sql.clone(), Some(plan))
+            }
+        };
+        let index = match prepared
+            .forms
+            .iter()
+            .position(|f| f.conn == conn && f.sql == sql)
+        {
+            Some(index) => index,
+            None => {
+                let form = self.parse_form(prepared, conn, sql, Disposition::Swallow);
+                prepared.forms.push(form);
+                prepared.forms.len() - 1
+            }
+        };
+        let form = &prepared.forms[index];
+        message::bind(self.outbox(conn), bind.portal, &form.name, bind.rest);
         self.responses.push(Pending::forward(conn, Expect::Bind));
         self.note_conn(conn);
-        self.portals.insert(portal, Portal { conn, plan });
+        self.portals
+            .insert(bind.portal.to_string(), Portal { conn, plan });
         Ok(())
     }
 
@@ -69,8 +145,8 @@ impl Session {
         }
         let target = TargetMsg::decode(b'D', &frame[5..])?;
         if target.kind == b'S' {
-            if let Some(p) = self.statements.get(target.name) {
-                let (conn, name) = (p.conn, p.backend_name.clone());
+            if let Some(form) = self.statements.get(target.name).map(|p| &p.forms[0]) {
+                let (conn, name) = (form.conn, form.name.clone());
                 message::describe(self.outbox(conn), b'S', &name);
                 self.responses
                     .push(Pending::forward(conn, Expect::DescribeStatement));
@@ -96,17 +172,22 @@ impl Session {
             self.relay_frame(Conn::Own, frame, Some(Expect::Execute));
             return Ok(());
         };
-        let (conn, plan) = (portal.conn, portal.plan.clone());
-        for sql in &plan.before {
+        let conn = portal.conn;
+        let plan: Option<Arc<Plan>> = portal.plan.clone();
+        let (before, after, tag) = match plan.as_deref() {
+            Some(plan) => (&plan.before[..], &plan.after[..], plan.tag.clone()),
+            None => (&[][..], &[][..], None),
+        };
+        for sql in before {
             self.inject(conn, sql);
         }
         self.outbox(conn).extend_from_slice(frame);
-        let disposition = Disposition::Forward {
-            tag: plan.tag.clone(),
-        };
-        self.responses
-            .push(Pending::new(conn, Expect::Execute, disposition));
-        for sql in &plan.after {
+        self.responses.push(Pending::new(
+            conn,
+            Expect::Execute,
+            Disposition::Forward { tag },
+        ));
+        for sql in after {
             self.inject(conn, sql);
         }
         self.note_conn(conn);
@@ -143,10 +224,8 @@ impl Session {
         }
         let target = TargetMsg::decode(b'C', &frame[5..])?;
         if target.kind == b'S' {
-            if let Some(p) = self.statements.remove(target.name) {
-                message::close(self.outbox(p.conn), b'S', &p.backend_name);
-                self.responses.push(Pending::forward(p.conn, Expect::Close));
-                self.note_conn(p.conn);
+            if let Some(prepared) = self.statements.remove(target.name) {
+                self.close_forms(&prepared, true);
                 return Ok(());
             }
         } else if let Some(p) = self.portals.remove(target.name) {
@@ -156,6 +235,29 @@ impl Session {
         }
         self.relay_frame(Conn::Own, frame, Some(Expect::Close));
         Ok(())
+    }
+
+    /// Closes every form of a statement on its backend; with `answer`, the
+    /// first CloseComplete is the client's. A form under the client's own
+    /// name is left to the client's next Parse of that name when not
+    /// answering.
+    fn close_forms(&mut self, prepared: &Prepared, answer: bool) {
+        let mut answered = !answer;
+        for form in &prepared.forms {
+            if !form.proxy_owned && !answer {
+                continue;
+            }
+            message::close(self.outbox(form.conn), b'S', &form.name);
+            let disposition = if answered {
+                Disposition::Swallow
+            } else {
+                Disposition::FORWARD
+            };
+            answered = true;
+            self.responses
+                .push(Pending::new(form.conn, Expect::Close, disposition));
+            self.note_conn(form.conn);
+        }
     }
 
     pub(super) fn on_sync(&mut self, frame: &[u8]) {

@@ -20,7 +20,7 @@ use super::backend::{self, Login, PgBackend};
 use crate::relay::make_room;
 use crate::relay::stream::ClientStream;
 use crate::route::classify::Dialect;
-use crate::route::{kind_label, Connection, Decision, Plan, SessionFacts};
+use crate::route::{kind_label, Connection, Decision, Plan, SessionFacts, Stage};
 
 mod extended;
 use crate::state::Shared;
@@ -64,22 +64,37 @@ pub enum SessionEnd {
     Backend(String),
 }
 
-/// A client statement the proxy prepared under its own name.
+/// A client statement that may be routed, remembered so that every Bind
+/// can decide anew where it runs.
 struct Prepared {
-    /// The proxy-owned statement name on the backend.
-    backend_name: String,
-    /// The connection it is prepared on.
-    conn: Conn,
-    /// The plan chosen when it was parsed.
-    plan: Arc<Plan>,
+    /// The client's text.
+    sql: String,
+    /// The parameter types of the client's Parse (count and OIDs, as sent),
+    /// so every form binds the client's values the same way.
+    param_types: Vec<u8>,
+    /// The forms prepared so far. The first was parsed when the client
+    /// asked and answers its Describe.
+    forms: Vec<Form>,
 }
 
-/// A portal bound from a proxy-prepared statement.
+/// One form of a client statement, prepared on one connection.
+struct Form {
+    /// The connection it is prepared on.
+    conn: Conn,
+    /// The text it was prepared from; `None` is the client's own.
+    sql: Option<String>,
+    /// Its name on the backend.
+    name: String,
+    /// Whether `name` is the proxy's (else it is the client's own).
+    proxy_owned: bool,
+}
+
+/// A portal bound from a remembered statement.
 struct Portal {
     /// The connection that holds it.
     conn: Conn,
-    /// The plan of its statement.
-    plan: Arc<Plan>,
+    /// The plan decided at its Bind; `None` relays.
+    plan: Option<Arc<Plan>>,
 }
 
 /// A backend connection's halves and buffers.
@@ -128,9 +143,9 @@ pub struct Session {
     responses: Responses,
     /// The own connection's transaction status from its last ReadyForQuery.
     status: u8,
-    /// Client statement names the proxy mapped to its own.
+    /// Client statements that may be routed, by the client's name.
     statements: HashMap<String, Prepared>,
-    /// Client portals bound from mapped statements.
+    /// Client portals bound from remembered statements.
     portals: HashMap<String, Portal>,
     /// Counter for proxy-owned statement names.
     next_name: u64,
@@ -335,7 +350,7 @@ impl Session {
             match frame.tag {
                 b'Q' => self.on_query(&frame.bytes).await?,
                 b'P' => self.on_parse(&frame.bytes).await?,
-                b'B' => self.on_bind(&frame.bytes)?,
+                b'B' => self.on_bind(&frame.bytes).await?,
                 b'D' => self.on_describe(&frame.bytes)?,
                 b'E' => self.on_execute(&frame.bytes)?,
                 b'C' => self.on_close(&frame.bytes)?,
@@ -368,24 +383,33 @@ impl Session {
         Ok(())
     }
 
-    fn decide(&self, sql: &str) -> (Decision, usize) {
+    /// Classifies and decides one statement. Returns the decision and
+    /// whether the statement touches a migrated table (so a prepared one
+    /// must be decided again at each execution). Counted once per
+    /// execution, or once per prepare for a statement the fast path relays
+    /// from then on.
+    fn decide(&self, sql: &str, stage: Stage) -> (Decision, bool, usize) {
         let statement = self.shared.classifier.classify(Dialect::Postgres, sql);
-        self.meters.statements[statement.kind as usize].increment(1);
+        let routing = self.shared.routing();
+        let routable = routing.touches(&statement);
+        if stage == Stage::Execute || !routable {
+            self.meters.statements[statement.kind as usize].increment(1);
+        }
         let facts = SessionFacts {
             dialect: Dialect::Postgres,
+            stage,
             user: &self.info.user,
             database: &self.info.database,
             application: &self.info.application,
             in_transaction: self.status != b'I',
         };
-        let routing = self.shared.routing();
         let decision = self.shared.router.decide(&routing, &facts, &statement, sql);
-        (decision, statement.count.max(1))
+        (decision, routable, statement.count.max(1))
     }
 
     async fn on_query(&mut self, frame: &[u8]) -> Result<(), SessionEnd> {
         let sql = message::query_text(&frame[5..])?;
-        let (decision, count) = self.decide(sql);
+        let (decision, _, count) = self.decide(sql, Stage::Execute);
         let Decision::Plan(plan) = decision else {
             self.relay_frame(Conn::Own, frame, Some(Expect::Query));
             return Ok(());

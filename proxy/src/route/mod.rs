@@ -5,6 +5,7 @@ pub mod classify;
 pub mod decide;
 pub mod fingerprint;
 pub mod routing;
+pub mod rules;
 
 pub use decide::{
     Affected, Connection, Decision, MigrationRouter, Plan, Route, SessionFacts, Stage,

@@ -7,6 +7,8 @@
 //!   no IO and no clock but what is passed in.
 //! - [`relay`]: listeners, sessions and backend connections; the only tokio code
 //!   of the data plane.
+//! - [`catalog`]: the live schemas of every migration's two tables, loaded
+//!   over the proxy's own connections and checked against the mapping.
 //! - [`admin`]: the admin HTTP listener (`/metrics`, `/healthz`, `/status`).
 //! - [`state`]: what every session shares: the config snapshot, counters,
 //!   the cancel-key registry.
@@ -14,6 +16,7 @@
 //! - [`server`]: starts the listeners and drains them on shutdown.
 
 pub mod admin;
+pub mod catalog;
 pub mod relay;
 pub mod reload;
 pub mod route;

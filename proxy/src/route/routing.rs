@@ -13,6 +13,7 @@ use std::sync::Arc;
 use switchyard_core::config::{Config, Migration, Phase, Reads};
 
 use super::classify::Statement;
+use crate::catalog::mapping::Mapping;
 
 /// Everything routing needs, for one generation of config and state.
 #[derive(Debug, Default)]
@@ -34,6 +35,33 @@ pub struct MigrationRoute {
     pub rule_from: RuleFrom,
     /// The phase in force.
     pub phase: Phase,
+    /// The live schemas and the checked mapping; reads stay on the source
+    /// until it is ready.
+    pub catalog: CatalogState,
+}
+
+/// Whether a migration's live schemas are known and fit its mapping.
+#[derive(Clone, Debug, PartialEq)]
+pub enum CatalogState {
+    /// Not loaded yet (starting, or a backend is down): reads stay on the
+    /// source until it loads.
+    Pending(String),
+    /// Both tables are loaded and the mapping fits them.
+    Ready(Arc<Mapping>),
+    /// The mapping does not fit the live schemas; the reason names the
+    /// column and the fix. Reads stay on the source.
+    Refused(String),
+}
+
+impl CatalogState {
+    /// The name `/migrations` and `/status` report.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            CatalogState::Pending(_) => "pending",
+            CatalogState::Ready(_) => "ready",
+            CatalogState::Refused(_) => "refused",
+        }
+    }
 }
 
 /// Where a migration's rule in force came from.
@@ -70,6 +98,8 @@ pub struct RuleOverride {
 pub struct Runtime {
     /// Read rules set through the admin API, by migration id.
     pub overrides: HashMap<String, RuleOverride>,
+    /// The catalog of each migration, by id, as last loaded.
+    pub catalogs: HashMap<String, CatalogState>,
 }
 
 impl Runtime {
@@ -101,6 +131,11 @@ impl Routing {
                     reads,
                     rule_from,
                     phase: m.phase,
+                    catalog: runtime
+                        .catalogs
+                        .get(&m.id)
+                        .cloned()
+                        .unwrap_or_else(|| CatalogState::Pending("not loaded yet".into())),
                 }
             })
             .collect();

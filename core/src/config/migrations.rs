@@ -11,7 +11,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use serde::de::{self, Deserializer};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use super::backends::Backend;
 use super::scalars::{self, Cidr, Percent};
@@ -109,7 +109,7 @@ pub struct TargetTable {
 }
 
 /// Where a migration stands. The order of `ALL` is the forward order.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Deserialize, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Phase {
     /// Declared; nothing happens yet.
@@ -195,7 +195,7 @@ pub enum OnMirrorError {
 }
 
 /// The read rule of a migration.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Reads {
     /// How a read picks its path.
@@ -216,7 +216,7 @@ pub struct Reads {
 }
 
 /// How reads choose a path.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Deserialize, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Strategy {
     /// All reads to `path`; with the default path, the safe "source only".
@@ -233,7 +233,7 @@ pub enum Strategy {
 }
 
 /// Where one read goes.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Deserialize, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ReadPath {
     /// The old table.
@@ -272,6 +272,22 @@ impl FromStr for StickyBy {
     }
 }
 
+impl fmt::Display for StickyBy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StickyBy::Session => f.write_str("session"),
+            StickyBy::User => f.write_str("user"),
+            StickyBy::Column(c) => write!(f, "column:{c}"),
+        }
+    }
+}
+
+impl Serialize for StickyBy {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
 impl<'de> Deserialize<'de> for StickyBy {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<StickyBy, D::Error> {
         String::deserialize(d)?.parse().map_err(de::Error::custom)
@@ -279,7 +295,7 @@ impl<'de> Deserialize<'de> for StickyBy {
 }
 
 /// Explicit target cohorts for `canary`.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Canary {
     /// Database users (login names) whose reads go to the target.
@@ -298,7 +314,7 @@ pub struct Canary {
 }
 
 /// One arm of an A/B split.
-#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Arm {
     /// Label in per-arm metrics.
@@ -310,7 +326,7 @@ pub struct Arm {
 }
 
 /// Shadow reads: compare the other path's answer without returning it.
-#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Shadow {
     /// Share of routed reads also run on the other path.
@@ -486,9 +502,24 @@ fn validate_columns(m: &Migration, fail: &mut impl FnMut(&str, String)) {
     }
 }
 
+impl Migration {
+    /// Checks a read rule for this migration as the file's would be (the
+    /// admin API uses it for a rule set at run time). Each error is the
+    /// field and what is wrong with it.
+    pub fn check_reads(&self, reads: &Reads) -> Vec<(String, String)> {
+        let mut errors = Vec::new();
+        check_reads(&self.id, reads, &mut |field: &str, message: String| {
+            errors.push((field.to_string(), message))
+        });
+        errors
+    }
+}
+
 fn validate_reads(m: &Migration, fail: &mut impl FnMut(&str, String)) {
-    let id = &m.id;
-    let reads = &m.reads;
+    check_reads(&m.id, &m.reads, fail);
+}
+
+fn check_reads(id: &str, reads: &Reads, fail: &mut impl FnMut(&str, String)) {
     if reads.strategy == Strategy::Ab && reads.arms.len() < 2 {
         fail(
             "reads.arms",

@@ -58,6 +58,13 @@ impl fmt::Display for Percent {
     }
 }
 
+/// Written as the number of percent (`12.25`), as the file takes it.
+impl serde::Serialize for Percent {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_f64(self.as_percent())
+    }
+}
+
 impl FromStr for Percent {
     type Err = String;
 
@@ -181,6 +188,12 @@ impl FromStr for Cidr {
             IpAddr::V6(a) => IpAddr::V6((u128::from(a) & mask128(prefix)).into()),
         };
         Ok(Cidr { network, prefix })
+    }
+}
+
+impl serde::Serialize for Cidr {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
     }
 }
 

@@ -1,5 +1,9 @@
-//! The admin HTTP listener: `/metrics` (Prometheus text), `/healthz` and
-//! `/status` (JSON). Read-only; it never changes what the proxy does.
+//! The admin HTTP listener: `/metrics` (Prometheus text), `/healthz`,
+//! `/status` (JSON), and the migrations API (`GET /migrations`, `PUT
+//! /migrations/{id}/reads`), the one place that changes what the proxy
+//! does at run time besides the file.
+
+mod migrations;
 
 use std::net::SocketAddr;
 use std::sync::{Arc, OnceLock};
@@ -7,7 +11,7 @@ use std::sync::{Arc, OnceLock};
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
-use axum::routing::get;
+use axum::routing::{get, put};
 use axum::{Json, Router};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use tokio::net::TcpListener;
@@ -50,8 +54,11 @@ pub async fn serve(shared: Arc<Shared>, addr: SocketAddr) -> anyhow::Result<Sock
         .route("/metrics", get(metrics_text))
         .route("/healthz", get(healthz))
         .route("/status", get(status))
+        .route("/migrations", get(migrations::list))
+        .route("/migrations/{id}/reads", put(migrations::put_reads))
         .with_state(state);
     tokio::spawn(async move {
+        let app = app.into_make_service_with_connect_info::<SocketAddr>();
         if let Err(e) = axum::serve(listener, app).await {
             tracing::error!(error = %e, "admin listener stopped");
         }
@@ -96,6 +103,7 @@ async fn status(State(state): State<AdminState>) -> impl IntoResponse {
             },
             "migrations": config.migrations.iter().map(|m| m.id.clone()).collect::<Vec<_>>(),
         },
+        "migrations": shared.routing().migrations.iter().map(migrations::describe).collect::<Vec<_>>(),
         "classifier_cache_entries": shared.classifier.len(),
     }))
 }

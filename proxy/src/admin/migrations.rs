@@ -1,0 +1,136 @@
+//! `GET /migrations` and `PUT /migrations/{id}/reads`: what each migration's
+//! reads do now, and changing the rule at run time.
+//!
+//! A rule set here is live for the next statement of every session and
+//! lasts until the file's `reads` for that migration changes (the file
+//! wins again then). Changes need the bearer token when `admin.token` is
+//! set, and come from loopback only when it is not.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::{ConnectInfo, Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde_json::{json, Value};
+use switchyard_core::config::Reads;
+
+use super::AdminState;
+use crate::route::routing::{CatalogState, MigrationRoute, RuleOverride};
+use crate::route::rules;
+
+/// `GET /migrations`.
+pub async fn list(State(state): State<AdminState>) -> impl IntoResponse {
+    let routing = state.shared.routing();
+    let migrations: Vec<Value> = routing.migrations.iter().map(describe).collect();
+    Json(json!({ "generation": routing.generation, "migrations": migrations }))
+}
+
+/// One migration as `/migrations` and `/status` report it.
+pub fn describe(m: &MigrationRoute) -> Value {
+    let (catalog_reason, columns) = match &m.catalog {
+        CatalogState::Pending(why) | CatalogState::Refused(why) => (Some(why.clone()), None),
+        CatalogState::Ready(mapping) => (None, Some(mapping.columns.len())),
+    };
+    json!({
+        "id": m.plan.id,
+        "phase": m.phase,
+        "reads": *m.reads,
+        "rule_from": m.rule_from.as_str(),
+        "target_share_basis_points": rules::target_share(m.phase, &m.reads),
+        "catalog": m.catalog.as_str(),
+        "catalog_reason": catalog_reason,
+        "mapped_columns": columns,
+    })
+}
+
+/// `PUT /migrations/{id}/reads` with a JSON body shaped like the YAML
+/// `reads`.
+pub async fn put_reads(
+    State(state): State<AdminState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    if let Err(refusal) = authorize(&state, peer, &headers) {
+        return refusal;
+    }
+    let routing = state.shared.routing();
+    let Some(current) = routing.migration(&id) else {
+        let known: Vec<_> = routing
+            .migrations
+            .iter()
+            .map(|m| m.plan.id.as_str())
+            .collect();
+        return error(
+            StatusCode::NOT_FOUND,
+            format!("no migration `{id}`; migrations are: {}", known.join(", ")),
+        );
+    };
+    let reads: Reads = match serde_json::from_slice(&body) {
+        Ok(reads) => reads,
+        Err(e) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                format!("migration `{id}`: the body is not a `reads` rule ({e}); send JSON shaped like the file's `reads`, e.g. {{\"strategy\": \"percentage\", \"percent\": 25, \"sticky_by\": \"session\"}}"),
+            )
+        }
+    };
+    let problems = current.plan.check_reads(&reads);
+    if !problems.is_empty() {
+        let text: Vec<String> = problems
+            .into_iter()
+            .map(|(field, why)| format!("{field}: {why}"))
+            .collect();
+        return error(StatusCode::UNPROCESSABLE_ENTITY, text.join("; "));
+    }
+    let file = current.plan.reads.clone();
+    drop(routing);
+    let reads = Arc::new(reads);
+    state.shared.publish_routing(|runtime| {
+        runtime
+            .overrides
+            .insert(id.clone(), RuleOverride { file, reads });
+    });
+    tracing::info!(migration = %id, %peer, "read rule changed through the admin API");
+    let routing = state.shared.routing();
+    match routing.migration(&id) {
+        Some(m) => (StatusCode::OK, Json(describe(m))).into_response(),
+        None => error(
+            StatusCode::CONFLICT,
+            format!("migration `{id}` was removed meanwhile"),
+        ),
+    }
+}
+
+fn authorize(state: &AdminState, peer: SocketAddr, headers: &HeaderMap) -> Result<(), Response> {
+    let snapshot = state.shared.snapshot();
+    match &snapshot.config.admin.token {
+        Some(token) => {
+            let given = headers
+                .get("authorization")
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.strip_prefix("Bearer "));
+            if given == Some(token.as_str()) {
+                Ok(())
+            } else {
+                Err(error(
+                    StatusCode::UNAUTHORIZED,
+                    "changes need `Authorization: Bearer <admin.token>`".to_string(),
+                ))
+            }
+        }
+        None if peer.ip().is_loopback() => Ok(()),
+        None => Err(error(
+            StatusCode::FORBIDDEN,
+            format!("changes from {} need admin.token to be set; without a token only loopback may change rules", peer.ip()),
+        )),
+    }
+}
+
+fn error(code: StatusCode, message: String) -> Response {
+    (code, Json(json!({ "error": message }))).into_response()
+}

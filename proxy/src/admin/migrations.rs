@@ -55,7 +55,7 @@ pub async fn put_reads(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    if let Err(refusal) = authorize(&state, peer, &headers) {
+    if let Some(refusal) = authorize(&state, peer, &headers) {
         return refusal;
     }
     let routing = state.shared.routing();
@@ -106,7 +106,8 @@ pub async fn put_reads(
     }
 }
 
-fn authorize(state: &AdminState, peer: SocketAddr, headers: &HeaderMap) -> Result<(), Response> {
+/// `None` when the change may go ahead, else the refusal to send.
+fn authorize(state: &AdminState, peer: SocketAddr, headers: &HeaderMap) -> Option<Response> {
     let snapshot = state.shared.snapshot();
     match &snapshot.config.admin.token {
         Some(token) => {
@@ -114,17 +115,15 @@ fn authorize(state: &AdminState, peer: SocketAddr, headers: &HeaderMap) -> Resul
                 .get("authorization")
                 .and_then(|v| v.to_str().ok())
                 .and_then(|v| v.strip_prefix("Bearer "));
-            if given == Some(token.as_str()) {
-                Ok(())
-            } else {
-                Err(error(
+            (given != Some(token.as_str())).then(|| {
+                error(
                     StatusCode::UNAUTHORIZED,
                     "changes need `Authorization: Bearer <admin.token>`".to_string(),
-                ))
-            }
+                )
+            })
         }
-        None if peer.ip().is_loopback() => Ok(()),
-        None => Err(error(
+        None if peer.ip().is_loopback() => None,
+        None => Some(error(
             StatusCode::FORBIDDEN,
             format!("changes from {} need admin.token to be set; without a token only loopback may change rules", peer.ip()),
         )),

@@ -215,7 +215,10 @@ fn analyze(dialect: Dialect, sql: &str) -> Statement {
 /// `FOR SHARE`) and PostgreSQL's `TABLE t` statement (same as `SELECT * FROM
 /// t`). On failure returns the tokens (empty if tokenizing failed) for the
 /// LOAD DATA fallback.
-fn parse(dialect: Dialect, sql: &str) -> Result<Vec<ast::Statement>, Vec<TokenWithSpan>> {
+pub(crate) fn parse(
+    dialect: Dialect,
+    sql: &str,
+) -> Result<Vec<ast::Statement>, Vec<TokenWithSpan>> {
     let parser_dialect: &dyn sqlparser::dialect::Dialect = match dialect {
         Dialect::Postgres => &PostgreSqlDialect {},
         Dialect::Mysql => &MySqlDialect {},

@@ -70,7 +70,8 @@ fn main() -> std::process::ExitCode {
 
 async fn run(config: Config, path: PathBuf) -> anyhow::Result<()> {
     let running =
-        switchyard_proxy::server::start(config, Some(path), Arc::new(MigrationRouter)).await?;
+        switchyard_proxy::server::start(config, Some(path), Arc::new(MigrationRouter::default()))
+            .await?;
     let mut term = signal(SignalKind::terminate())?;
     let mut int = signal(SignalKind::interrupt())?;
     tokio::select! {

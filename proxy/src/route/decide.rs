@@ -5,7 +5,10 @@
 //! decision out; so the read switch and the dual write only add decisions,
 //! never plumbing.
 
+use std::net::IpAddr;
 use std::sync::Arc;
+
+use switchyard_core::config::ReadPath;
 
 use super::classify::{Dialect, Statement};
 use super::routing::Routing;
@@ -48,6 +51,23 @@ pub struct Plan {
     pub affected: Option<Affected>,
     /// The connection that runs it all.
     pub connection: Connection,
+    /// A read of a migrated table: which migration, which path, why.
+    pub read: Option<ReadRoute>,
+}
+
+/// How one read of a migrated table was routed, for metrics and for the
+/// transaction's affinity.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReadRoute {
+    /// The migration's id.
+    pub migration: Arc<str>,
+    /// Where the read goes.
+    pub path: ReadPath,
+    /// The A/B arm that chose the path; `None` outside `ab`.
+    pub arm: Option<String>,
+    /// Why a read the rule sent to the target stays on the source (an
+    /// `unroutable` reason label); `None` when it went where the rule said.
+    pub unroutable: Option<&'static str>,
 }
 
 impl Plan {
@@ -60,7 +80,28 @@ impl Plan {
             tag: None,
             affected: None,
             connection: Connection::Own,
+            read: None,
         }
+    }
+
+    /// A read of a migrated table that runs as the client sent it, on the
+    /// session's own connection (the source path).
+    pub fn source_read(read: ReadRoute) -> Plan {
+        Plan {
+            sql: None,
+            read: Some(read),
+            ..Plan::rewrite(String::new())
+        }
+    }
+
+    /// Whether the client's bytes go to the own connection as they came:
+    /// the plan only records what the read was.
+    pub fn is_passthrough(&self) -> bool {
+        self.sql.is_none()
+            && self.connection == Connection::Own
+            && !self.injects()
+            && self.tag.is_none()
+            && self.affected.is_none()
     }
 
     /// A plan that runs the client's statement on another backend.
@@ -72,6 +113,7 @@ impl Plan {
             tag: None,
             affected: None,
             connection: Connection::Backend(backend.into()),
+            read: None,
         }
     }
 
@@ -117,6 +159,31 @@ pub struct SessionFacts<'a> {
     pub application: &'a str,
     /// A transaction is open on the session's own connection.
     pub in_transaction: bool,
+    /// The session's stickiness key, stable for the connection.
+    pub session: u64,
+    /// The client's address, when known (canary by CIDR).
+    pub client: Option<IpAddr>,
+    /// The session's own backend (a name under `backends:`).
+    pub backend: &'a str,
+    /// Where unqualified table names resolve: PostgreSQL's first schema of
+    /// the search_path, MySQL's current database; `None` when not known.
+    pub schema: Option<&'a str>,
+    /// The execution's bound parameter values as text (`None` for NULL or
+    /// not decodable), for a sticky key given by a placeholder.
+    pub params: &'a [Option<String>],
+    /// The paths this transaction's earlier reads and writes pinned, by
+    /// migration id: the rest of the transaction keeps them.
+    pub pinned: &'a [(Arc<str>, ReadPath)],
+}
+
+impl SessionFacts<'_> {
+    /// The path this transaction pinned for a migration.
+    pub fn pinned_path(&self, migration: &str) -> Option<ReadPath> {
+        self.pinned
+            .iter()
+            .find(|(id, _)| &**id == migration)
+            .map(|(_, path)| *path)
+    }
 }
 
 /// Chooses what happens to each statement. Implementations must be pure.
@@ -129,16 +196,4 @@ pub trait Route: Send + Sync + 'static {
         statement: &Statement,
         sql: &str,
     ) -> Decision;
-}
-
-/// The production router. Migrations do not route statements yet (the read
-/// switch and the dual write arrive with their phases), so every statement
-/// is relayed untouched.
-#[derive(Debug, Default)]
-pub struct MigrationRouter;
-
-impl Route for MigrationRouter {
-    fn decide(&self, _: &Routing, _: &SessionFacts<'_>, _: &Statement, _: &str) -> Decision {
-        Decision::Relay
-    }
 }

@@ -4,13 +4,13 @@
 pub mod classify;
 pub mod decide;
 pub mod fingerprint;
+pub mod read;
 pub mod rewrite;
 pub mod routing;
 pub mod rules;
 
-pub use decide::{
-    Affected, Connection, Decision, MigrationRouter, Plan, Route, SessionFacts, Stage,
-};
+pub use decide::{Affected, Connection, Decision, Plan, ReadRoute, Route, SessionFacts, Stage};
+pub use read::{Affinity, MigrationRouter};
 
 use classify::StatementKind;
 

@@ -10,9 +10,10 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use switchyard_core::config::{Config, Migration, Phase, Reads};
+use switchyard_core::config::{BackendKind, Config, Migration, Phase, Reads};
 
-use super::classify::Statement;
+use super::classify::{Dialect, Statement};
+use super::rewrite::{ColumnMap, Relation, TableMap};
 use crate::catalog::mapping::Mapping;
 
 /// Everything routing needs, for one generation of config and state.
@@ -38,6 +39,18 @@ pub struct MigrationRoute {
     /// The live schemas and the checked mapping; reads stay on the source
     /// until it is ready.
     pub catalog: CatalogState,
+    /// What the rewrite needs, once the catalog is ready.
+    pub table_map: Option<Arc<TableMap>>,
+    /// The SQL dialect of the source's server.
+    pub dialect: Dialect,
+}
+
+impl MigrationRoute {
+    /// Whether the session's own connection (to `backend`) reaches the
+    /// target table, or a second connection to the target's server must.
+    pub fn target_backend(&self) -> &str {
+        self.plan.target_backend()
+    }
 }
 
 /// Whether a migration's live schemas are known and fit its mapping.
@@ -126,16 +139,29 @@ impl Routing {
                     Some(o) if o.file == m.reads => (o.reads.clone(), RuleFrom::Api),
                     _ => (Arc::new(m.reads.clone()), RuleFrom::File),
                 };
+                let catalog = runtime
+                    .catalogs
+                    .get(&m.id)
+                    .cloned()
+                    .unwrap_or_else(|| CatalogState::Pending("not loaded yet".into()));
+                let dialect = match config.backends.get(&m.backend).map(|b| b.kind) {
+                    Some(BackendKind::Mysql) => Dialect::Mysql,
+                    _ => Dialect::Postgres,
+                };
+                let table_map = match &catalog {
+                    CatalogState::Ready(mapping) => {
+                        Some(Arc::new(table_map(config, m, dialect, mapping)))
+                    }
+                    _ => None,
+                };
                 MigrationRoute {
                     plan: Arc::new(m.clone()),
                     reads,
                     rule_from,
                     phase: m.phase,
-                    catalog: runtime
-                        .catalogs
-                        .get(&m.id)
-                        .cloned()
-                        .unwrap_or_else(|| CatalogState::Pending("not loaded yet".into())),
+                    catalog,
+                    table_map,
+                    dialect,
                 }
             })
             .collect();
@@ -164,5 +190,57 @@ impl Routing {
     /// The migration with this id.
     pub fn migration(&self, id: &str) -> Option<&MigrationRoute> {
         self.migrations.iter().find(|m| m.plan.id == id)
+    }
+}
+
+/// The rewrite's view of a migration: both tables named as the server
+/// resolves them, and every source column with its target column.
+fn table_map(config: &Config, m: &Migration, dialect: Dialect, mapping: &Mapping) -> TableMap {
+    let database = |db: &Option<String>, backend: &str| {
+        db.clone()
+            .or_else(|| {
+                config
+                    .backends
+                    .get(backend)
+                    .and_then(|b| b.database.clone())
+            })
+            .unwrap_or_default()
+    };
+    let (source_schema, target_schema) = match dialect {
+        Dialect::Postgres => (
+            m.source.schema.clone().unwrap_or_else(|| "public".into()),
+            m.target
+                .schema
+                .clone()
+                .or_else(|| m.source.schema.clone())
+                .unwrap_or_else(|| "public".into()),
+        ),
+        Dialect::Mysql => {
+            let source = database(&m.source.database, &m.backend);
+            let target = m.target.database.clone().unwrap_or_else(|| source.clone());
+            (source, target)
+        }
+    };
+    TableMap {
+        source: Relation {
+            schema: source_schema,
+            name: m.source.table.clone(),
+        },
+        target: Relation {
+            schema: target_schema,
+            name: m.target.table.clone(),
+        },
+        columns: mapping
+            .columns
+            .iter()
+            .map(|c| ColumnMap {
+                source: c.source.clone(),
+                target: c.target.clone(),
+                cast: match dialect {
+                    Dialect::Postgres => c.cast.clone(),
+                    Dialect::Mysql => None,
+                },
+            })
+            .collect(),
     }
 }

@@ -71,7 +71,7 @@ async fn caching_sha2_full_authentication_over_rsa_and_over_tls() {
         cert_path.display(),
         key_path.display()
     );
-    let proxy = common::start(&yaml, Arc::new(MigrationRouter)).await;
+    let proxy = common::start(&yaml, Arc::new(MigrationRouter::default())).await;
     // Without TLS the client asks for the proxy's RSA key and sends the
     // password encrypted with it.
     let first = proxy.try_connect("app_sha2", "sha2pass", None).await;
@@ -109,7 +109,7 @@ async fn tls_with_a_self_signed_certificate() {
         cert_path.display(),
         key_path.display()
     );
-    let proxy = common::start(&yaml, Arc::new(MigrationRouter)).await;
+    let proxy = common::start(&yaml, Arc::new(MigrationRouter::default())).await;
     let raw = RawMy::open(proxy.addr).await;
     assert_ne!(raw.greeting.capabilities & CLIENT_SSL, 0, "TLS is offered");
 
@@ -165,7 +165,7 @@ async fn load_data_local_is_refused_unless_allowed() {
     assert_eq!(count, Some(0));
 
     let yaml = format!("{}mysql: {{ allow_local_infile: true }}\n", base_yaml());
-    let allowing = common::start(&yaml, Arc::new(MigrationRouter)).await;
+    let allowing = common::start(&yaml, Arc::new(MigrationRouter::default())).await;
     let opts = allowing
         .opts("app", "app", Some(&db))
         .local_infile_handler(Some(WhiteListFsHandler::new([file.clone()])));

@@ -109,7 +109,7 @@ pub async fn start(yaml: &str, router: Arc<dyn Route>) -> Proxy {
 
 /// Starts a proxy with the base config and the production router.
 pub async fn start_default() -> Proxy {
-    start(&base_yaml(), Arc::new(MigrationRouter)).await
+    start(&base_yaml(), Arc::new(MigrationRouter::default())).await
 }
 
 impl Proxy {

@@ -42,7 +42,7 @@ async fn a_command_out_of_sequence_gets_an_error_and_the_connection_closes() {
 
     // A packet larger than limits.max_frame_bytes is refused from its header.
     let yaml = format!("{}limits: {{ max_frame_bytes: 4096 }}\n", base_yaml());
-    let small = common::start(&yaml, Arc::new(MigrationRouter)).await;
+    let small = common::start(&yaml, Arc::new(MigrationRouter::default())).await;
     let mut raw = RawMy::login(small.addr, "app_empty", "", None).await;
     raw.send(&[0x00, 0x00, 0x10, 0x00, COM_QUERY]).await;
     let err = raw.packet().await.expect("an ERR before the close");
@@ -58,7 +58,7 @@ async fn a_command_out_of_sequence_gets_an_error_and_the_connection_closes() {
 async fn an_unreachable_backend_gets_a_clear_error_and_the_proxy_recovers() {
     let mut forwarder = Forwarder::start("127.0.0.1:3306").await;
     let yaml = base_yaml().replace("port: 3306", &format!("port: {}", forwarder.port));
-    let proxy = common::start(&yaml, Arc::new(MigrationRouter)).await;
+    let proxy = common::start(&yaml, Arc::new(MigrationRouter::default())).await;
     let mut before = proxy.connect("mysql").await;
     let mut busy = proxy.connect("mysql").await;
     let sleeping = tokio::spawn(async move { busy.query_drop("SELECT SLEEP(20)").await });
@@ -191,7 +191,7 @@ async fn a_backend_never_seen_answers_with_an_error_instead_of_a_greeting() {
         listener.local_addr().unwrap().port()
     };
     let yaml = base_yaml().replace("port: 3306", &format!("port: {port}"));
-    let proxy = common::start(&yaml, Arc::new(MigrationRouter)).await;
+    let proxy = common::start(&yaml, Arc::new(MigrationRouter::default())).await;
     let err = proxy.try_connect("app", "app", None).await.unwrap_err();
     let (code, _, message) = common::server_error(&err);
     assert_eq!(code, 2003, "{message}");

@@ -128,7 +128,7 @@ async fn verifier_proxy(users: &[(&str, String)]) -> common::Proxy {
         ));
     }
     let yaml = base_yaml().replace("users:\n", &format!("users:\n{lines}"));
-    common::start(&yaml, Arc::new(MigrationRouter)).await
+    common::start(&yaml, Arc::new(MigrationRouter::default())).await
 }
 
 #[tokio::test]
@@ -263,7 +263,7 @@ async fn tls_is_offered_and_plaintext_still_works() {
         cert.display(),
         key.display()
     );
-    let proxy = common::start(&yaml, Arc::new(MigrationRouter)).await;
+    let proxy = common::start(&yaml, Arc::new(MigrationRouter::default())).await;
 
     // sslmode=require fails unless the proxy really switched to TLS.
     for user in ["app", "app_md5"] {
@@ -371,7 +371,7 @@ async fn backend_login_uses_scram_and_md5_with_configured_credentials() {
     ] {
         let proxy = common::start(
             &password_backend_yaml(user, password),
-            Arc::new(MigrationRouter),
+            Arc::new(MigrationRouter::default()),
         )
         .await;
         let client = proxy.connect(&db).await;
@@ -386,7 +386,7 @@ async fn backend_login_uses_scram_and_md5_with_configured_credentials() {
         // once, and the proxy goes on serving.
         let proxy = common::start(
             &password_backend_yaml(user, "wrong"),
-            Arc::new(MigrationRouter),
+            Arc::new(MigrationRouter::default()),
         )
         .await;
         let err = proxy

@@ -67,7 +67,7 @@ async fn malformed_startup_packets_get_08p01_and_a_close() {
 async fn an_oversized_frame_ends_only_that_session() {
     let db = common::create_db("fault_frame").await;
     let yaml = format!("{}limits: {{ max_frame_bytes: 4096 }}\n", base_yaml());
-    let proxy = common::start(&yaml, Arc::new(MigrationRouter)).await;
+    let proxy = common::start(&yaml, Arc::new(MigrationRouter::default())).await;
     let bystander = proxy.connect(&db).await;
     assert_eq!(value(&bystander, 1).await, 1);
 
@@ -112,7 +112,7 @@ async fn an_unreachable_backend_fails_logins_until_it_returns() {
     let mut forwarder = Forwarder::start("127.0.0.1:5432").await;
     let yaml = base_yaml().replace("port: 5432", &format!("port: {}", forwarder.port));
     assert_ne!(yaml, base_yaml());
-    let proxy = common::start(&yaml, Arc::new(MigrationRouter)).await;
+    let proxy = common::start(&yaml, Arc::new(MigrationRouter::default())).await;
     let before = proxy.connect_watched("app", "app", &db).await.unwrap();
     assert_eq!(value(&before.client, 1).await, 1);
     // tokio-postgres closes the statement behind `query_one` without waiting;

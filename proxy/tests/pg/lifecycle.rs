@@ -67,7 +67,7 @@ async fn hot_reload_applies_a_valid_file_and_keeps_it_over_an_invalid_one() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("switchyard.yaml");
     common::write_atomically(&path, &base_yaml());
-    let proxy = common::start_file(&path, Arc::new(MigrationRouter)).await;
+    let proxy = common::start_file(&path, Arc::new(MigrationRouter::default())).await;
     let early = proxy.connect(&db).await;
     let err = proxy
         .try_connect("late", "late", &db)
@@ -139,7 +139,7 @@ async fn drain_lets_open_transactions_finish_and_refuses_new_sessions() {
         .await
         .unwrap();
     let yaml = format!("{}limits: {{ drain_timeout: 20s }}\n", base_yaml());
-    let proxy = Arc::new(common::start(&yaml, Arc::new(MigrationRouter)).await);
+    let proxy = Arc::new(common::start(&yaml, Arc::new(MigrationRouter::default())).await);
     let open = proxy.connect_watched("app", "app", &db).await.unwrap();
     open.client
         .batch_execute("BEGIN; INSERT INTO t VALUES (1)")
@@ -214,7 +214,7 @@ async fn sighup_rereads_the_file() {
     // Registering a handler first makes SIGHUP safe for this test process
     // even before the proxy's watcher has registered its own.
     let _guard = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).unwrap();
-    let proxy = common::start_file(&path, Arc::new(MigrationRouter)).await;
+    let proxy = common::start_file(&path, Arc::new(MigrationRouter::default())).await;
     let before = unchanged_reloads(&proxy).await;
     // The file has not changed, so only the signal can cause a reload.
     let status = std::process::Command::new("kill")

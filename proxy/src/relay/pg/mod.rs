@@ -122,6 +122,7 @@ impl Client {
 /// Serves one PostgreSQL client connection from accept to close.
 pub async fn serve(shared: Arc<Shared>, socket: TcpStream) {
     socket.set_nodelay(true).ok();
+    let peer = socket.peer_addr().ok().map(|a| a.ip());
     let max_frame = shared.snapshot().config.limits.max_frame_bytes;
     let mut client = Client {
         stream: ClientStream::Plain(socket),
@@ -141,7 +142,8 @@ pub async fn serve(shared: Arc<Shared>, socket: TcpStream) {
         Ok(None) => {
             let _ = client.stream.shutdown().await;
         }
-        Ok(Some((info, conn, backend_name, key))) => {
+        Ok(Some((mut info, conn, backend_name, key))) => {
+            info.client = peer;
             let session = Session::new(shared.clone(), info, client.stream, conn, backend_name);
             let end = session.run().await;
             tracing::debug!(%end, "postgres session ended");
@@ -320,6 +322,7 @@ async fn login(shared: &Arc<Shared>, client: &mut Client) -> Result<Option<Logge
         database,
         application,
         params: backend_params,
+        client: None,
     };
     Ok(Some((info, conn, backend_name.to_string(), key)))
 }

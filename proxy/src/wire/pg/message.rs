@@ -276,6 +276,49 @@ impl<'a> BindMsg<'a> {
     }
 }
 
+impl BindMsg<'_> {
+    /// The bound parameter values as text, for routing on a key value:
+    /// text-format values as sent; binary values of 2, 4 or 8 bytes read as
+    /// the big-endian integers drivers send for int2/int4/int8 (so a key
+    /// reads the same in either format); other binary values and NULL are
+    /// `None`. `None` overall when the message is malformed.
+    pub fn params(&self) -> Option<Vec<Option<String>>> {
+        let mut rest = self.rest;
+        let mut take = |n: usize| -> Option<&[u8]> {
+            let (head, tail) = rest.split_at_checked(n)?;
+            rest = tail;
+            Some(head)
+        };
+        let nformats = u16::from_be_bytes(take(2)?.try_into().ok()?) as usize;
+        let formats: Vec<u16> = (0..nformats)
+            .map(|_| Some(u16::from_be_bytes(take(2)?.try_into().ok()?)))
+            .collect::<Option<_>>()?;
+        let nparams = u16::from_be_bytes(take(2)?.try_into().ok()?) as usize;
+        let mut values = Vec::with_capacity(nparams);
+        for i in 0..nparams {
+            let len = i32::from_be_bytes(take(4)?.try_into().ok()?);
+            if len < 0 {
+                values.push(None);
+                continue;
+            }
+            let value = take(len as usize)?;
+            let format = match formats.len() {
+                0 => 0,
+                1 => formats[0],
+                _ => *formats.get(i)?,
+            };
+            values.push(match (format, value.len()) {
+                (0, _) => std::str::from_utf8(value).ok().map(str::to_string),
+                (_, 2) => Some(i16::from_be_bytes(value.try_into().ok()?).to_string()),
+                (_, 4) => Some(i32::from_be_bytes(value.try_into().ok()?).to_string()),
+                (_, 8) => Some(i64::from_be_bytes(value.try_into().ok()?).to_string()),
+                _ => None,
+            });
+        }
+        Some(values)
+    }
+}
+
 /// A client's Describe or Close: a kind byte and a name.
 #[derive(Debug, PartialEq, Eq)]
 pub struct TargetMsg<'a> {

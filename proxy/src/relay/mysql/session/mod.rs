@@ -27,11 +27,13 @@ use super::backend::{self, MyBackend};
 use super::code;
 use crate::relay::stream::ClientStream;
 use crate::route::classify::Dialect;
-use crate::route::{kind_label, Affected, Connection, Decision, Plan, SessionFacts, Stage};
+use crate::route::{
+    kind_label, Affected, Affinity, Connection, Decision, Plan, SessionFacts, Stage,
+};
 use crate::state::Shared;
 use crate::wire::mysql::login::BackendLoginConfig;
 use crate::wire::mysql::message::{
-    self, ErrPacket, OkPacket, COM_BINLOG_DUMP, COM_BINLOG_DUMP_GTID, COM_CHANGE_USER,
+    self, ErrPacket, OkPacket, COM_BINLOG_DUMP, COM_BINLOG_DUMP_GTID, COM_CHANGE_USER, COM_INIT_DB,
     COM_PROCESS_KILL, COM_QUERY, COM_QUIT, COM_REGISTER_SLAVE, COM_RESET_CONNECTION,
     COM_STMT_BULK_EXECUTE, COM_STMT_CLOSE, COM_STMT_EXECUTE, COM_STMT_FETCH, COM_STMT_PREPARE,
     COM_STMT_RESET, COM_STMT_SEND_LONG_DATA, SERVER_MORE_RESULTS_EXISTS, SERVER_STATUS_IN_TRANS,
@@ -213,6 +215,12 @@ pub struct Session {
     held: Vec<(BytesMut, bool)>,
     /// Upper bound on one payload.
     max_payload: usize,
+    /// The session's stickiness key for read rules sticky by session.
+    sticky: u64,
+    /// Paths pinned by the open transaction, per migration.
+    affinity: Affinity,
+    /// The client's address (canary cohorts by network).
+    client_ip: Option<std::net::IpAddr>,
 }
 
 impl Session {
@@ -227,7 +235,6 @@ impl Session {
         let max_payload = shared.snapshot().config.limits.max_frame_bytes;
         Session {
             shared,
-            info,
             client,
             client_inbox,
             client_out: BytesMut::with_capacity(16 * 1024),
@@ -239,6 +246,10 @@ impl Session {
             last_prepared: Conn::Own,
             held: Vec::new(),
             max_payload,
+            sticky: rand::random(),
+            affinity: Affinity::default(),
+            client_ip: info.host.parse().ok(),
+            info,
         }
     }
 
@@ -422,6 +433,15 @@ impl Session {
                 self.send_err(&err, self.seq);
                 self.flush().await
             }
+            COM_INIT_DB => {
+                let reply = self
+                    .exchange(Conn::Own, &payload, Sink::Client, None)
+                    .await?;
+                if reply.error.is_none() {
+                    self.info.database = String::from_utf8_lossy(&payload[1..]).into_owned();
+                }
+                Ok(())
+            }
             _ => self
                 .exchange(Conn::Own, &payload, Sink::Client, None)
                 .await
@@ -434,12 +454,16 @@ impl Session {
     /// must be decided again at each execute). Counted once per execute,
     /// or once per prepare for a statement the fast path relays from then
     /// on.
-    fn decide(&self, sql: &str, stage: Stage) -> (Decision, bool) {
+    fn decide(&mut self, sql: &str, stage: Stage) -> (Decision, bool) {
         let statement = self.shared.classifier.classify(Dialect::Mysql, sql);
         let routing = self.shared.routing();
         let routable = routing.touches(&statement);
         if stage == Stage::Execute || !routable {
             meters().statements[statement.kind as usize].increment(1);
+        }
+        let in_transaction = self.own.status & SERVER_STATUS_IN_TRANS != 0;
+        if !in_transaction && !self.affinity.is_empty() {
+            self.affinity.clear();
         }
         let facts = SessionFacts {
             dialect: Dialect::Mysql,
@@ -447,9 +471,18 @@ impl Session {
             user: &self.info.user,
             database: &self.info.database,
             application: &self.info.application,
-            in_transaction: self.own.status & SERVER_STATUS_IN_TRANS != 0,
+            in_transaction,
+            session: self.sticky,
+            client: self.client_ip,
+            backend: &self.info.backend_name,
+            schema: (!self.info.database.is_empty()).then_some(self.info.database.as_str()),
+            params: &[],
+            pinned: self.affinity.as_slice(),
         };
         let decision = self.shared.router.decide(&routing, &facts, &statement, sql);
+        if in_transaction && stage == Stage::Execute {
+            self.affinity.note(&routing, &statement, &decision);
+        }
         (decision, routable)
     }
 
@@ -469,11 +502,19 @@ impl Session {
                 return self.flush().await;
             }
         }
-        let Decision::Plan(plan) = decision else {
-            return self
-                .exchange(Conn::Own, &payload, Sink::Client, None)
-                .await
-                .map(drop);
+        let plan = match decision {
+            Decision::Plan(plan) if !plan.is_passthrough() => plan,
+            _ => {
+                let reply = self
+                    .exchange(Conn::Own, &payload, Sink::Client, None)
+                    .await?;
+                if reply.error.is_none() {
+                    if let Some(database) = use_database(&sql) {
+                        self.info.database = database;
+                    }
+                }
+                return Ok(());
+            }
         };
         let conn = match self.connection_for(&plan.connection).await {
             Ok(conn) => conn,
@@ -496,7 +537,8 @@ impl Session {
         let sql = String::from_utf8_lossy(&payload[1..]).into_owned();
         let (decision, routable) = self.decide(&sql, Stage::Prepare);
         let plan = match decision {
-            Decision::Relay => {
+            Decision::Plan(plan) if !plan.is_passthrough() => plan,
+            _ => {
                 self.last_prepared = Conn::Own;
                 let reply = self
                     .exchange(Conn::Own, &payload, Sink::Client, None)
@@ -514,7 +556,6 @@ impl Session {
                 }
                 return Ok(());
             }
-            Decision::Plan(plan) => plan,
         };
         let conn = match self.connection_for(&plan.connection).await {
             Ok(conn) => conn,
@@ -629,6 +670,7 @@ impl Session {
         }
         let (conn, sql, plan) = match self.decide(&prepared.sql, Stage::Execute).0 {
             Decision::Relay => (Conn::Own, None, None),
+            Decision::Plan(plan) if plan.is_passthrough() => (Conn::Own, None, Some(plan)),
             Decision::Plan(plan) => {
                 let conn = self
                     .connection_for(&plan.connection)
@@ -931,4 +973,20 @@ pub fn count_bytes(direction: &'static str, n: usize) {
         &meters.server_bytes
     };
     counter.increment(n as u64);
+}
+
+/// The database a `USE db` statement selects; `None` for any other text.
+fn use_database(sql: &str) -> Option<String> {
+    let text = sql.trim().trim_end_matches(';').trim();
+    let (word, rest) = text.split_once(char::is_whitespace)?;
+    if !word.eq_ignore_ascii_case("use") {
+        return None;
+    }
+    let name = rest.trim();
+    let name = name
+        .strip_prefix('`')
+        .and_then(|n| n.strip_suffix('`'))
+        .map(|n| n.replace("``", "`"))
+        .unwrap_or_else(|| name.to_string());
+    (!name.is_empty()).then_some(name)
 }

@@ -25,13 +25,14 @@ impl Session {
         if let Some(old) = self.statements.remove(parse.name) {
             self.close_forms(&old, false);
         }
-        let (decision, routable, _) = self.decide(parse.sql, Stage::Prepare);
+        let (decision, routable, _) = self.decide(parse.sql, Stage::Prepare, &[]);
         let plan = match decision {
             Decision::Relay if !routable => {
                 self.relay_frame(Conn::Own, frame, Some(Expect::Parse));
                 return Ok(());
             }
             Decision::Relay => None,
+            Decision::Plan(plan) if plan.is_passthrough() => None,
             Decision::Plan(plan) => Some(plan),
         };
         // The form parsed now answers the client's Describe: for a routed
@@ -108,9 +109,11 @@ impl Session {
         prepared: &mut Prepared,
         bind: &BindMsg<'_>,
     ) -> Result<(), SessionEnd> {
-        let (decision, _, _) = self.decide(&prepared.sql, Stage::Execute);
+        let params = bind.params().unwrap_or_default();
+        let (decision, _, _) = self.decide(&prepared.sql, Stage::Execute, &params);
         let (conn, sql, plan) = match decision {
             Decision::Relay => (Conn::Own, None, None),
+            Decision::Plan(plan) if plan.is_passthrough() => (Conn::Own, None, Some(plan)),
             Decision::Plan(plan) => {
                 let conn = self.connection_for(&plan.connection).await?;
                 (conn, plan.sql.clone(), Some(plan))

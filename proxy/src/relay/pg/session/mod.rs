@@ -19,8 +19,9 @@ use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use super::backend::{self, Login, PgBackend};
 use crate::relay::make_room;
 use crate::relay::stream::ClientStream;
-use crate::route::classify::Dialect;
-use crate::route::{kind_label, Connection, Decision, Plan, SessionFacts, Stage};
+use crate::route::classify::{Dialect, StatementKind};
+use crate::route::read::{search_path_schema, set_search_path};
+use crate::route::{kind_label, Affinity, Connection, Decision, Plan, SessionFacts, Stage};
 
 mod extended;
 use crate::state::Shared;
@@ -42,6 +43,8 @@ pub struct ClientInfo {
     pub application: String,
     /// Startup parameters to repeat when opening a second connection.
     pub params: Vec<(String, String)>,
+    /// The client's address (canary cohorts by network).
+    pub client: Option<std::net::IpAddr>,
 }
 
 /// How a session ended.
@@ -151,6 +154,13 @@ pub struct Session {
     next_name: u64,
     /// Upper bound on one frame.
     max_frame: usize,
+    /// The session's stickiness key for read rules sticky by session.
+    sticky: u64,
+    /// The schema unqualified table names resolve to (first of the
+    /// search_path); `None` when it cannot be told.
+    schema: Option<String>,
+    /// Paths pinned by the open transaction, per migration.
+    affinity: Affinity,
     /// Metric handles, looked up once per session rather than per message.
     meters: Meters,
 }
@@ -193,6 +203,7 @@ impl Session {
     ) -> Session {
         let (client_read, client_write) = tokio::io::split(client);
         let max_frame = shared.snapshot().config.limits.max_frame_bytes;
+        let schema = startup_schema(&info.params);
         Session {
             shared,
             info,
@@ -209,6 +220,9 @@ impl Session {
             portals: HashMap::new(),
             next_name: 0,
             max_frame,
+            sticky: rand::random(),
+            schema,
+            affinity: Affinity::default(),
             meters: Meters::new(),
         }
     }
@@ -383,36 +397,60 @@ impl Session {
         Ok(())
     }
 
-    /// Classifies and decides one statement. Returns the decision and
+    /// Classifies and decides one statement, with the execution's bound
+    /// parameters (`params`, text or decoded). Returns the decision,
     /// whether the statement touches a migrated table (so a prepared one
-    /// must be decided again at each execution). Counted once per
-    /// execution, or once per prepare for a statement the fast path relays
-    /// from then on.
-    fn decide(&self, sql: &str, stage: Stage) -> (Decision, bool, usize) {
+    /// must be decided again at each execution), and its statement count.
+    /// Counted once per execution, or once per prepare for a statement the
+    /// fast path relays from then on.
+    fn decide(
+        &mut self,
+        sql: &str,
+        stage: Stage,
+        params: &[Option<String>],
+    ) -> (Decision, bool, usize) {
         let statement = self.shared.classifier.classify(Dialect::Postgres, sql);
         let routing = self.shared.routing();
         let routable = routing.touches(&statement);
         if stage == Stage::Execute || !routable {
             self.meters.statements[statement.kind as usize].increment(1);
         }
+        if statement.kind == StatementKind::Other {
+            if let Some(schema) = set_search_path(sql) {
+                self.schema = schema;
+            }
+        }
+        let in_transaction = self.status != b'I';
         let facts = SessionFacts {
             dialect: Dialect::Postgres,
             stage,
             user: &self.info.user,
             database: &self.info.database,
             application: &self.info.application,
-            in_transaction: self.status != b'I',
+            in_transaction,
+            session: self.sticky,
+            client: self.info.client,
+            backend: &self.own.name,
+            schema: self.schema.as_deref(),
+            params,
+            pinned: self.affinity.as_slice(),
         };
         let decision = self.shared.router.decide(&routing, &facts, &statement, sql);
+        if in_transaction && stage == Stage::Execute {
+            self.affinity.note(&routing, &statement, &decision);
+        }
         (decision, routable, statement.count.max(1))
     }
 
     async fn on_query(&mut self, frame: &[u8]) -> Result<(), SessionEnd> {
         let sql = message::query_text(&frame[5..])?;
-        let (decision, _, count) = self.decide(sql, Stage::Execute);
-        let Decision::Plan(plan) = decision else {
-            self.relay_frame(Conn::Own, frame, Some(Expect::Query));
-            return Ok(());
+        let (decision, _, count) = self.decide(sql, Stage::Execute, &[]);
+        let plan = match decision {
+            Decision::Plan(plan) if !plan.is_passthrough() => plan,
+            _ => {
+                self.relay_frame(Conn::Own, frame, Some(Expect::Query));
+                return Ok(());
+            }
         };
         let conn = self.connection_for(&plan.connection).await?;
         let sql = plan.sql.clone().unwrap_or_else(|| sql.to_string());
@@ -529,6 +567,9 @@ impl Session {
                 Step::Ready { forward } => {
                     if conn == Conn::Own {
                         self.status = frame[5];
+                        if self.status == b'I' && !self.affinity.is_empty() {
+                            self.affinity.clear();
+                        }
                     }
                     if forward {
                         message::ready_for_query(&mut self.client_outbox, self.status);
@@ -571,4 +612,30 @@ async fn second_io(side: &mut Option<Side>, read: bool) -> SecondIo {
         r = reader.read_buf(inbox), if read => SecondIo::Read(r),
         else => std::future::pending().await,
     }
+}
+
+/// The schema unqualified names resolve to from the startup packet: a
+/// `search_path` parameter or `-c search_path=...` in `options`; `public`
+/// (the default path's first schema) when neither is given.
+fn startup_schema(params: &[(String, String)]) -> Option<String> {
+    let param = |name: &str| params.iter().find(|(k, _)| k == name).map(|(_, v)| v);
+    if let Some(path) = param("search_path") {
+        return search_path_schema(path);
+    }
+    if let Some(options) = param("options") {
+        let mut words = options.split_whitespace();
+        while let Some(word) = words.next() {
+            let setting = match word {
+                "-c" => words.next().unwrap_or(""),
+                w => w
+                    .strip_prefix("-c")
+                    .or_else(|| w.strip_prefix("--"))
+                    .unwrap_or(""),
+            };
+            if let Some(path) = setting.strip_prefix("search_path=") {
+                return search_path_schema(&path.replace("\\ ", " "));
+            }
+        }
+    }
+    Some("public".into())
 }

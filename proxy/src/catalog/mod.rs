@@ -2,3 +2,4 @@
 //! connection of the proxy's own, and checked against the mapping.
 
 pub mod mapping;
+pub mod types;

@@ -12,6 +12,7 @@ use axum::{Json, Router};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use tokio::net::TcpListener;
 
+use crate::route::routing::CatalogState;
 use crate::state::Shared;
 
 /// The process-wide Prometheus recorder, installed on first use.
@@ -80,6 +81,22 @@ async fn status(State(state): State<AdminState>) -> impl IntoResponse {
     let shared = &state.shared;
     let snapshot = shared.snapshot();
     let config = &snapshot.config;
+    let routing = shared.routing();
+    let migrations: Vec<_> = routing
+        .migrations
+        .iter()
+        .map(|m| {
+            let reason = match &m.catalog {
+                CatalogState::Ready(_) => None,
+                CatalogState::Pending(why) | CatalogState::Refused(why) => Some(why.as_str()),
+            };
+            serde_json::json!({
+                "id": m.plan.id,
+                "catalog": m.catalog.as_str(),
+                "catalog_reason": reason,
+            })
+        })
+        .collect();
     Json(serde_json::json!({
         "version": env!("CARGO_PKG_VERSION"),
         "uptime_seconds": shared.started.elapsed().as_secs(),
@@ -96,6 +113,8 @@ async fn status(State(state): State<AdminState>) -> impl IntoResponse {
             },
             "migrations": config.migrations.iter().map(|m| m.id.clone()).collect::<Vec<_>>(),
         },
+        // Per migration, whether its reads may leave the source yet.
+        "migrations": migrations,
         "classifier_cache_entries": shared.classifier.len(),
     }))
 }

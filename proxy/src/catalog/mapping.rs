@@ -152,25 +152,32 @@ pub enum MappingError {
         columns: String,
     },
     /// The target column's type cannot hold the source column's values.
-    #[error("migration `{migration}`: column `{column}` is `{source_type}` but target column `{target}` is `{target_type}`: {reason}; give the target column a type that holds every source value")]
+    #[error("migration `{migration}`: column `{}` is `{}` but target column `{}` is `{}`: {reason}; give the target column a type that holds every source value", .retype.column, .retype.source_type, .retype.target, .retype.target_type)]
     Incompatible {
         migration: String,
-        column: String,
-        source_type: String,
-        target: String,
-        target_type: String,
+        retype: Box<Retype>,
         reason: String,
     },
     /// A timestamp retype whose result depends on each session's time
     /// zone, and the migration pins none.
-    #[error("migration `{migration}`: column `{column}` is `{source_type}` but target column `{target}` is `{target_type}`, a conversion that depends on each session's time zone; pin one with `time_zone: UTC` (or your zone) in the migration, or give both columns the same type")]
+    #[error("migration `{migration}`: column `{}` is `{}` but target column `{}` is `{}`, a conversion that depends on each session's time zone; pin one with `time_zone: UTC` (or your zone) in the migration, or give both columns the same type", .retype.column, .retype.source_type, .retype.target, .retype.target_type)]
     NeedsTimeZone {
         migration: String,
-        column: String,
-        source_type: String,
-        target: String,
-        target_type: String,
+        retype: Box<Retype>,
     },
+}
+
+/// A source column and the target column of another type it maps to.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Retype {
+    /// The source column.
+    pub column: String,
+    /// Its type.
+    pub source_type: String,
+    /// The target column.
+    pub target: String,
+    /// Its type.
+    pub target_type: String,
 }
 
 /// Checks a migration's mapping against the live source and target
@@ -257,25 +264,27 @@ fn pair(
             },
         });
     };
+    let retype = || {
+        Box::new(Retype {
+            column: column.name.clone(),
+            source_type: column.type_name.clone(),
+            target: to.name.clone(),
+            target_type: to.type_name.clone(),
+        })
+    };
     match types::fit(column.compared_type(), to.compared_type()) {
         Fit::Yes => {}
         Fit::NeedsTimeZone if migration.time_zone.is_some() => {}
         Fit::NeedsTimeZone => {
             return Err(MappingError::NeedsTimeZone {
                 migration: id.clone(),
-                column: column.name.clone(),
-                source_type: column.type_name.clone(),
-                target: to.name.clone(),
-                target_type: to.type_name.clone(),
+                retype: retype(),
             })
         }
         Fit::No(reason) => {
             return Err(MappingError::Incompatible {
                 migration: id.clone(),
-                column: column.name.clone(),
-                source_type: column.type_name.clone(),
-                target: to.name.clone(),
-                target_type: to.type_name.clone(),
+                retype: retype(),
                 reason,
             })
         }

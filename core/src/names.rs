@@ -21,6 +21,9 @@ pub const CANCELS_TOTAL: &str = "switchyard_cancels_total";
 pub const CONFIG_RELOADS_TOTAL: &str = "switchyard_config_reloads_total";
 /// Generation of the configuration in force (1 at start, +1 per applied reload).
 pub const CONFIG_GENERATION: &str = "switchyard_config_generation";
+/// Whether a migration's live schemas are loaded and fit its mapping (1)
+/// or not (0: pending or refused, reads stay on the source), by `migration`.
+pub const CATALOG_READY: &str = "switchyard_catalog_ready";
 
 // Migration metrics (DESIGN.md, Observability); the read switch and the
 // mirror emit them.

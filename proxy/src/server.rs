@@ -61,6 +61,9 @@ pub async fn start(
     if let Some(addr) = config.admin.listen {
         running.admin = Some(crate::admin::serve(shared.clone(), addr).await?);
     }
+    // Always, not only with migrations at start: a reload may add the
+    // first one. Idle, the task only compares a generation once a second.
+    crate::catalog::spawn(shared.clone());
     if let Some(path) = config_path {
         crate::reload::spawn(shared.clone(), path, Duration::from_secs(1));
     }

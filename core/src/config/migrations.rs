@@ -33,6 +33,13 @@ pub struct Migration {
     /// their name on the target.
     #[serde(default)]
     pub columns: BTreeMap<String, String>,
+    /// Pins the session time zone of the migration's reads and mirror
+    /// (`Europe/Paris`, `+00:00`), making timestamptz↔timestamp (MySQL
+    /// TIMESTAMP↔DATETIME) retypes well defined; without it the catalog
+    /// refuses such a retype, since its result would depend on each
+    /// client's session setting.
+    #[serde(default)]
+    pub time_zone: Option<String>,
     /// Phase to start in when the control store has no state yet.
     #[serde(default)]
     pub phase: Phase,
@@ -499,6 +506,15 @@ fn validate_columns(m: &Migration, fail: &mut impl FnMut(&str, String)) {
                 format!("migration `{id}`: both `{first}` and `{source}` map to target column `{target}`; map each source column to its own target column"),
             );
         }
+    }
+    if m.time_zone
+        .as_deref()
+        .is_some_and(|tz| tz.trim().is_empty())
+    {
+        fail(
+            "time_zone",
+            format!("migration `{id}`: `time_zone` is empty; name a zone such as `UTC` or `+00:00`, or remove the field"),
+        );
     }
 }
 

@@ -435,7 +435,7 @@ fn rejections() {
         // Migrations.
         (
             with_migration("sorce: {}"),
-            "`migrations[0].sorce` is not a known setting; did you mean `source`? (known here: `id`, `backend`, `source`, `target`, `columns`, `phase`, `on_mirror_error`, `reads`, `rollback`, `alerts`, `ramp`)",
+            "`migrations[0].sorce` is not a known setting; did you mean `source`? (known here: `id`, `backend`, `source`, `target`, `columns`, `time_zone`, `phase`, `on_mirror_error`, `reads`, `rollback`, `alerts`, `ramp`)",
         ),
         (
             with_migration("phase: dualwrite"),
@@ -480,6 +480,10 @@ fn rejections() {
         (
             with_migration("columns: { a: x, b: x }"),
             "`migrations[0].columns.b`: migration `m1`: both `a` and `b` map to target column `x`; map each source column to its own target column",
+        ),
+        (
+            with_migration("time_zone: ' '"),
+            "`migrations[0].time_zone`: migration `m1`: `time_zone` is empty; name a zone such as `UTC` or `+00:00`, or remove the field",
         ),
         (
             with_migration("reads: { percent: 150 }"),

@@ -335,3 +335,6 @@ pub fn err_fields(payload: &[u8]) -> (u16, String, String) {
 mod forwarder;
 /// A relay to the real MariaDB that can be cut and restored.
 pub use forwarder::Forwarder;
+
+#[path = "../support/catalog.rs"]
+pub mod catalog;

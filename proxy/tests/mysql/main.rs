@@ -3,6 +3,7 @@
 //! malformed input). Each test creates its own database.
 
 mod auth;
+mod catalog;
 mod clients;
 mod common;
 mod faults;

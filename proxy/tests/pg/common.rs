@@ -417,3 +417,6 @@ pub mod fe {
         frame(b'S', &[])
     }
 }
+
+#[path = "../support/catalog.rs"]
+pub mod catalog;

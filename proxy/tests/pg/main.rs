@@ -3,6 +3,7 @@
 //! own database.
 
 mod auth;
+mod catalog;
 mod common;
 mod faults;
 mod lifecycle;

@@ -1,0 +1,235 @@
+//! Reads one table's columns from the server's own catalog: PostgreSQL's
+//! `pg_catalog`, MySQL's and MariaDB's `information_schema.COLUMNS`, over
+//! a short-lived connection of the proxy's own.
+//!
+//! It only reads the catalog: it must never touch the table's rows, hold a
+//! lock, or leave its connection open.
+
+use std::time::Duration;
+
+use mysql_async::prelude::Queryable;
+use switchyard_core::config::{Backend, BackendKind};
+
+use super::connect;
+use super::mapping::{Column, TableSchema};
+
+/// One table to load, and where it lives.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TableRef {
+    /// The backend's name under `backends`, for messages.
+    pub backend_name: String,
+    /// The backend entry: how to connect.
+    pub backend: Backend,
+    /// The migration's database for this table; `None` means the backend's.
+    pub database: Option<String>,
+    /// PostgreSQL schema; `None` means `public`. MySQL names tables by
+    /// database and ignores it.
+    pub schema: Option<String>,
+    /// The table's name.
+    pub table: String,
+}
+
+/// Why a table could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    /// The server could not be reached or refused the login. Worth a
+    /// retry: the backend may come back.
+    #[error("backend `{backend}` ({kind} at {addr}) is unreachable: {error}")]
+    Unreachable {
+        backend: String,
+        kind: BackendKind,
+        addr: String,
+        error: String,
+    },
+    /// The catalog query failed on a live connection. Also retried.
+    #[error("backend `{backend}`: reading the columns of `{table}` failed: {error}")]
+    Query {
+        backend: String,
+        table: String,
+        error: String,
+    },
+    /// The table is not there (or has no columns).
+    #[error("table `{table}` does not exist in database `{database}` on backend `{backend}`; create it or correct the migration's table name")]
+    NoTable {
+        backend: String,
+        database: String,
+        table: String,
+    },
+    /// A MySQL table needs a database, and neither the migration nor the
+    /// backend names one.
+    #[error("backend `{backend}` is MySQL and no database is named for table `{table}`; set the migration's `database` or `backends.{backend}.database`")]
+    NoDatabase { backend: String, table: String },
+}
+
+impl LoadError {
+    /// Whether a later attempt may succeed without a change to the file:
+    /// the server was down or the query failed, rather than the table or
+    /// the plan being wrong.
+    pub fn is_transient(&self) -> bool {
+        matches!(
+            self,
+            LoadError::Unreachable { .. } | LoadError::Query { .. }
+        )
+    }
+}
+
+impl TableRef {
+    /// Loads the table's columns; the connect and the login are bounded
+    /// by `timeout`, and so is the query.
+    pub async fn load(&self, timeout: Duration) -> Result<TableSchema, LoadError> {
+        match self.backend.kind {
+            BackendKind::Postgres => self.load_postgres(timeout).await,
+            BackendKind::Mysql => self.load_mysql(timeout).await,
+        }
+    }
+
+    fn unreachable(&self, error: impl ToString) -> LoadError {
+        LoadError::Unreachable {
+            backend: self.backend_name.clone(),
+            kind: self.backend.kind,
+            addr: if self.backend.host.starts_with('/') {
+                self.backend.host.clone()
+            } else {
+                format!("{}:{}", self.backend.host, self.backend.port)
+            },
+            error: error.to_string(),
+        }
+    }
+
+    fn query_failed(&self, table: &str, error: impl ToString) -> LoadError {
+        LoadError::Query {
+            backend: self.backend_name.clone(),
+            table: table.to_string(),
+            error: error.to_string(),
+        }
+    }
+
+    async fn load_postgres(&self, timeout: Duration) -> Result<TableSchema, LoadError> {
+        let schema = self.schema.as_deref().unwrap_or("public");
+        let name = format!("{schema}.{}", self.table);
+        let config = connect::postgres(&self.backend, self.database.as_deref(), timeout);
+        let database = config
+            .get_dbname()
+            .unwrap_or(&self.backend.user)
+            .to_string();
+        let (client, connection) =
+            tokio::time::timeout(timeout, config.connect(tokio_postgres::NoTls))
+                .await
+                .map_err(|_| self.unreachable(format!("no answer within {timeout:?}")))?
+                .map_err(|e| self.unreachable(e))?;
+        // The connection task ends when `client` is dropped below.
+        tokio::spawn(connection);
+        let rows = tokio::time::timeout(timeout, client.query(PG_COLUMNS, &[&schema, &self.table]))
+            .await
+            .map_err(|_| self.query_failed(&name, format!("no answer within {timeout:?}")))?
+            .map_err(|e| self.query_failed(&name, e))?;
+        let mut oid = 0;
+        let mut columns = Vec::with_capacity(rows.len());
+        for row in &rows {
+            oid = row.try_get(0).map_err(|e| self.query_failed(&name, e))?;
+            columns.push(pg_column(row).map_err(|e| self.query_failed(&name, e))?);
+        }
+        if columns.is_empty() {
+            return Err(LoadError::NoTable {
+                backend: self.backend_name.clone(),
+                database,
+                table: name,
+            });
+        }
+        Ok(TableSchema { name, oid, columns })
+    }
+
+    async fn load_mysql(&self, timeout: Duration) -> Result<TableSchema, LoadError> {
+        let Some(database) = self
+            .database
+            .as_deref()
+            .or(self.backend.database.as_deref())
+        else {
+            return Err(LoadError::NoDatabase {
+                backend: self.backend_name.clone(),
+                table: self.table.clone(),
+            });
+        };
+        let name = format!("{database}.{}", self.table);
+        let mut conn = tokio::time::timeout(
+            timeout,
+            mysql_async::Conn::new(connect::mysql(&self.backend, database)),
+        )
+        .await
+        .map_err(|_| self.unreachable(format!("no answer within {timeout:?}")))?
+        .map_err(|e| self.unreachable(e))?;
+        let rows: Result<Vec<MyRow>, _> =
+            tokio::time::timeout(timeout, conn.exec(MY_COLUMNS, (database, &self.table)))
+                .await
+                .map_err(|_| self.query_failed(&name, format!("no answer within {timeout:?}")))?;
+        // Closing politely is a courtesy; the load stands either way.
+        let _ = conn.disconnect().await;
+        let rows = rows.map_err(|e| self.query_failed(&name, e))?;
+        if rows.is_empty() {
+            return Err(LoadError::NoTable {
+                backend: self.backend_name.clone(),
+                database: database.to_string(),
+                table: name,
+            });
+        }
+        let columns = rows
+            .into_iter()
+            .map(|(name, type_name, nullable, position, key)| Column {
+                name,
+                type_name,
+                base_type: None,
+                type_oid: 0,
+                typmod: -1,
+                nullable: nullable.eq_ignore_ascii_case("YES"),
+                position: i16::try_from(position).unwrap_or(i16::MAX),
+                key: key.eq_ignore_ascii_case("PRI"),
+            })
+            .collect();
+        Ok(TableSchema {
+            name,
+            oid: 0,
+            columns,
+        })
+    }
+}
+
+/// Every live column of one table, in column order, with its printed type,
+/// a domain's base type, and whether the primary key includes it. Views
+/// and partitioned tables count as tables: a migration may read either.
+const PG_COLUMNS: &str = "\
+SELECT c.oid, a.attname::text, format_type(a.atttypid, a.atttypmod),
+       CASE WHEN t.typtype = 'd' THEN format_type(t.typbasetype, t.typtypmod) END,
+       a.atttypid, a.atttypmod, a.attnotnull, a.attnum,
+       EXISTS (SELECT 1 FROM pg_index i
+               WHERE i.indrelid = c.oid AND i.indisprimary AND a.attnum = ANY (i.indkey))
+FROM pg_class c
+JOIN pg_namespace n ON n.oid = c.relnamespace
+JOIN pg_attribute a ON a.attrelid = c.oid
+JOIN pg_type t ON t.oid = a.atttypid
+WHERE n.nspname = $1 AND c.relname = $2 AND c.relkind IN ('r', 'p', 'v', 'm', 'f')
+  AND a.attnum > 0 AND NOT a.attisdropped
+ORDER BY a.attnum";
+
+fn pg_column(row: &tokio_postgres::Row) -> Result<Column, tokio_postgres::Error> {
+    Ok(Column {
+        name: row.try_get(1)?,
+        type_name: row.try_get(2)?,
+        base_type: row.try_get(3)?,
+        type_oid: row.try_get(4)?,
+        typmod: row.try_get(5)?,
+        nullable: !row.try_get::<_, bool>(6)?,
+        position: row.try_get(7)?,
+        key: row.try_get(8)?,
+    })
+}
+
+/// Name, `COLUMN_TYPE` (`bigint(20) unsigned`, `varchar(64)`), nullable,
+/// position, key.
+type MyRow = (String, String, String, u64, String);
+
+/// MySQL and MariaDB name a table by database (`TABLE_SCHEMA`).
+const MY_COLUMNS: &str = "\
+SELECT COLUMN_NAME, COLUMN_TYPE, IS_NULLABLE, ORDINAL_POSITION, COLUMN_KEY
+FROM information_schema.COLUMNS
+WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?
+ORDER BY ORDINAL_POSITION";

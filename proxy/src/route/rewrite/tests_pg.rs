@@ -266,6 +266,25 @@ fn unroutable_reads() {
 }
 
 #[test]
+fn more_shapes() {
+    check(
+        PG,
+        &api_map("public", true),
+        Some("public"),
+        &[
+            ("SELECT id, count(*) FROM api GROUP BY id",
+             "SELECT CAST(id AS INTEGER) AS id, count(*) FROM t_sys_api_endpoints AS api GROUP BY id"),
+            ("SELECT (a).path FROM api a", "error:expression"),
+            ("SELECT a.path, t FROM api a, unnest(string_to_array(a.path, '/')) t",
+             "SELECT a.endpoint_path AS path, t FROM t_sys_api_endpoints a, UNNEST(string_to_array(a.endpoint_path, '/')) t"),
+            ("SELECT 1 AS id UNION TABLE api", "error:view"),
+            ("SELECT path FROM api WHERE id = ANY($1) AND method <> ALL(ARRAY['X'])",
+             "SELECT endpoint_path AS path FROM t_sys_api_endpoints AS api WHERE id = ANY($1) AND http_method <> ALL(ARRAY['X'])"),
+        ],
+    );
+}
+
+#[test]
 fn sticky_keys() {
     use KeyValue::{Literal, Param};
     check_keys(PG, "id", &[

@@ -275,6 +275,9 @@ fn more_shapes() {
             ("SELECT id, count(*) FROM api GROUP BY id",
              "SELECT CAST(id AS INTEGER) AS id, count(*) FROM t_sys_api_endpoints AS api GROUP BY id"),
             ("SELECT (a).path FROM api a", "error:expression"),
+            // An ORM's quoted, fully qualified style.
+            ("SELECT \"api\".\"id\", \"api\".\"path\" FROM \"api\" WHERE \"api\".\"id\" = $1 LIMIT $2",
+             "SELECT CAST(\"api\".\"id\" AS INTEGER) AS id, \"api\".endpoint_path AS path FROM t_sys_api_endpoints AS \"api\" WHERE \"api\".\"id\" = $1 LIMIT $2"),
             ("SELECT DISTINCT ON (id) id, path FROM api ORDER BY id, created_at",
              "SELECT DISTINCT ON (id) CAST(id AS INTEGER) AS id, endpoint_path AS path FROM t_sys_api_endpoints AS api ORDER BY id, created_at"),
             ("SELECT DISTINCT ON (method) path AS method FROM api ORDER BY method, id",

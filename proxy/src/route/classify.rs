@@ -8,8 +8,8 @@
 //! literal values costs one hash pass and one map lookup. Results are shared
 //! as `Arc<Statement>`.
 //!
-//! sqlparser's `visitor` feature is not enabled in this workspace, so the
-//! AST is walked by hand ([`Collector`]). The walk covers the places a
+//! The AST is walked by hand ([`Collector`]), written before sqlparser's
+//! `visitor` feature was enabled; the walk tracks CTE scopes. It covers the places a
 //! relation can appear in DML and queries (FROM, joins, subqueries in
 //! expressions, CTE bodies, INSERT sources, UPDATE ... FROM, DELETE ...
 //! USING, MERGE) and the object of the common DDL statements.

@@ -12,9 +12,28 @@
 //!
 //! Layout: `names` folds, quotes and matches identifiers; `scope` knows
 //! which FROM entries are visible and resolves a column reference to one;
-//! `walk` is the scope-aware walk over queries and FROM clauses; `exprs` is
-//! the flat pass over expressions (sqlparser's `VisitorMut`); `key` finds
-//! the sticky key.
+//! `walk` is the scope-aware walk over statements, queries and FROM
+//! clauses; `select` handles one SELECT (`*`, the select list, ORDER BY,
+//! GROUP BY); `exprs` is the flat pass over expressions (sqlparser's
+//! `VisitorMut`); `key` finds the sticky key.
+//!
+//! Conventions the caller relies on:
+//! - every source relation gets an alias (its name as written when the
+//!   client gave none: `FROM api` → `FROM t_sys_api_endpoints AS api`), so
+//!   qualified references keep working; `schema.api.col` becomes `api.col`;
+//! - a bare select-list reference to a renamed column gets `AS <source
+//!   name>` (PostgreSQL: the folded name; MySQL: the name as the client
+//!   wrote it, since MySQL reports that); a client alias is kept;
+//! - PostgreSQL casts back (`CAST(col AS type)`) only in the select lists
+//!   of the outermost query (every branch of a set operation); subqueries,
+//!   CTEs and derived tables keep the target's types, and expressions over
+//!   a cast column (`id + 1`, `max(id)`) are not cast;
+//! - a bare ORDER BY name that is an output column is left to mean the
+//!   output column, except a cast one, which is replaced by the uncast
+//!   qualified column so the target's index can still serve the sort;
+//! - comments are dropped (the caller reads tags from the original text);
+//!   placeholders and literals print as written, so `$n` and the order of
+//!   MySQL `?`s are unchanged.
 //!
 //! This module must never do IO, read a clock, or panic on client input:
 //! text sqlparser cannot parse is reported, never unwrapped.

@@ -69,7 +69,13 @@ impl Rewriter<'_> {
             self.select_item(item, output, outermost);
         }
         if let Some(Distinct::On(exprs)) = &mut select.distinct {
-            exprs.iter_mut().for_each(|e| self.expr(e));
+            // PostgreSQL reads DISTINCT ON names as it reads ORDER BY's:
+            // output columns first.
+            for e in exprs {
+                if !self.names_output(e, &outputs) {
+                    self.expr(e);
+                }
+            }
         }
         if let Some(selection) = &mut select.selection {
             self.expr(selection);
@@ -98,7 +104,9 @@ impl Rewriter<'_> {
             }
         }
         if let Some(order_by) = order_by {
-            let distinct = matches!(select.distinct, Some(Distinct::Distinct));
+            // DISTINCT needs the sort keys in the select list, DISTINCT ON
+            // its keys first in ORDER BY: the sort keys stay as written.
+            let distinct = matches!(select.distinct, Some(Distinct::Distinct | Distinct::On(_)));
             self.order_by(order_by, &outputs, distinct, outermost);
         }
         self.frames.pop();
@@ -295,6 +303,19 @@ impl Rewriter<'_> {
                 (!same).then(|| name.clone())
             })
             .collect()
+    }
+
+    /// Whether `expr` is a bare name of an output column.
+    fn names_output(&self, expr: &Expr, outputs: &[Output]) -> bool {
+        let Expr::Identifier(ident) = expr else {
+            return false;
+        };
+        let name = fold(self.dialect, ident);
+        outputs.iter().any(|o| {
+            o.name
+                .as_ref()
+                .is_some_and(|n| same_column(self.dialect, n, &name))
+        })
     }
 
     /// ORDER BY of a single SELECT: a bare name that is an output column

@@ -183,6 +183,27 @@ fn unroutable_reads() {
 }
 
 #[test]
+fn more_shapes() {
+    check(
+        MY,
+        &api_map("app", false),
+        Some("app"),
+        &[
+            // sqlparser 0.63 does not parse MySQL's TABLE statement: it is
+            // unparsed text that names the source.
+            ("TABLE api", "error:expression"),
+            // An ORM's quoted, fully qualified style.
+            ("SELECT `api`.`id`, `api`.`path` FROM `api` WHERE `api`.`id` = 1",
+             "SELECT `api`.`id`, `api`.endpoint_path AS `path` FROM t_sys_api_endpoints AS `api` WHERE `api`.`id` = 1"),
+            ("SELECT path FROM api ORDER BY path",
+             "SELECT endpoint_path AS path FROM t_sys_api_endpoints AS api ORDER BY path"),
+            ("SELECT path, COUNT(*) FROM api GROUP BY path HAVING path LIKE '/v1%'",
+             "SELECT endpoint_path AS path, COUNT(*) FROM t_sys_api_endpoints AS api GROUP BY endpoint_path HAVING endpoint_path LIKE '/v1%'"),
+        ],
+    );
+}
+
+#[test]
 fn sticky_keys() {
     use KeyValue::{Literal, Param};
     check_keys(

@@ -75,7 +75,7 @@ fn clauses() {
         ("SELECT DISTINCT method FROM api",
          "SELECT DISTINCT http_method AS method FROM t_sys_api_endpoints AS api"),
         ("SELECT DISTINCT ON (method) method, path FROM api ORDER BY method, created_at DESC",
-         "SELECT DISTINCT ON (http_method) http_method AS method, endpoint_path AS path FROM t_sys_api_endpoints AS api ORDER BY method, created_at DESC"),
+         "SELECT DISTINCT ON (method) http_method AS method, endpoint_path AS path FROM t_sys_api_endpoints AS api ORDER BY method, created_at DESC"),
         ("SELECT path FROM api WHERE id = 1 FOR UPDATE",
          "SELECT endpoint_path AS path FROM t_sys_api_endpoints AS api WHERE id = 1 FOR UPDATE"),
         ("SELECT path FROM api a WHERE id = 1 FOR SHARE OF a NOWAIT",
@@ -261,6 +261,32 @@ fn unroutable_reads() {
             ("SET x = 1; SELECT path FROM api", "error:expression"),
             ("EXPLAIN SELECT path FROM api", "error:expression"),
             ("SELECT FROM api WHERE (", "error:expression"),
+        ],
+    );
+}
+
+#[test]
+fn more_shapes() {
+    check(
+        PG,
+        &api_map("public", true),
+        Some("public"),
+        &[
+            ("SELECT id, count(*) FROM api GROUP BY id",
+             "SELECT CAST(id AS INTEGER) AS id, count(*) FROM t_sys_api_endpoints AS api GROUP BY id"),
+            ("SELECT (a).path FROM api a", "error:expression"),
+            // An ORM's quoted, fully qualified style.
+            ("SELECT \"api\".\"id\", \"api\".\"path\" FROM \"api\" WHERE \"api\".\"id\" = $1 LIMIT $2",
+             "SELECT CAST(\"api\".\"id\" AS INTEGER) AS id, \"api\".endpoint_path AS path FROM t_sys_api_endpoints AS \"api\" WHERE \"api\".\"id\" = $1 LIMIT $2"),
+            ("SELECT DISTINCT ON (id) id, path FROM api ORDER BY id, created_at",
+             "SELECT DISTINCT ON (id) CAST(id AS INTEGER) AS id, endpoint_path AS path FROM t_sys_api_endpoints AS api ORDER BY id, created_at"),
+            ("SELECT DISTINCT ON (method) path AS method FROM api ORDER BY method, id",
+             "SELECT DISTINCT ON (method) endpoint_path AS method FROM t_sys_api_endpoints AS api ORDER BY method, id"),
+            ("SELECT a.path, t FROM api a, unnest(string_to_array(a.path, '/')) t",
+             "SELECT a.endpoint_path AS path, t FROM t_sys_api_endpoints a, UNNEST(string_to_array(a.endpoint_path, '/')) t"),
+            ("SELECT 1 AS id UNION TABLE api", "error:view"),
+            ("SELECT path FROM api WHERE id = ANY($1) AND method <> ALL(ARRAY['X'])",
+             "SELECT endpoint_path AS path FROM t_sys_api_endpoints AS api WHERE id = ANY($1) AND http_method <> ALL(ARRAY['X'])"),
         ],
     );
 }

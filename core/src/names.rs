@@ -30,6 +30,8 @@ pub const CATALOG_READY: &str = "switchyard_catalog_ready";
 pub const READS_TOTAL: &str = "switchyard_reads_total";
 pub const READ_DURATION_SECONDS: &str = "switchyard_read_duration_seconds";
 pub const TARGET_SHARE: &str = "switchyard_target_share";
+/// Reads of a migrated table the rule sent to the target that stay on the source, by reason.
+pub const UNROUTABLE_TOTAL: &str = "switchyard_unroutable_total";
 pub const PHASE: &str = "switchyard_phase";
 pub const MIRROR_WRITES_TOTAL: &str = "switchyard_mirror_writes_total";
 pub const REPAIR_QUEUE_DEPTH: &str = "switchyard_repair_queue_depth";

@@ -5,6 +5,7 @@
 pub mod dial;
 pub mod mysql;
 pub mod pg;
+pub mod reads;
 pub mod stream;
 pub mod tls;
 pub mod workers;

@@ -39,7 +39,7 @@ async fn start(db: &str, plans: &str) -> Proxy {
         base_yaml().replace("routes:", &down),
         plans.replace("DB", db)
     );
-    common::start(&yaml, Arc::new(MigrationRouter)).await
+    common::start(&yaml, Arc::new(MigrationRouter::default())).await
 }
 
 const RENAMED: &str = r"  - id: api_v2

@@ -43,7 +43,7 @@ async fn start(db: &str, plans: &str) -> Proxy {
         with_backend(&down),
         plans.replace("DB", db)
     );
-    common::start(&yaml, Arc::new(MigrationRouter)).await
+    common::start(&yaml, Arc::new(MigrationRouter::default())).await
 }
 
 const RENAMED: &str = r"  - id: api_v2
@@ -172,7 +172,7 @@ async fn a_backend_that_comes_back_makes_the_catalog_ready() {
             .replace("backend: pg", "backend: fwd")
             .replace("DB", &db)
     );
-    let proxy = common::start(&yaml, Arc::new(MigrationRouter)).await;
+    let proxy = common::start(&yaml, Arc::new(MigrationRouter::default())).await;
     pending(&proxy.running, "api_v2", "backend `fwd`").await;
     forwarder.up().await;
     ready(&proxy.running, "api_v2").await;

@@ -8,4 +8,5 @@ mod common;
 mod faults;
 mod lifecycle;
 mod protocol;
+mod reads;
 mod seams;

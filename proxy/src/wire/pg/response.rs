@@ -83,6 +83,14 @@ pub struct Pending {
     pub done: usize,
     /// A DescribeStatement's ParameterDescription has arrived.
     pub described: bool,
+    /// The session's token for a read it times: reported through
+    /// [`Responses::take_finished`] when the response ends.
+    pub meter: Option<u32>,
+    /// A simple query's statement failed (for the meter's outcome).
+    pub failed: bool,
+    /// A DescribeStatement whose ParameterDescription the session keeps
+    /// (under this token) to prepare the statement's other forms alike.
+    pub capture: Option<u32>,
 }
 
 impl Pending {
@@ -99,7 +107,16 @@ impl Pending {
             disposition,
             done: 0,
             described: false,
+            meter: None,
+            failed: false,
+            capture: None,
         }
+    }
+
+    /// The same, timed by the session under `token`.
+    pub fn metered(mut self, token: Option<u32>) -> Pending {
+        self.meter = token;
+        self
     }
 }
 
@@ -132,6 +149,9 @@ pub struct Responses {
     /// arrived and no Sync was in flight, so the server discards every
     /// message until the client's next Sync and answers none of them.
     discarding: [bool; 2],
+    /// Metered responses that ended since the session last asked, with
+    /// whether they succeeded.
+    finished: Vec<(u32, bool)>,
 }
 
 fn slot(conn: Conn) -> usize {
@@ -176,6 +196,27 @@ impl Responses {
             self.queue.pop_front();
         }
         front
+    }
+
+    /// The metered responses that ended, with whether each succeeded.
+    pub fn take_finished(&mut self) -> Vec<(u32, bool)> {
+        std::mem::take(&mut self.finished)
+    }
+
+    /// Whether any metered response ended since the last `take_finished`.
+    pub fn has_finished(&self) -> bool {
+        !self.finished.is_empty()
+    }
+
+    fn report(&mut self, pending: &Pending, ok: bool) {
+        if let Some(token) = pending.meter {
+            self.finished.push((token, ok));
+        }
+    }
+
+    /// The capture token of the message whose response comes next.
+    pub fn front_capture(&self) -> Option<u32> {
+        self.queue.front().and_then(|p| p.capture)
     }
 
     /// Nothing is in flight.
@@ -237,13 +278,17 @@ impl Responses {
         if front.expect == Expect::Query {
             // The rest of a simple query is skipped; ReadyForQuery follows.
             front.done += 1;
+            front.failed = true;
             return;
         }
         // In the extended protocol the backend discards every message up to
         // its next Sync, so none of this connection's messages before that
         // Sync will be answered; other connections' messages still will.
-        self.pop_front();
+        if let Some(failed) = self.pop_front() {
+            self.report(&failed, false);
+        }
         let mut skipping = true;
+        let mut dropped = Vec::new();
         self.queue.retain(|p| {
             if !skipping || p.conn != conn {
                 return true;
@@ -252,8 +297,11 @@ impl Responses {
                 skipping = false;
                 return true;
             }
+            dropped.extend(p.meter);
             false
         });
+        self.finished
+            .extend(dropped.into_iter().map(|t| (t, false)));
         // No Sync in flight yet: what the client sends until its Sync is
         // discarded too.
         self.discarding[slot(conn)] = skipping;
@@ -261,6 +309,7 @@ impl Responses {
 
     fn on_ready(&mut self) -> Step {
         let front = self.pop_front().expect("checked by caller");
+        self.report(&front, !front.failed);
         match front.expect {
             Expect::Query | Expect::Sync => Step::Ready {
                 forward: front.disposition != Disposition::Swallow,
@@ -291,7 +340,9 @@ impl Responses {
             (Expect::DescribePortal, b'T' | b'n') => true,
             (Expect::Execute, b'C') => {
                 let step = visible(front, retag(front, body));
-                self.pop_front();
+                if let Some(done) = self.pop_front() {
+                    self.report(&done, true);
+                }
                 return step;
             }
             (Expect::Execute, b'I' | b's') => true,
@@ -300,7 +351,9 @@ impl Responses {
         };
         let step = visible(front, Step::Forward);
         if complete {
-            self.pop_front();
+            if let Some(done) = self.pop_front() {
+                self.report(&done, true);
+            }
         }
         step
     }

@@ -25,6 +25,7 @@ mod response;
 
 use super::backend::{self, MyBackend};
 use super::code;
+use crate::relay::reads::ReadMeters;
 use crate::relay::stream::ClientStream;
 use crate::route::classify::Dialect;
 use crate::route::{
@@ -162,6 +163,14 @@ enum Failed {
     Session(SessionEnd),
 }
 
+/// The routed read a decision carries, if any.
+fn read_of(decision: &Decision) -> Option<&crate::route::ReadRoute> {
+    match decision {
+        Decision::Plan(plan) => plan.read.as_ref(),
+        Decision::Relay => None,
+    }
+}
+
 /// A COM_STMT_PREPARE payload for `sql`.
 fn prepare_payload(sql: &str) -> BytesMut {
     let mut prepare = BytesMut::with_capacity(sql.len() + 1);
@@ -219,6 +228,8 @@ pub struct Session {
     sticky: u64,
     /// Paths pinned by the open transaction, per migration.
     affinity: Affinity,
+    /// Routed reads, timed until their response ends.
+    reads: ReadMeters,
     /// The client's address (canary cohorts by network).
     client_ip: Option<std::net::IpAddr>,
 }
@@ -248,6 +259,7 @@ impl Session {
             max_payload,
             sticky: rand::random(),
             affinity: Affinity::default(),
+            reads: ReadMeters::default(),
             client_ip: info.host.parse().ok(),
             info,
         }
@@ -504,10 +516,14 @@ impl Session {
         }
         let plan = match decision {
             Decision::Plan(plan) if !plan.is_passthrough() => plan,
-            _ => {
+            decision => {
+                let meter = read_of(&decision).map(|r| self.reads.start(r));
                 let reply = self
                     .exchange(Conn::Own, &payload, Sink::Client, None)
                     .await?;
+                if let Some(token) = meter {
+                    self.reads.finish(token, reply.error.is_none());
+                }
                 if reply.error.is_none() {
                     if let Some(database) = use_database(&sql) {
                         self.info.database = database;
@@ -527,9 +543,14 @@ impl Session {
         if plan.injects() {
             self.run_injected(conn, &payload, &plan).await
         } else {
-            self.exchange(conn, &payload, Sink::Client, plan.affected)
-                .await
-                .map(drop)
+            let meter = plan.read.as_ref().map(|r| self.reads.start(r));
+            let reply = self
+                .exchange(conn, &payload, Sink::Client, plan.affected)
+                .await?;
+            if let Some(token) = meter {
+                self.reads.finish(token, reply.error.is_none());
+            }
+            Ok(())
         }
     }
 
@@ -655,10 +676,18 @@ impl Session {
         if let Some(plan) = plan.as_ref().filter(|p| p.injects()) {
             return self.run_injected(conn, &payload, plan).await;
         }
+        let meter = plan
+            .as_ref()
+            .and_then(|p| p.read.as_ref())
+            .map(|r| self.reads.start(r));
         let affected = plan.and_then(|p| p.affected);
-        self.exchange(conn, &payload, Sink::Client, affected)
-            .await
-            .map(drop)
+        let reply = self
+            .exchange(conn, &payload, Sink::Client, affected)
+            .await?;
+        if let Some(token) = meter {
+            self.reads.finish(token, reply.error.is_none());
+        }
+        Ok(())
     }
 
     /// Decides where one execute of `prepared` runs, preparing that form on

@@ -151,8 +151,12 @@ impl Session {
             if let Some(form) = self.statements.get(target.name).map(|p| &p.forms[0]) {
                 let (conn, name) = (form.conn, form.name.clone());
                 message::describe(self.outbox(conn), b'S', &name);
-                self.responses
-                    .push(Pending::forward(conn, Expect::DescribeStatement));
+                let token = self.next_capture;
+                self.next_capture = self.next_capture.wrapping_add(1);
+                self.describing.insert(token, target.name.to_string());
+                let mut pending = Pending::forward(conn, Expect::DescribeStatement);
+                pending.capture = Some(token);
+                self.responses.push(pending);
                 self.note_conn(conn);
                 return Ok(());
             }
@@ -181,15 +185,16 @@ impl Session {
             Some(plan) => (&plan.before[..], &plan.after[..], plan.tag.clone()),
             None => (&[][..], &[][..], None),
         };
+        let meter = plan
+            .as_ref()
+            .and_then(|p| p.read.as_ref())
+            .map(|r| self.reads.start(r));
         for sql in before {
             self.inject(conn, sql);
         }
         self.outbox(conn).extend_from_slice(frame);
-        self.responses.push(Pending::new(
-            conn,
-            Expect::Execute,
-            Disposition::Forward { tag },
-        ));
+        self.responses
+            .push(Pending::new(conn, Expect::Execute, Disposition::Forward { tag }).metered(meter));
         for sql in after {
             self.inject(conn, sql);
         }

@@ -18,6 +18,7 @@ use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 
 use super::backend::{self, Login, PgBackend};
 use crate::relay::make_room;
+use crate::relay::reads::ReadMeters;
 use crate::relay::stream::ClientStream;
 use crate::route::classify::{Dialect, StatementKind};
 use crate::route::read::{search_path_schema, set_search_path};
@@ -161,6 +162,14 @@ pub struct Session {
     schema: Option<String>,
     /// Paths pinned by the open transaction, per migration.
     affinity: Affinity,
+    /// Routed reads in flight, timed until their response ends.
+    reads: ReadMeters,
+    /// Describes of remembered statements in flight, by capture token:
+    /// their ParameterDescription gives the types every form is parsed
+    /// with, so a client's binary values bind alike on every path.
+    describing: HashMap<u32, String>,
+    /// The next capture token.
+    next_capture: u32,
     /// Metric handles, looked up once per session rather than per message.
     meters: Meters,
 }
@@ -223,6 +232,9 @@ impl Session {
             sticky: rand::random(),
             schema,
             affinity: Affinity::default(),
+            reads: ReadMeters::default(),
+            describing: HashMap::new(),
+            next_capture: 0,
             meters: Meters::new(),
         }
     }
@@ -447,11 +459,19 @@ impl Session {
         let (decision, _, count) = self.decide(sql, Stage::Execute, &[]);
         let plan = match decision {
             Decision::Plan(plan) if !plan.is_passthrough() => plan,
-            _ => {
+            Decision::Plan(plan) => {
+                let meter = plan.read.as_ref().map(|r| self.reads.start(r));
+                self.outbox(Conn::Own).extend_from_slice(frame);
+                self.responses
+                    .push(Pending::forward(Conn::Own, Expect::Query).metered(meter));
+                return Ok(());
+            }
+            Decision::Relay => {
                 self.relay_frame(Conn::Own, frame, Some(Expect::Query));
                 return Ok(());
             }
         };
+        let meter = plan.read.as_ref().map(|r| self.reads.start(r));
         let conn = self.connection_for(&plan.connection).await?;
         let sql = plan.sql.clone().unwrap_or_else(|| sql.to_string());
         let disposition = if plan.injects() {
@@ -479,7 +499,7 @@ impl Session {
             }
         };
         self.responses
-            .push(Pending::new(conn, Expect::Query, disposition));
+            .push(Pending::new(conn, Expect::Query, disposition).metered(meter));
         Ok(())
     }
 
@@ -528,6 +548,11 @@ impl Session {
     /// Relays every complete backend frame whose turn it is.
     fn on_backend(&mut self) -> Result<(), SessionEnd> {
         while self.drain(Conn::Own)? | self.drain(Conn::Second)? {}
+        if self.responses.has_finished() {
+            for (token, ok) in self.responses.take_finished() {
+                self.reads.finish(token, ok);
+            }
+        }
         Ok(())
     }
 
@@ -560,6 +585,9 @@ impl Session {
             }
             let frame = side.inbox.split_to(len);
             moved = true;
+            if tag == b't' {
+                self.capture_parameters(&frame[5..]);
+            }
             match self.responses.on_frame(conn, tag, &frame[5..]) {
                 Step::Forward => self.client_outbox.extend_from_slice(&frame),
                 Step::Retag(tag) => message::command_complete(&mut self.client_outbox, &tag),
@@ -582,6 +610,21 @@ impl Session {
                         char::from(tag)
                     )))
                 }
+            }
+        }
+    }
+}
+
+impl Session {
+    /// Keeps a remembered statement's ParameterDescription (count and type
+    /// OIDs, the same layout as a Parse's parameter types).
+    fn capture_parameters(&mut self, body: &[u8]) {
+        let Some(token) = self.responses.front_capture() else {
+            return;
+        };
+        if let Some(name) = self.describing.remove(&token) {
+            if let Some(prepared) = self.statements.get_mut(&name) {
+                prepared.param_types = body.to_vec();
             }
         }
     }

@@ -1,0 +1,381 @@
+//! The read switch end to end: reads of a migrated table through the proxy
+//! follow the rule, the target's rows are marked so the test can tell which
+//! path answered, and the client always gets the source's result shape.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use serde_json::json;
+use switchyard_proxy::route::MigrationRouter;
+use tokio_postgres::Client;
+
+use crate::common::{self, catalog, Proxy};
+
+const KEYS: i32 = 2_000;
+
+/// A database with the source `api` and the target `t_sys_api_endpoints`
+/// (id widened to bigint, two columns renamed, path retyped to varchar),
+/// both holding every key; the target's rows are marked `tgt`.
+async fn tables(prefix: &str) -> String {
+    let db = common::create_db(prefix).await;
+    common::direct(&db)
+        .await
+        .batch_execute(&format!(
+            "CREATE TABLE api (id int PRIMARY KEY, path text NOT NULL, method text);
+             CREATE TABLE t_sys_api_endpoints (id bigint PRIMARY KEY, endpoint_path varchar(200) NOT NULL, http_method text);
+             INSERT INTO api SELECT g, '/p/' || g, 'src' FROM generate_series(1, {KEYS}) g;
+             INSERT INTO t_sys_api_endpoints SELECT g, '/p/' || g, 'tgt' FROM generate_series(1, {KEYS}) g;"
+        ))
+        .await
+        .unwrap();
+    db
+}
+
+async fn proxy(db: &str, reads: &str) -> Proxy {
+    let yaml = format!(
+        "{}
+migrations:
+  - id: api_move
+    backend: pg
+    source: {{ database: {db}, schema: public, table: api, primary_key: [id] }}
+    target: {{ table: t_sys_api_endpoints }}
+    columns: {{ path: endpoint_path, method: http_method }}
+    phase: read_ramp
+    reads: {reads}
+",
+        common::base_yaml()
+    );
+    let proxy = common::start(&yaml, Arc::new(MigrationRouter::default())).await;
+    catalog::ready(&proxy.running, "api_move").await;
+    proxy
+}
+
+/// Sets the rule through the admin API.
+async fn put_reads(proxy: &Proxy, body: serde_json::Value) {
+    let (code, text) = common::http_put(
+        proxy.admin(),
+        "/migrations/api_move/reads",
+        &body.to_string(),
+    )
+    .await;
+    assert_eq!(code, 200, "{text}");
+}
+
+/// Which keys the target answered, reading each key once with one prepared
+/// statement (prepared before any ramp, never re-prepared).
+async fn on_target(client: &Client, stmt: &tokio_postgres::Statement) -> BTreeSet<i32> {
+    let mut keys = BTreeSet::new();
+    for id in 1..=KEYS {
+        let row = client.query_one(stmt, &[&id]).await.unwrap();
+        let method: &str = row.get("method");
+        if method == "tgt" {
+            keys.insert(id);
+        }
+        // The source's shape whichever path answered.
+        let got: i32 = row.get("id");
+        assert_eq!(got, id);
+        assert_eq!(row.get::<_, &str>("path"), format!("/p/{id}"));
+    }
+    keys
+}
+
+fn assert_share(keys: &BTreeSet<i32>, percent: f64) {
+    let share = keys.len() as f64 * 100.0 / f64::from(KEYS);
+    assert!(
+        (share - percent).abs() <= 3.0,
+        "{percent}% rule sent {share:.1}% of keys to the target"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn percentage_by_column_ramps_monotonically_and_flips() {
+    let db = tables("reads_pct").await;
+    let proxy = proxy(
+        &db,
+        "{ strategy: percentage, percent: 30, sticky_by: \"column:id\" }",
+    )
+    .await;
+    let client = proxy.connect(&db).await;
+    let stmt = client
+        .prepare("SELECT id, path, method FROM api WHERE id = $1")
+        .await
+        .unwrap();
+    // The client described the source form: the source's types.
+    let types: Vec<_> = stmt
+        .columns()
+        .iter()
+        .map(|c| c.type_().name().to_string())
+        .collect();
+    assert_eq!(types, ["int4", "text", "text"]);
+
+    let at30 = on_target(&client, &stmt).await;
+    assert_share(&at30, 30.0);
+
+    let mut previous = BTreeSet::new();
+    for percent in [5, 25, 50] {
+        put_reads(
+            &proxy,
+            json!({"strategy": "percentage", "percent": percent, "sticky_by": "column:id"}),
+        )
+        .await;
+        let now = on_target(&client, &stmt).await;
+        assert_share(&now, f64::from(percent));
+        assert!(
+            previous.is_subset(&now),
+            "a key left the target at {percent}%"
+        );
+        previous = now;
+    }
+
+    // Blue-green: all or nothing, and back.
+    put_reads(&proxy, json!({"strategy": "blue_green", "path": "target"})).await;
+    assert_eq!(on_target(&client, &stmt).await.len(), KEYS as usize);
+    put_reads(&proxy, json!({"strategy": "blue_green", "path": "source"})).await;
+    assert!(on_target(&client, &stmt).await.is_empty());
+
+    // Simple queries with literals follow the same buckets.
+    put_reads(
+        &proxy,
+        json!({"strategy": "percentage", "percent": 50, "sticky_by": "column:id"}),
+    )
+    .await;
+    for id in [1, 2, 3, 4, 5, 6, 7, 8] {
+        let rows = client
+            .simple_query(&format!("SELECT method FROM api WHERE id = {id}"))
+            .await
+            .unwrap();
+        let method = rows
+            .iter()
+            .find_map(|m| match m {
+                tokio_postgres::SimpleQueryMessage::Row(r) => Some(r.get(0).unwrap().to_string()),
+                _ => None,
+            })
+            .expect("a row");
+        let expected = if previous.contains(&id) { "tgt" } else { "src" };
+        assert_eq!(method, expected, "key {id}");
+    }
+    drop(client);
+    common::drop_db(&db).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn canary_cohorts_and_ab_arms() {
+    let db = tables("reads_canary").await;
+    let proxy = proxy(
+        &db,
+        "{ strategy: canary, percent: 0, canary: { users: [app_md5], applications: [canary-app], comment_tag: \"switchyard:target\", clients: [] } }",
+    )
+    .await;
+    let read = "SELECT method FROM api WHERE id = 1";
+    let method = |client: Client, sql: &'static str| async move {
+        let row = client.query_one(sql, &[]).await.unwrap();
+        row.get::<_, String>(0)
+    };
+    // Not in a cohort: the source.
+    assert_eq!(method(proxy.connect(&db).await, read).await, "src");
+    // By user.
+    let by_user = proxy.try_connect("app_md5", "app", &db).await.unwrap();
+    assert_eq!(method(by_user, read).await, "tgt");
+    // By application name.
+    let (by_app, conn) = tokio_postgres::connect(
+        &format!(
+            "{} application_name=canary-app",
+            proxy.dsn("app", "app", &db)
+        ),
+        tokio_postgres::NoTls,
+    )
+    .await
+    .unwrap();
+    tokio::spawn(conn);
+    assert_eq!(method(by_app, read).await, "tgt");
+    // By comment tag.
+    let tagged = "/* switchyard:target */ SELECT method FROM api WHERE id = 1";
+    assert_eq!(method(proxy.connect(&db).await, tagged).await, "tgt");
+    // By client network: loopback.
+    put_reads(
+        &proxy,
+        json!({"strategy": "canary", "percent": 0, "canary": {"clients": ["127.0.0.0/8"]}}),
+    )
+    .await;
+    assert_eq!(method(proxy.connect(&db).await, read).await, "tgt");
+
+    // A/B: 70/30 by key, every key on its arm's path.
+    put_reads(
+        &proxy,
+        json!({"strategy": "ab", "sticky_by": "column:id", "arms": [
+            {"name": "control", "path": "source", "weight": 70},
+            {"name": "candidate", "path": "target", "weight": 30}]}),
+    )
+    .await;
+    let client = proxy.connect(&db).await;
+    let stmt = client
+        .prepare("SELECT id, path, method FROM api WHERE id = $1")
+        .await
+        .unwrap();
+    assert_share(&on_target(&client, &stmt).await, 30.0);
+    let (_, metrics) = common::http_get(proxy.admin(), "/metrics").await;
+    assert!(
+        metrics.contains("arm=\"candidate\"") && metrics.contains("arm=\"control\""),
+        "per-arm read metrics: {metrics}"
+    );
+    drop(client);
+    common::drop_db(&db).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_transaction_never_mixes_the_two_tables() {
+    let db = tables("reads_txn").await;
+    let proxy = proxy(
+        &db,
+        "{ strategy: percentage, percent: 50, sticky_by: \"column:id\" }",
+    )
+    .await;
+    let mut client = proxy.connect(&db).await;
+    // Keys 1..40 split between the paths outside a transaction ...
+    let mut paths = BTreeSet::new();
+    for id in 1..=40 {
+        let row = client
+            .query_one("SELECT method FROM api WHERE id = $1", &[&id])
+            .await
+            .unwrap();
+        paths.insert(row.get::<_, String>(0));
+    }
+    assert_eq!(paths.len(), 2, "keys 1..40 should use both paths");
+    // ... but inside one, the first read's path holds for all of them.
+    let tx = client.transaction().await.unwrap();
+    let mut inside = BTreeSet::new();
+    for id in 1..=40 {
+        let row = tx
+            .query_one("SELECT method FROM api WHERE id = $1", &[&id])
+            .await
+            .unwrap();
+        inside.insert(row.get::<_, String>(0));
+    }
+    tx.commit().await.unwrap();
+    assert_eq!(
+        inside.len(),
+        1,
+        "one transaction read both tables: {inside:?}"
+    );
+
+    // A write pins the rest of the transaction to the source (primary).
+    let tx = client.transaction().await.unwrap();
+    tx.execute("UPDATE api SET path = path WHERE id = 1", &[])
+        .await
+        .unwrap();
+    for id in 1..=40 {
+        let row = tx
+            .query_one("SELECT method FROM api WHERE id = $1", &[&id])
+            .await
+            .unwrap();
+        assert_eq!(row.get::<_, String>(0), "src", "key {id} after a write");
+    }
+    tx.commit().await.unwrap();
+    // A locking read goes to the source whatever the rule says.
+    put_reads(&proxy, json!({"strategy": "immediate", "path": "target"})).await;
+    let row = client
+        .query_one("SELECT method FROM api WHERE id = 1 FOR UPDATE", &[])
+        .await
+        .unwrap();
+    assert_eq!(row.get::<_, String>(0), "src");
+    let row = client
+        .query_one("SELECT method FROM api WHERE id = 1", &[])
+        .await
+        .unwrap();
+    assert_eq!(row.get::<_, String>(0), "tgt");
+    drop(client);
+    common::drop_db(&db).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retyped_columns_keep_the_source_names_and_types() {
+    let db = tables("reads_shape").await;
+    let proxy = proxy(&db, "{ strategy: immediate, path: target }").await;
+    let client = proxy.connect(&db).await;
+    for sql in [
+        "SELECT * FROM api WHERE id = 7",
+        "SELECT a.* FROM api a WHERE a.id = 7",
+        "SELECT id, path, method FROM public.api WHERE id = 7 ORDER BY path",
+    ] {
+        let rows = client.query(sql, &[]).await.unwrap();
+        let names: Vec<_> = rows[0]
+            .columns()
+            .iter()
+            .map(|c| c.name().to_string())
+            .collect();
+        let types: Vec<_> = rows[0]
+            .columns()
+            .iter()
+            .map(|c| c.type_().name().to_string())
+            .collect();
+        assert_eq!(names, ["id", "path", "method"], "{sql}");
+        assert_eq!(types, ["int4", "text", "text"], "{sql}");
+        assert_eq!(rows[0].get::<_, i32>("id"), 7);
+        assert_eq!(rows[0].get::<_, String>("method"), "tgt", "{sql}");
+        // Simple protocol: the same names, and the values as text.
+        let simple = client.simple_query(sql).await.unwrap();
+        let row = simple
+            .iter()
+            .find_map(|m| match m {
+                tokio_postgres::SimpleQueryMessage::Row(r) => Some(r),
+                _ => None,
+            })
+            .unwrap_or_else(|| panic!("{sql}: no row"));
+        let names: Vec<_> = row.columns().iter().map(|c| c.name().to_string()).collect();
+        assert_eq!(names, ["id", "path", "method"], "{sql}");
+        assert_eq!(row.get("method"), Some("tgt"));
+    }
+    // What cannot be rewritten with certainty stays on the source and is
+    // counted: an unqualified column with another table in scope.
+    client
+        .batch_execute("CREATE TABLE other (id int, note text); INSERT INTO other VALUES (7, 'x')")
+        .await
+        .unwrap();
+    let row = client
+        .query_one(
+            "SELECT method, note FROM api JOIN other USING (id) WHERE id = 7",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(row.get::<_, String>(0), "src");
+    let (_, metrics) = common::http_get(proxy.admin(), "/metrics").await;
+    assert!(
+        metrics.contains("switchyard_unroutable_total{migration=\"api_move\""),
+        "{metrics}"
+    );
+    drop(client);
+    common::drop_db(&db).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_mapping_that_does_not_fit_keeps_reads_on_the_source() {
+    let db = tables("reads_refused").await;
+    let yaml = format!(
+        "{}
+migrations:
+  - id: api_move
+    backend: pg
+    source: {{ database: {db}, table: api, primary_key: [id] }}
+    target: {{ table: t_sys_api_endpoints }}
+    columns: {{ path: no_such_column }}
+    phase: read_ramp
+    reads: {{ strategy: immediate, path: target }}
+",
+        common::base_yaml()
+    );
+    let proxy = common::start(&yaml, Arc::new(MigrationRouter::default())).await;
+    let reason = catalog::refused(&proxy.running, "api_move").await;
+    assert!(reason.contains("no_such_column"), "{reason}");
+    let client = proxy.connect(&db).await;
+    let row = client
+        .query_one("SELECT method FROM api WHERE id = 1", &[])
+        .await
+        .unwrap();
+    assert_eq!(row.get::<_, String>(0), "src");
+    let (code, body) = common::http_get(proxy.admin(), "/migrations").await;
+    assert_eq!(code, 200);
+    assert!(body.contains("\"catalog\":\"refused\""), "{body}");
+    drop(client);
+    common::drop_db(&db).await;
+}

@@ -35,6 +35,7 @@ pub async fn start(
     crate::admin::recorder();
     let snapshot = Snapshot::build(config, 1)?;
     let shared = Shared::new(snapshot, router);
+    shared.publish_routing(|_| {});
     metrics::gauge!(names::CONFIG_GENERATION).set(1.0);
     let config = shared.snapshot_full().config.clone();
     let mut running = Running {

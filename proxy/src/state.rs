@@ -154,6 +154,11 @@ impl Shared {
         change(&mut runtime);
         runtime.prune(&snapshot.config);
         let routing = Routing::build(&snapshot.config, snapshot.generation, &runtime);
+        for m in &routing.migrations {
+            let share = crate::route::rules::target_share(m.phase, &m.reads);
+            metrics::gauge!(switchyard_core::names::TARGET_SHARE, "migration" => m.plan.id.clone())
+                .set(f64::from(share));
+        }
         self.routing.store(Arc::new(routing));
     }
 

@@ -336,5 +336,9 @@ mod forwarder;
 /// A relay to the real MariaDB that can be cut and restored.
 pub use forwarder::Forwarder;
 
+#[path = "../support/http.rs"]
+mod http;
+pub use http::{http_get, http_put};
+
 #[path = "../support/catalog.rs"]
 pub mod catalog;

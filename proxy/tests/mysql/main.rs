@@ -8,4 +8,5 @@ mod clients;
 mod common;
 mod faults;
 mod protocol;
+mod reads;
 mod seams;

@@ -576,6 +576,44 @@ pub fn set_statement_id(payload: &mut [u8], id: u32) -> Result<u32, CodecError> 
     Ok(old)
 }
 
+/// Where a COM_STMT_EXECUTE with `params` placeholders keeps its
+/// "new params bound" flag: after the command, id, flags, iteration count
+/// and NULL bitmap. `None` without placeholders or when too short.
+fn bound_flag_at(payload: &[u8], params: u16) -> Option<usize> {
+    if params == 0 || payload.first() != Some(&COM_STMT_EXECUTE) {
+        return None;
+    }
+    let at = 10 + usize::from(params).div_ceil(8);
+    (payload.len() > at).then_some(at)
+}
+
+/// The parameter types a COM_STMT_EXECUTE binds (two bytes each), when it
+/// sends them (the "new params bound" flag is set). A client sends them on
+/// a statement's first execute and may leave them out after.
+pub fn execute_param_types(payload: &[u8], params: u16) -> Option<&[u8]> {
+    let at = bound_flag_at(payload, params)?;
+    if payload[at] != 1 {
+        return None;
+    }
+    payload.get(at + 1..at + 1 + 2 * usize::from(params))
+}
+
+/// A COM_STMT_EXECUTE that sends no parameter types, rewritten to bind
+/// `types` (taken from an earlier execute of the same client statement):
+/// a statement prepared under another form has never seen them.
+pub fn with_param_types(payload: &[u8], params: u16, types: &[u8]) -> Option<Vec<u8>> {
+    let at = bound_flag_at(payload, params)?;
+    if payload[at] != 0 || types.len() != 2 * usize::from(params) {
+        return None;
+    }
+    let mut out = Vec::with_capacity(payload.len() + types.len());
+    out.extend_from_slice(&payload[..at]);
+    out.push(1);
+    out.extend_from_slice(types);
+    out.extend_from_slice(&payload[at + 1..]);
+    Some(out)
+}
+
 /// Whether a COM_STMT_EXECUTE payload asks for a cursor (its rows then come
 /// by COM_STMT_FETCH, not in the execute response).
 pub fn execute_opens_cursor(payload: &[u8]) -> bool {
@@ -818,6 +856,22 @@ mod tests {
         assert!(query_text(b"\x03\x01\x01\x00\x01", caps).is_err());
         assert!(query_text(b"\x16SELECT 1", CAPS41).is_err());
         assert_eq!(init_db_schema(b"\x02app"), Some(&b"app"[..]));
+    }
+
+    #[test]
+    fn execute_parameter_types_are_read_and_added() {
+        // Two parameters: NULL bitmap of one byte, flag, types, values.
+        let head = [COM_STMT_EXECUTE, 7, 0, 0, 0, 0, 1, 0, 0, 0, 0];
+        let mut bound = head.to_vec();
+        bound.extend_from_slice(&[1, 0x03, 0x00, 0xfd, 0x00, 42, 0, 0, 0, 1, b'x']);
+        let types = execute_param_types(&bound, 2).unwrap();
+        assert_eq!(types, [0x03, 0x00, 0xfd, 0x00]);
+        let mut unbound = head.to_vec();
+        unbound.extend_from_slice(&[0, 42, 0, 0, 0, 1, b'x']);
+        assert_eq!(execute_param_types(&unbound, 2), None);
+        assert_eq!(with_param_types(&unbound, 2, types).unwrap(), bound);
+        assert_eq!(with_param_types(&bound, 2, types), None);
+        assert_eq!(execute_param_types(&head[..5], 2), None);
         assert_eq!(command_name(COM_STMT_PREPARE), "COM_STMT_PREPARE");
     }
 

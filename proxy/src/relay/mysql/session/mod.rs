@@ -141,6 +141,11 @@ struct Prepared {
     long_data: bool,
     /// The form of the last execute, which COM_STMT_FETCH reads from.
     last: usize,
+    /// Its number of placeholders.
+    params: u16,
+    /// The parameter types the client last bound: a form executed for the
+    /// first time gets them even when the client leaves them out.
+    types: Option<Vec<u8>>,
 }
 
 /// One form of a client statement, prepared on one connection.
@@ -151,8 +156,11 @@ struct StmtForm {
     sql: Option<String>,
     /// The server's id for it there.
     backend_id: u32,
-    /// The plan that asked for it; `None` relays.
+    /// The plan that asked for it (the one long data pins an execute to);
+    /// `None` relays.
     plan: Option<Arc<Plan>>,
+    /// The server has been sent parameter types for it.
+    bound: bool,
 }
 
 /// Why a statement could not run.
@@ -161,6 +169,29 @@ enum Failed {
     Statement(ErrPacket),
     /// The session ends.
     Session(SessionEnd),
+}
+
+/// Keeps the parameter types an execute binds, and adds the last ones to
+/// an execute that leaves them out when its form has never seen any (the
+/// client bound them on another form of the statement).
+fn bind_types(prepared: &mut Prepared, index: usize, payload: BytesMut) -> BytesMut {
+    let params = prepared.params;
+    if let Some(types) = message::execute_param_types(&payload, params) {
+        prepared.types = Some(types.to_vec());
+        prepared.forms[index].bound = true;
+        return payload;
+    }
+    let form = &mut prepared.forms[index];
+    match (&prepared.types, form.bound) {
+        (Some(types), false) => match message::with_param_types(&payload, params, types) {
+            Some(bound) => {
+                form.bound = true;
+                BytesMut::from(&bound[..])
+            }
+            None => payload,
+        },
+        _ => payload,
+    }
 }
 
 /// The routed read a decision carries, if any.
@@ -197,6 +228,8 @@ struct Reply {
     error: Option<ErrPacket>,
     /// The server's id of a prepared statement (COM_STMT_PREPARE_OK).
     prepared: Option<u32>,
+    /// Its number of placeholders.
+    params: u16,
 }
 
 /// A logged-in session.
@@ -466,7 +499,7 @@ impl Session {
     /// must be decided again at each execute). Counted once per execute,
     /// or once per prepare for a statement the fast path relays from then
     /// on.
-    fn decide(&mut self, sql: &str, stage: Stage) -> (Decision, bool) {
+    fn decide(&mut self, sql: &str, stage: Stage, binary: bool) -> (Decision, bool) {
         let statement = self.shared.classifier.classify(Dialect::Mysql, sql);
         let routing = self.shared.routing();
         let routable = routing.touches(&statement);
@@ -489,6 +522,7 @@ impl Session {
             backend: &self.info.backend_name,
             schema: (!self.info.database.is_empty()).then_some(self.info.database.as_str()),
             params: &[],
+            binary,
             pinned: self.affinity.as_slice(),
         };
         let decision = self.shared.router.decide(&routing, &facts, &statement, sql);
@@ -503,7 +537,7 @@ impl Session {
             Ok(text) => String::from_utf8_lossy(text),
             Err(e) => return Err(malformed(&e, self.seq)),
         };
-        let (decision, _) = self.decide(&sql, Stage::Execute);
+        let (decision, _) = self.decide(&sql, Stage::Execute, false);
         if let Some((query_only, id)) = super::parse_kill(&sql) {
             if let Some(outcome) = super::kill(&self.shared, &self.info.user, id, query_only).await
             {
@@ -556,7 +590,7 @@ impl Session {
 
     async fn on_prepare(&mut self, payload: BytesMut) -> Result<(), SessionEnd> {
         let sql = String::from_utf8_lossy(&payload[1..]).into_owned();
-        let (decision, routable) = self.decide(&sql, Stage::Prepare);
+        let (decision, routable) = self.decide(&sql, Stage::Prepare, false);
         let plan = match decision {
             Decision::Plan(plan) if !plan.is_passthrough() => plan,
             _ => {
@@ -572,8 +606,9 @@ impl Session {
                         sql: None,
                         backend_id,
                         plan: None,
+                        bound: false,
                     };
-                    self.remember(backend_id, sql, form);
+                    self.remember(backend_id, sql, form, reply.params);
                 }
                 return Ok(());
             }
@@ -596,18 +631,21 @@ impl Session {
                 sql: plan.sql.clone(),
                 backend_id,
                 plan: Some(plan),
+                bound: false,
             };
-            self.remember(proxy_id, sql, form);
+            self.remember(proxy_id, sql, form, reply.params);
         }
         Ok(())
     }
 
-    fn remember(&mut self, client_id: u32, sql: String, form: StmtForm) {
+    fn remember(&mut self, client_id: u32, sql: String, form: StmtForm, params: u16) {
         let prepared = Prepared {
             sql,
             forms: vec![form],
             long_data: false,
             last: 0,
+            params,
+            types: None,
         };
         self.statements.insert(client_id, prepared);
     }
@@ -645,9 +683,13 @@ impl Session {
                 .map(drop);
         };
         let executes = matches!(command, COM_STMT_EXECUTE | COM_STMT_BULK_EXECUTE);
+        let mut decided = None;
         let index = match command {
             _ if executes => match self.execute_form(&mut prepared).await {
-                Ok(index) => index,
+                Ok((index, plan)) => {
+                    decided = plan;
+                    index
+                }
                 Err(Failed::Statement(err)) => {
                     self.statements.insert(id, prepared);
                     return self.fail_statement(&err).await;
@@ -665,14 +707,18 @@ impl Session {
                 0
             }
         };
+        if command == COM_STMT_EXECUTE {
+            payload = bind_types(&mut prepared, index, payload);
+        }
         let form = &prepared.forms[index];
-        let (conn, plan) = (form.conn, form.plan.clone());
+        let conn = form.conn;
         if let Err(e) = message::set_statement_id(&mut payload, form.backend_id) {
             self.statements.insert(id, prepared);
             return Err(malformed(&e, self.seq));
         }
         self.statements.insert(id, prepared);
-        let plan = plan.filter(|_| executes);
+        // An execute carries out the plan decided for it now.
+        let plan = decided;
         if let Some(plan) = plan.as_ref().filter(|p| p.injects()) {
             return self.run_injected(conn, &payload, plan).await;
         }
@@ -691,13 +737,17 @@ impl Session {
     }
 
     /// Decides where one execute of `prepared` runs, preparing that form on
-    /// its connection first if this is its first use; returns its index.
-    async fn execute_form(&mut self, prepared: &mut Prepared) -> Result<usize, Failed> {
+    /// its connection first if this is its first use; returns its index and
+    /// the plan decided.
+    async fn execute_form(
+        &mut self,
+        prepared: &mut Prepared,
+    ) -> Result<(usize, Option<Arc<Plan>>), Failed> {
         if std::mem::take(&mut prepared.long_data) {
             prepared.last = 0;
-            return Ok(0);
+            return Ok((0, prepared.forms[0].plan.clone()));
         }
-        let (conn, sql, plan) = match self.decide(&prepared.sql, Stage::Execute).0 {
+        let (conn, sql, plan) = match self.decide(&prepared.sql, Stage::Execute, true).0 {
             Decision::Relay => (Conn::Own, None, None),
             Decision::Plan(plan) if plan.is_passthrough() => (Conn::Own, None, Some(plan)),
             Decision::Plan(plan) => {
@@ -734,13 +784,14 @@ impl Session {
                     conn,
                     sql,
                     backend_id,
-                    plan,
+                    plan: plan.clone(),
+                    bound: false,
                 });
                 prepared.forms.len() - 1
             }
         };
         prepared.last = index;
-        Ok(index)
+        Ok((index, plan))
     }
 
     /// COM_STMT_CLOSE of a remembered statement: every form is closed on

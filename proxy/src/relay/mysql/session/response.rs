@@ -100,8 +100,9 @@ impl Session {
                         more_results,
                     } => {
                         let raw = self.on_result_end(conn, raw, &outcome, affected);
-                        if prepare_id.is_none() {
-                            if let Outcome::Prepared(ok) = &outcome {
+                        if let Outcome::Prepared(ok) = &outcome {
+                            reply.params = ok.num_params;
+                            if prepare_id.is_none() {
                                 reply.prepared = Some(ok.statement_id);
                             }
                         }

@@ -1,0 +1,251 @@
+//! The read switch end to end on MariaDB: reads of a migrated table follow
+//! the rule, the target's rows are marked so the test can tell which path
+//! answered, and clients get the source's column names and values in the
+//! text and the binary protocol.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use mysql_async::prelude::*;
+use mysql_async::Conn;
+use serde_json::json;
+use switchyard_proxy::route::MigrationRouter;
+
+use crate::common::{self, catalog, Proxy};
+
+const KEYS: u32 = 2_000;
+
+/// Source `api` and target `t_sys_api_endpoints` (two columns renamed,
+/// path retyped to varchar, id of type `id_type`), both with every key; the
+/// target's rows are marked `tgt`.
+async fn tables_with(prefix: &str, id_type: &str) -> String {
+    let db = common::create_db(prefix).await;
+    let mut conn = common::direct(Some(&db)).await;
+    conn.query_drop(format!(
+        "CREATE TABLE api (id int PRIMARY KEY, path text NOT NULL, method text);
+         CREATE TABLE t_sys_api_endpoints (id {id_type} PRIMARY KEY, endpoint_path text NOT NULL, http_method text);"
+    ))
+    .await
+    .unwrap();
+    conn.query_drop(format!(
+        "INSERT INTO api SELECT seq, CONCAT('/p/', seq), 'src' FROM seq_1_to_{KEYS};
+         INSERT INTO t_sys_api_endpoints SELECT seq, CONCAT('/p/', seq), 'tgt' FROM seq_1_to_{KEYS};"
+    ))
+    .await
+    .unwrap();
+    conn.disconnect().await.unwrap();
+    db
+}
+
+/// The tables with the id widened to bigint on the target.
+async fn tables(prefix: &str) -> String {
+    tables_with(prefix, "bigint").await
+}
+
+async fn proxy(db: &str, reads: &str) -> Proxy {
+    let yaml = format!(
+        "{}
+migrations:
+  - id: api_move
+    backend: my
+    source: {{ database: {db}, table: api, primary_key: [id] }}
+    target: {{ table: t_sys_api_endpoints }}
+    columns: {{ path: endpoint_path, method: http_method }}
+    phase: read_ramp
+    reads: {reads}
+",
+        common::base_yaml()
+    );
+    let proxy = common::start(&yaml, Arc::new(MigrationRouter::default())).await;
+    catalog::ready(&proxy.running, "api_move").await;
+    proxy
+}
+
+async fn put_reads(proxy: &Proxy, body: serde_json::Value) {
+    let admin = proxy.running.admin.expect("admin listener");
+    let (code, text) =
+        common::http_put(admin, "/migrations/api_move/reads", &body.to_string()).await;
+    assert_eq!(code, 200, "{text}");
+}
+
+/// Keys the target answered, one text-protocol read per key.
+async fn on_target(conn: &mut Conn) -> BTreeSet<u32> {
+    let mut keys = BTreeSet::new();
+    for id in 1..=KEYS {
+        let row: (u32, String, String) = conn
+            .query_first(format!("SELECT id, path, method FROM api WHERE id = {id}"))
+            .await
+            .unwrap()
+            .expect("a row");
+        assert_eq!(row.0, id);
+        assert_eq!(row.1, format!("/p/{id}"));
+        if row.2 == "tgt" {
+            keys.insert(id);
+        }
+    }
+    keys
+}
+
+fn assert_share(keys: &BTreeSet<u32>, percent: f64) {
+    let share = keys.len() as f64 * 100.0 / f64::from(KEYS);
+    assert!(
+        (share - percent).abs() <= 3.0,
+        "{percent}% rule sent {share:.1}% of keys to the target"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn percentage_by_column_ramps_monotonically() {
+    let db = tables("reads_pct").await;
+    let proxy = proxy(
+        &db,
+        "{ strategy: percentage, percent: 30, sticky_by: \"column:id\" }",
+    )
+    .await;
+    let mut conn = proxy.connect(&db).await;
+    assert_share(&on_target(&mut conn).await, 30.0);
+    let mut previous = BTreeSet::new();
+    for percent in [5, 25, 50] {
+        put_reads(
+            &proxy,
+            json!({"strategy": "percentage", "percent": percent, "sticky_by": "column:id"}),
+        )
+        .await;
+        let now = on_target(&mut conn).await;
+        assert_share(&now, f64::from(percent));
+        assert!(
+            previous.is_subset(&now),
+            "a key left the target at {percent}%"
+        );
+        previous = now;
+    }
+    conn.disconnect().await.unwrap();
+    common::drop_db(&db).await;
+}
+
+/// One execute of the prepared read; returns the row's marker after
+/// checking the source's names and values.
+async fn read(conn: &mut Conn, stmt: &mysql_async::Statement, id: u32) -> String {
+    let row: mysql_async::Row = conn.exec_first(stmt, (id,)).await.unwrap().unwrap();
+    let names: Vec<String> = row
+        .columns_ref()
+        .iter()
+        .map(|c| c.name_str().to_string())
+        .collect();
+    assert_eq!(names, ["id", "path", "method"]);
+    let (got, path, method): (u32, String, String) = mysql_async::from_row(row);
+    assert_eq!((got, path.as_str()), (id, format!("/p/{id}").as_str()));
+    method
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn prepared_statements_follow_a_flip_without_re_preparing() {
+    let db = tables_with("reads_flip", "int").await;
+    let proxy = proxy(&db, "{ strategy: blue_green, path: source }").await;
+    let mut conn = proxy.connect(&db).await;
+    let stmt = conn
+        .prep("SELECT id, path, method FROM api WHERE id = ?")
+        .await
+        .unwrap();
+    assert_eq!(read(&mut conn, &stmt, 5).await, "src");
+    put_reads(&proxy, json!({"strategy": "blue_green", "path": "target"})).await;
+    for id in [5, 6, 7] {
+        assert_eq!(read(&mut conn, &stmt, id).await, "tgt");
+    }
+    put_reads(&proxy, json!({"strategy": "blue_green", "path": "source"})).await;
+    assert_eq!(read(&mut conn, &stmt, 5).await, "src");
+    // The text protocol returns the source's names too, with `*` expanded.
+    put_reads(&proxy, json!({"strategy": "immediate", "path": "target"})).await;
+    let rows: Vec<mysql_async::Row> = conn.query("SELECT * FROM api WHERE id = 9").await.unwrap();
+    let names: Vec<String> = rows[0]
+        .columns_ref()
+        .iter()
+        .map(|c| c.name_str().to_string())
+        .collect();
+    assert_eq!(names, ["id", "path", "method"]);
+    let (id, _, method): (u32, String, String) = mysql_async::from_row(rows[0].clone());
+    assert_eq!((id, method.as_str()), (9, "tgt"));
+    conn.disconnect().await.unwrap();
+    common::drop_db(&db).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn canary_by_user_and_tag_and_transaction_affinity() {
+    let db = tables("reads_canary").await;
+    let proxy = proxy(
+        &db,
+        "{ strategy: canary, percent: 0, canary: { users: [app_native], comment_tag: \"switchyard:target\" } }",
+    )
+    .await;
+    let read = "SELECT method FROM api WHERE id = 1";
+    let mut plain = proxy.connect(&db).await;
+    let method: String = plain.query_first(read).await.unwrap().unwrap();
+    assert_eq!(method, "src");
+    let tagged: String = plain
+        .query_first("/* switchyard:target */ SELECT method FROM api WHERE id = 1")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(tagged, "tgt");
+    let mut by_user = proxy
+        .try_connect("app_native", "native", Some(&db))
+        .await
+        .unwrap();
+    let method: String = by_user.query_first(read).await.unwrap().unwrap();
+    assert_eq!(method, "tgt");
+
+    // In a transaction the first read's path holds, whatever later reads'
+    // tags say; a write pins the source.
+    plain.query_drop("BEGIN").await.unwrap();
+    let first: String = plain.query_first(read).await.unwrap().unwrap();
+    let second: String = plain
+        .query_first("/* switchyard:target */ SELECT method FROM api WHERE id = 2")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((first.as_str(), second.as_str()), ("src", "src"));
+    plain.query_drop("COMMIT").await.unwrap();
+    by_user.query_drop("BEGIN").await.unwrap();
+    by_user
+        .query_drop("UPDATE api SET path = path WHERE id = 1")
+        .await
+        .unwrap();
+    let after_write: String = by_user.query_first(read).await.unwrap().unwrap();
+    assert_eq!(after_write, "src");
+    by_user.query_drop("COMMIT").await.unwrap();
+    let again: String = by_user.query_first(read).await.unwrap().unwrap();
+    assert_eq!(again, "tgt");
+    plain.disconnect().await.unwrap();
+    by_user.disconnect().await.unwrap();
+    common::drop_db(&db).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retyped_column_keeps_binary_reads_on_the_source() {
+    let db = tables("reads_retype").await;
+    let proxy = proxy(&db, "{ strategy: immediate, path: target }").await;
+    let mut conn = proxy.connect(&db).await;
+    // Text protocol: the target answers with the source's names, and the
+    // widened id decodes to the same value.
+    let rows: Vec<mysql_async::Row> = conn.query("SELECT * FROM api WHERE id = 9").await.unwrap();
+    let names: Vec<String> = rows[0]
+        .columns_ref()
+        .iter()
+        .map(|c| c.name_str().to_string())
+        .collect();
+    assert_eq!(names, ["id", "path", "method"]);
+    let (id, path, method): (u32, String, String) = mysql_async::from_row(rows[0].clone());
+    assert_eq!((id, path.as_str(), method.as_str()), (9, "/p/9", "tgt"));
+    // Binary protocol: the client decodes with the types it cached at
+    // prepare, so the read stays on the source and is counted.
+    let stmt = conn
+        .prep("SELECT id, path, method FROM api WHERE id = ?")
+        .await
+        .unwrap();
+    assert_eq!(read(&mut conn, &stmt, 9).await, "src");
+    let admin = proxy.running.admin.expect("admin listener");
+    let (_, metrics) = common::http_get(admin, "/metrics").await;
+    assert!(metrics.contains("reason=\"binary_retype\""), "{metrics}");
+    conn.disconnect().await.unwrap();
+    common::drop_db(&db).await;
+}

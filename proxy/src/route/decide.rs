@@ -12,6 +12,7 @@ use switchyard_core::config::ReadPath;
 
 use super::classify::{Dialect, Statement};
 use super::routing::Routing;
+use crate::wire::pg::message::FieldPatch;
 
 /// Which backend connection runs a statement. (Not to be confused with a
 /// migration's source and target tables, nor with which of them is primary.)
@@ -53,6 +54,9 @@ pub struct Plan {
     pub connection: Connection,
     /// A read of a migrated table: which migration, which path, why.
     pub read: Option<ReadRoute>,
+    /// PostgreSQL: how the answer's RowDescription is made to name the
+    /// source's columns (a read rewritten for the target).
+    pub fields: Option<Arc<FieldPatch>>,
 }
 
 /// How one read of a migrated table was routed, for metrics and for the
@@ -81,6 +85,7 @@ impl Plan {
             affected: None,
             connection: Connection::Own,
             read: None,
+            fields: None,
         }
     }
 
@@ -114,6 +119,7 @@ impl Plan {
             affected: None,
             connection: Connection::Backend(backend.into()),
             read: None,
+            fields: None,
         }
     }
 

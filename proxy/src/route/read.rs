@@ -140,6 +140,7 @@ impl MigrationRouter {
                 arm: choice.arm,
                 unroutable: None,
             }),
+            fields: m.fields.clone(),
             ..Plan::rewrite(sql)
         })
     }

@@ -15,6 +15,7 @@ use switchyard_core::config::{BackendKind, Config, Migration, Phase, Reads};
 use super::classify::{Dialect, Statement};
 use super::rewrite::{ColumnMap, Relation, TableMap};
 use crate::catalog::mapping::Mapping;
+use crate::wire::pg::message::FieldPatch;
 
 /// Everything routing needs, for one generation of config and state.
 #[derive(Debug, Default)]
@@ -41,6 +42,9 @@ pub struct MigrationRoute {
     pub catalog: CatalogState,
     /// What the rewrite needs, once the catalog is ready.
     pub table_map: Option<Arc<TableMap>>,
+    /// PostgreSQL: the target's RowDescription fields mapped to the
+    /// source's, once the catalog is ready.
+    pub fields: Option<Arc<FieldPatch>>,
     /// The SQL dialect of the source's server.
     pub dialect: Dialect,
 }
@@ -148,11 +152,12 @@ impl Routing {
                     Some(BackendKind::Mysql) => Dialect::Mysql,
                     _ => Dialect::Postgres,
                 };
-                let table_map = match &catalog {
-                    CatalogState::Ready(mapping) => {
-                        Some(Arc::new(table_map(config, m, dialect, mapping)))
-                    }
-                    _ => None,
+                let (table_map, fields) = match &catalog {
+                    CatalogState::Ready(mapping) => (
+                        Some(Arc::new(table_map(config, m, dialect, mapping))),
+                        Some(Arc::new(field_patch(mapping))),
+                    ),
+                    _ => (None, None),
                 };
                 MigrationRoute {
                     plan: Arc::new(m.clone()),
@@ -161,6 +166,7 @@ impl Routing {
                     phase: m.phase,
                     catalog,
                     table_map,
+                    fields,
                     dialect,
                 }
             })
@@ -243,4 +249,29 @@ fn table_map(config: &Config, m: &Migration, dialect: Dialect, mapping: &Mapping
             })
             .collect(),
     }
+}
+
+/// The target's columns as RowDescription reports them, mapped to the
+/// source's; a recast column, which the server reports as computed (no
+/// table), is known by its source name and the source's type.
+fn field_patch(mapping: &Mapping) -> FieldPatch {
+    let mut patch = FieldPatch::default();
+    for pair in &mapping.columns {
+        let (Some(source), Some(target)) = (
+            mapping.source.column(&pair.source),
+            mapping.target.column(&pair.target),
+        ) else {
+            continue;
+        };
+        let origin = (mapping.source.oid, source.position);
+        patch
+            .columns
+            .push(((mapping.target.oid, target.position), origin));
+        if pair.cast.is_some() {
+            patch
+                .computed
+                .push(((pair.source.clone(), source.type_oid), origin));
+        }
+    }
+    patch
 }

@@ -383,6 +383,13 @@ pub mod fe {
         frame(b'B', &body)
     }
 
+    /// Describe a portal.
+    pub fn describe_portal(name: &str) -> Vec<u8> {
+        let mut body = vec![b'P'];
+        cstr(&mut body, name);
+        frame(b'D', &body)
+    }
+
     /// Execute a portal, all rows.
     pub fn execute(portal: &str) -> Vec<u8> {
         let mut body = Vec::new();

@@ -379,3 +379,57 @@ migrations:
     drop(client);
     common::drop_db(&db).await;
 }
+
+/// The RowDescription a raw client receives for `sql`, by simple Query and
+/// by Parse/Bind/Describe portal/Execute, and whether the target answered.
+async fn row_descriptions(proxy: &Proxy, db: &str, sql: &str) -> (Vec<Vec<u8>>, bool) {
+    use common::fe as msg;
+    let mut raw = common::RawPg::login_trust(proxy.addr, "app_trust", db).await;
+    raw.send(&msg::query(sql)).await;
+    let simple = raw.until_ready().await;
+    let mut batch = msg::parse("", sql);
+    batch.extend(msg::bind("", ""));
+    batch.extend(msg::describe_portal(""));
+    batch.extend(msg::execute(""));
+    batch.extend(msg::sync());
+    raw.send(&batch).await;
+    let extended = raw.until_ready().await;
+    let mut found = Vec::new();
+    let mut target = true;
+    for frames in [simple, extended] {
+        target &= frames
+            .iter()
+            .any(|(tag, body)| *tag == b'D' && body.windows(3).any(|w| w == b"tgt"));
+        let (_, body) = frames
+            .into_iter()
+            .find(|(tag, _)| *tag == b'T')
+            .unwrap_or_else(|| panic!("no RowDescription for {sql}"));
+        found.push(body);
+    }
+    (found, target)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_target_answers_with_the_sources_row_description() {
+    let db = tables("reads_rowdesc").await;
+    let proxy = proxy(&db, "{ strategy: immediate, path: source }").await;
+    for sql in [
+        "SELECT * FROM api WHERE id = 3",
+        "SELECT id, path, method FROM api a WHERE a.id = 3",
+        "SELECT method, id FROM public.api WHERE id < 5 ORDER BY id",
+    ] {
+        put_reads(&proxy, json!({"strategy": "immediate", "path": "source"})).await;
+        let (source, on_target) = row_descriptions(&proxy, &db, sql).await;
+        assert!(!on_target, "{sql}");
+        put_reads(&proxy, json!({"strategy": "immediate", "path": "target"})).await;
+        let (target, on_target) = row_descriptions(&proxy, &db, sql).await;
+        assert!(
+            on_target || !sql.contains("method"),
+            "{sql}: the target did not answer"
+        );
+        // Every field: name, table OID, column number, type OID, type
+        // length, typmod and format.
+        assert_eq!(source, target, "{sql}");
+    }
+    common::drop_db(&db).await;
+}

@@ -418,3 +418,104 @@ mod tests {
         assert!(query_text(&[0xff, 0xfe, 0]).is_err());
     }
 }
+
+/// Where one RowDescription field's column lives: the table's OID and the
+/// column's number, as RowDescription reports them.
+pub type FieldOrigin = (u32, i16);
+
+/// How the RowDescription of a rewritten read is made to say what the
+/// source's would (drivers such as pgjdbc read the table OID and column
+/// number): fields of the answering table map to the source's columns, and
+/// fields the rewrite computed (a cast back to the source's type, which the
+/// server reports with no table) map by name when their type is the
+/// source's.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct FieldPatch {
+    /// The answering table's column → the source's column.
+    pub columns: Vec<(FieldOrigin, FieldOrigin)>,
+    /// A computed field's name and type OID → the source's column.
+    pub computed: Vec<((String, u32), FieldOrigin)>,
+}
+
+/// Rewrites, in place, the table OID and column number of the fields of a
+/// RowDescription body that `patch` maps. Anything it cannot read is left
+/// as it is.
+pub fn patch_row_description(body: &mut [u8], patch: &FieldPatch) {
+    let Some(count) = body.get(..2).map(|b| u16::from_be_bytes([b[0], b[1]])) else {
+        return;
+    };
+    let mut at = 2;
+    for _ in 0..count {
+        let Some(end) = body[at..].iter().position(|&b| b == 0) else {
+            return;
+        };
+        let name_end = at + end;
+        let fixed = name_end + 1;
+        if body.len() < fixed + 18 {
+            return;
+        }
+        let read_u32 =
+            |b: &[u8], i: usize| u32::from_be_bytes([b[i], b[i + 1], b[i + 2], b[i + 3]]);
+        let table = read_u32(body, fixed);
+        let column = i16::from_be_bytes([body[fixed + 4], body[fixed + 5]]);
+        let type_oid = read_u32(body, fixed + 6);
+        let origin = if table == 0 {
+            let name = String::from_utf8_lossy(&body[at..name_end]);
+            patch
+                .computed
+                .iter()
+                .find(|((n, t), _)| *n == name && *t == type_oid)
+                .map(|(_, to)| *to)
+        } else {
+            patch
+                .columns
+                .iter()
+                .find(|(from, _)| *from == (table, column))
+                .map(|(_, to)| *to)
+        };
+        if let Some((table, column)) = origin {
+            body[fixed..fixed + 4].copy_from_slice(&table.to_be_bytes());
+            body[fixed + 4..fixed + 6].copy_from_slice(&column.to_be_bytes());
+        }
+        at = fixed + 18;
+    }
+}
+
+#[cfg(test)]
+mod field_patch_tests {
+    use super::*;
+
+    fn field(out: &mut Vec<u8>, name: &str, table: u32, column: i16, type_oid: u32) {
+        out.extend_from_slice(name.as_bytes());
+        out.push(0);
+        out.extend_from_slice(&table.to_be_bytes());
+        out.extend_from_slice(&column.to_be_bytes());
+        out.extend_from_slice(&type_oid.to_be_bytes());
+        out.extend_from_slice(&4i16.to_be_bytes());
+        out.extend_from_slice(&(-1i32).to_be_bytes());
+        out.extend_from_slice(&0i16.to_be_bytes());
+    }
+
+    #[test]
+    fn fields_take_the_source_columns_origin() {
+        let patch = FieldPatch {
+            columns: vec![((900, 2), (800, 3))],
+            computed: vec![(("id".into(), 23), (800, 1))],
+        };
+        let mut body = 3u16.to_be_bytes().to_vec();
+        field(&mut body, "id", 0, 0, 23);
+        field(&mut body, "path", 900, 2, 25);
+        field(&mut body, "other", 0, 0, 25);
+        patch_row_description(&mut body, &patch);
+        let mut want = 3u16.to_be_bytes().to_vec();
+        field(&mut want, "id", 800, 1, 23);
+        field(&mut want, "path", 800, 3, 25);
+        field(&mut want, "other", 0, 0, 25);
+        assert_eq!(body, want);
+        // Truncated bodies are left alone, never a panic.
+        for len in 0..want.len() {
+            let mut cut = want[..len].to_vec();
+            patch_row_description(&mut cut, &patch);
+        }
+    }
+}

@@ -88,6 +88,9 @@ pub struct Pending {
     pub meter: Option<u32>,
     /// A simple query's statement failed (for the meter's outcome).
     pub failed: bool,
+    /// A read rewritten for the target: its RowDescription is made to name
+    /// the source's columns.
+    pub fields: Option<std::sync::Arc<super::message::FieldPatch>>,
     /// A DescribeStatement whose ParameterDescription the session keeps
     /// (under this token) to prepare the statement's other forms alike.
     pub capture: Option<u32>,
@@ -110,6 +113,7 @@ impl Pending {
             meter: None,
             failed: false,
             capture: None,
+            fields: None,
         }
     }
 
@@ -212,6 +216,11 @@ impl Responses {
         if let Some(token) = pending.meter {
             self.finished.push((token, ok));
         }
+    }
+
+    /// The field patch of the message whose response comes next.
+    pub fn front_fields(&self) -> Option<&super::message::FieldPatch> {
+        self.queue.front().and_then(|p| p.fields.as_deref())
     }
 
     /// The capture token of the message whose response comes next.

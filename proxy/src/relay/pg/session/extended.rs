@@ -163,8 +163,14 @@ impl Session {
             self.relay_frame(Conn::Own, frame, Some(Expect::DescribeStatement));
             return Ok(());
         }
-        let conn = self.portals.get(target.name).map_or(Conn::Own, |p| p.conn);
-        self.relay_frame(conn, frame, Some(Expect::DescribePortal));
+        let (conn, fields) = match self.portals.get(target.name) {
+            Some(p) => (p.conn, p.plan.as_ref().and_then(|p| p.fields.clone())),
+            None => (Conn::Own, None),
+        };
+        self.outbox(conn).extend_from_slice(frame);
+        let mut pending = Pending::forward(conn, Expect::DescribePortal);
+        pending.fields = fields;
+        self.responses.push(pending);
         self.note_conn(conn);
         Ok(())
     }

@@ -499,8 +499,9 @@ impl Session {
                 tag: plan.tag.clone(),
             }
         };
-        self.responses
-            .push(Pending::new(conn, Expect::Query, disposition).metered(meter));
+        let mut pending = Pending::new(conn, Expect::Query, disposition).metered(meter);
+        pending.fields = plan.fields.clone();
+        self.responses.push(pending);
         Ok(())
     }
 
@@ -584,10 +585,15 @@ impl Session {
             if !asynchronous && self.responses.next_conn().is_some_and(|c| c != conn) {
                 return Ok(moved);
             }
-            let frame = side.inbox.split_to(len);
+            let mut frame = side.inbox.split_to(len);
             moved = true;
             if tag == b't' {
                 self.capture_parameters(&frame[5..]);
+            }
+            if tag == b'T' {
+                if let Some(patch) = self.responses.front_fields() {
+                    message::patch_row_description(&mut frame[5..], patch);
+                }
             }
             match self.responses.on_frame(conn, tag, &frame[5..]) {
                 Step::Forward => self.client_outbox.extend_from_slice(&frame),

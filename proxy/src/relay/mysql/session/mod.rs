@@ -598,6 +598,7 @@ impl Session {
         let conn = backend::connect(
             name,
             backend,
+            snapshot.backend_tls(name),
             login,
             config.limits.connect_timeout,
             self.max_payload,
@@ -691,6 +692,7 @@ impl Session {
                 if let Err(e) = backend::kill(
                     &name,
                     backend,
+                    snapshot.backend_tls(&name),
                     &backend.user,
                     &backend.password,
                     thread_id,

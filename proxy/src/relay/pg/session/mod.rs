@@ -14,9 +14,9 @@ use std::sync::Arc;
 use bytes::BytesMut;
 use switchyard_core::names;
 use tokio::io::{AsyncReadExt, AsyncWriteExt, ReadHalf, WriteHalf};
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 
 use super::backend::{self, Login, PgBackend};
+use crate::relay::backend_stream::{BackendRead, BackendWrite};
 use crate::relay::make_room;
 use crate::relay::stream::ClientStream;
 use crate::route::classify::Dialect;
@@ -84,10 +84,10 @@ struct Portal {
 
 /// A backend connection's halves and buffers.
 struct Side {
-    /// Read half of the socket.
-    read: OwnedReadHalf,
-    /// Write half of the socket.
-    write: OwnedWriteHalf,
+    /// Read half of the connection.
+    read: BackendRead,
+    /// Write half of the connection.
+    write: BackendWrite,
     /// Bytes read but not yet relayed.
     inbox: BytesMut,
     /// Bytes waiting to be written.
@@ -447,6 +447,7 @@ impl Session {
         let login = Login {
             name,
             backend,
+            tls: snapshot.backend_tls(name),
             user: &backend.user,
             password: &backend.password,
             params: &params,

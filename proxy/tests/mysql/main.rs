@@ -8,3 +8,4 @@ mod common;
 mod faults;
 mod protocol;
 mod seams;
+mod transport;

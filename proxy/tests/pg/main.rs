@@ -8,3 +8,4 @@ mod faults;
 mod lifecycle;
 mod protocol;
 mod seams;
+mod transport;

@@ -243,31 +243,38 @@ ensure_mariadb() {
 # ---------------------------------------------------------------- test TLS
 
 TLS_DIR="${SWITCHYARD_TEST_TLS_DIR:-/var/lib/switchyard/test-tls}"
+TLS_FRESH=0 # 1 when this run made new files: servers must reload them
 
 # A CA and a server certificate for `localhost` only (no IP address), so a
 # test can connect by 127.0.0.1 to see verify-full refuse a wrong name.
 # Generated once and kept: the servers read them at every (re)start.
 tls_files() {
-    [ -s "$TLS_DIR/ca.crt" ] && [ -s "$TLS_DIR/server.crt" ] && [ -s "$TLS_DIR/pg.key" ] && [ -s "$TLS_DIR/my.key" ] && return
-    have openssl || apt_install openssl
-    log "TLS: generating a test CA and a server certificate for localhost in $TLS_DIR"
-    mkdir -p "$TLS_DIR"
-    chmod 755 "$TLS_DIR"
-    local tmp
-    tmp=$(mktemp -d)
-    openssl req -x509 -newkey rsa:2048 -nodes -days 3650 -subj '/CN=Switchyard test CA' \
-        -keyout "$tmp/ca.key" -out "$tmp/ca.crt" 2>/dev/null
-    openssl req -newkey rsa:2048 -nodes -subj '/CN=localhost' \
-        -keyout "$tmp/server.key" -out "$tmp/server.csr" 2>/dev/null
-    printf 'subjectAltName=DNS:localhost\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n' >"$tmp/ext"
-    openssl x509 -req -in "$tmp/server.csr" -CA "$tmp/ca.crt" -CAkey "$tmp/ca.key" -CAcreateserial \
-        -days 3650 -extfile "$tmp/ext" -out "$tmp/server.crt" 2>/dev/null
-    install -m 644 "$tmp/ca.crt" "$TLS_DIR/ca.crt"
-    install -m 644 "$tmp/server.crt" "$TLS_DIR/server.crt"
-    # One copy of the key per server: each insists on owning its key file.
-    install -m 600 -o postgres -g postgres "$tmp/server.key" "$TLS_DIR/pg.key"
-    install -m 600 -o mysql -g mysql "$tmp/server.key" "$TLS_DIR/my.key"
-    rm -rf "$tmp"
+    if [ ! -s "$TLS_DIR/ca.crt" ] || [ ! -s "$TLS_DIR/server.crt" ] || [ ! -s "$TLS_DIR/server.key" ]; then
+        have openssl || apt_install openssl
+        log "TLS: generating a test CA and a server certificate for localhost in $TLS_DIR"
+        mkdir -p "$TLS_DIR"
+        chmod 755 "$TLS_DIR"
+        local tmp
+        tmp=$(mktemp -d)
+        openssl req -x509 -newkey rsa:2048 -nodes -days 3650 -subj '/CN=Switchyard test CA' \
+            -keyout "$tmp/ca.key" -out "$tmp/ca.crt" 2>/dev/null
+        openssl req -newkey rsa:2048 -nodes -subj '/CN=localhost' \
+            -keyout "$tmp/server.key" -out "$tmp/server.csr" 2>/dev/null
+        printf 'subjectAltName=DNS:localhost\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n' >"$tmp/ext"
+        openssl x509 -req -in "$tmp/server.csr" -CA "$tmp/ca.crt" -CAkey "$tmp/ca.key" -CAcreateserial \
+            -days 3650 -extfile "$tmp/ext" -out "$tmp/server.crt" 2>/dev/null
+        install -m 644 "$tmp/ca.crt" "$TLS_DIR/ca.crt"
+        install -m 644 "$tmp/server.crt" "$TLS_DIR/server.crt"
+        install -m 600 "$tmp/server.key" "$TLS_DIR/server.key"
+        rm -rf "$tmp" "$TLS_DIR/pg.key" "$TLS_DIR/my.key"
+        TLS_FRESH=1
+    fi
+}
+
+# tls_key FILE OWNER: a copy of the server key owned by OWNER (each server
+# insists on owning its key file).
+tls_key() {
+    [ -s "$TLS_DIR/$1" ] || install -m 600 -o "$2" -g "$2" "$TLS_DIR/server.key" "$TLS_DIR/$1"
 }
 
 # PostgreSQL reloads its TLS files on SIGHUP, so this never restarts it;
@@ -276,8 +283,10 @@ tls_files() {
 pg_tls() {
     is_root || return 0
     tls_files
+    tls_key pg.key postgres
     local psql_=(psql -X -w -q -h 127.0.0.1 -p "$PG_PORT" -U postgres -d postgres -Atc)
     if [ "$("${psql_[@]}" 'show ssl_cert_file')" = "$TLS_DIR/server.crt" ] && [ "$("${psql_[@]}" 'show ssl')" = on ]; then
+        if [ "$TLS_FRESH" -eq 1 ]; then "${psql_[@]}" "SELECT pg_reload_conf()" >/dev/null; fi
         return
     fi
     log "PostgreSQL: serving TLS with the test certificate ($TLS_DIR)"
@@ -293,7 +302,9 @@ pg_tls() {
 my_tls() {
     is_root || return 0
     tls_files
+    tls_key my.key mysql
     if [ "$(mariadb -h 127.0.0.1 -P "$MY_PORT" -uroot -Nse "SELECT @@ssl_cert")" = "$TLS_DIR/server.crt" ]; then
+        if [ "$TLS_FRESH" -eq 1 ]; then mariadb -h 127.0.0.1 -P "$MY_PORT" -uroot -e "FLUSH SSL"; fi
         return
     fi
     local cnf=/etc/mysql/my.cnf

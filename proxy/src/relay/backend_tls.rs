@@ -7,7 +7,8 @@
 //! forgiven: rustls checks the chain before the name, so a name error
 //! means the chain was good. `prefer` and `require` without `ca` accept any
 //! certificate but still check the handshake's signatures, so the
-//! encryption holds against a passive listener.
+//! encryption holds against a passive listener; `require` with `ca` is
+//! `verify-ca`, while `prefer` ignores `ca`.
 
 use std::fs::File;
 use std::io::BufReader;
@@ -93,7 +94,13 @@ impl BackendTls {
             path: path.to_path_buf(),
             reason,
         };
-        let verifier: Arc<dyn ServerCertVerifier> = match &backend.ca {
+        // `prefer` never checks the certificate, even with `ca` (as libpq):
+        // it settles for whatever the server offers.
+        let ca = backend
+            .ca
+            .as_ref()
+            .filter(|_| mode != BackendTlsMode::Prefer);
+        let verifier: Arc<dyn ServerCertVerifier> = match ca {
             Some(ca) => {
                 let mut roots = RootCertStore::empty();
                 for cert in read_certs(ca).map_err(|r| fail("ca", ca, r))? {

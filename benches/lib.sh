@@ -56,10 +56,11 @@ build_proxy_release() {
     echo "$(cargo_target_dir)/release/switchyard-proxy"
 }
 
-# start_haproxy DIR LISTEN_PORT SERVER_PORT: start haproxy in TCP mode (one
+# start_haproxy DIR LISTEN_PORT SERVER: start haproxy in TCP mode (one
 # thread per core, as switchyard-proxy runs), relaying 127.0.0.1:LISTEN_PORT
-# to the server on 127.0.0.1:SERVER_PORT without parsing anything: the floor
-# for what any proxy's extra hop costs on this machine. Sets HAPROXY_PID.
+# to SERVER (`127.0.0.1:5432`, or a Unix socket path) without parsing
+# anything: the floor for what any proxy's extra hop costs on this machine.
+# Sets HAPROXY_PID.
 start_haproxy() {
     local dir=$1 port=$2 server=$3
     mkdir -p "$dir"
@@ -74,12 +75,37 @@ defaults
     timeout server 1h
 listen relay
     bind 127.0.0.1:$port
-    server db 127.0.0.1:$server
+    server db $server
 EOF
     haproxy -f "$dir/haproxy.cfg" >"$dir/haproxy.log" 2>&1 &
     HAPROXY_PID=$!
     wait_port "$port" 10 "$HAPROXY_PID" || { tail -n 20 "$dir/haproxy.log" >&2; die "haproxy did not start"; }
-    log "haproxy $(haproxy -v | head -n 1 | awk '{ print $3 }') (TCP mode, $(nproc) threads) up on 127.0.0.1:$port"
+    log "haproxy $(haproxy -v | head -n 1 | awk '{ print $3 }') (TCP mode, $(nproc) threads) up on 127.0.0.1:$port, server $server"
+}
+
+# cpu_ticks PID: the process's user and system CPU time so far (all its
+# threads), in clock ticks, as "user system"; "- -" for no process.
+cpu_ticks() {
+    if [ -z "$1" ] || [ ! -r "/proc/$1/stat" ]; then
+        echo "- -"
+        return
+    fi
+    # Fields after the command name (which may hold spaces): utime is the
+    # 12th, stime the 13th.
+    sed 's/.*) //' "/proc/$1/stat" | awk '{ print $12, $13 }'
+}
+
+# cpu_per_tx BEFORE AFTER TRANSACTIONS: user and system CPU in µs per
+# transaction between two cpu_ticks readings, as "user<TAB>system".
+cpu_per_tx() {
+    local before=$1 after=$2 tx=$3
+    if [ "${before%% *}" = - ] || [ "${after%% *}" = - ]; then
+        printf -- '-\t-'
+        return
+    fi
+    awk -v b="$before" -v a="$after" -v tx="$tx" -v hz="$(getconf CLK_TCK)" 'BEGIN {
+        split(b, x, " "); split(a, y, " ");
+        printf "%.1f\t%.1f", (y[1] - x[1]) * 1e6 / hz / tx, (y[2] - x[2]) * 1e6 / hz / tx }'
 }
 
 # start_switchyard BIN CONFIG ADMIN_PORT: start switchyard-proxy with CONFIG,

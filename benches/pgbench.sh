@@ -2,17 +2,22 @@
 # pgbench -S (select-only) against PostgreSQL directly, through
 # switchyard-proxy (release build), through pgbouncer (session pooling) and
 # through haproxy in TCP mode (a relay that parses nothing: the floor), in
-# the simple and prepared query modes; 8 clients for throughput and 1 client
-# for the latency each hop adds. Targets are interleaved within every round
-# (their order rotates from round to round) so drift in the machine's speed
-# hits all of them alike; the table shows medians over rounds and is appended to
-# benches/RESULTS.md.
+# the simple, extended and prepared query modes; 8 clients for throughput and
+# 1 client for the latency each hop adds. Each relay runs twice, once per
+# transport of its backend leg: TCP to 127.0.0.1:5432 and the Unix socket in
+# /var/run/postgresql (clients always reach the relays over TCP). Targets are
+# interleaved within every round (their order rotates from round to round)
+# so drift in the machine's speed hits all of them alike. Beside every
+# figure, the relay's own CPU per transaction (user and system, from
+# /proc/PID/stat over the run). The table shows medians over rounds with the
+# spread and is appended to benches/RESULTS.md.
 #
 # Usage: benches/pgbench.sh
 # Environment (defaults in brackets):
 #   BENCH_ROUNDS [5]  BENCH_SECONDS [10]  BENCH_CLIENTS ["8 1"]
-#   BENCH_MODES ["simple prepared"]  BENCH_SCALE [10]
+#   BENCH_MODES ["simple extended prepared"]  BENCH_SCALE [10]
 #   BENCH_TARGETS ["direct switchyard pgbouncer haproxy"]
+#   BENCH_TRANSPORTS ["tcp unix"]  backend legs of the relays
 #   PROXY_BIN     use this proxy binary instead of building the release one
 #   BENCH_NO_RECORD=1  print the table without appending it to RESULTS.md
 #   BENCH_NOTE=TEXT    a note line for the recorded section (e.g. what else ran)
@@ -25,7 +30,9 @@ SY_LOG_TAG=bench-pgbench
 ROUNDS=${BENCH_ROUNDS:-5}
 SECONDS_PER_RUN=${BENCH_SECONDS:-10}
 CLIENT_COUNTS=(${BENCH_CLIENTS:-8 1})
-MODES=(${BENCH_MODES:-simple prepared})
+MODES=(${BENCH_MODES:-simple extended prepared})
+TRANSPORTS=(${BENCH_TRANSPORTS:-tcp unix})
+PG_SOCKET_DIR=/var/run/postgresql
 SCALE=${BENCH_SCALE:-10}
 TARGETS=(${BENCH_TARGETS:-direct switchyard pgbouncer haproxy})
 DB=sy_bench
@@ -34,6 +41,9 @@ check_positive_int BENCH_SECONDS "$SECONDS_PER_RUN"
 check_positive_int BENCH_SCALE "$SCALE"
 for t in "${TARGETS[@]}"; do
     case "$t" in direct | switchyard | pgbouncer | haproxy) ;; *) die "unknown target \`$t\` (direct, switchyard, pgbouncer, haproxy)" ;; esac
+done
+for t in "${TRANSPORTS[@]}"; do
+    case "$t" in tcp | unix) ;; *) die "unknown transport \`$t\` (tcp, unix)" ;; esac
 done
 [ "${TARGETS[0]}" = direct ] || [[ " ${TARGETS[*]} " == *" direct "* ]] ||
     warn "no \`direct\` target: ratios and added latency will read n/a"
@@ -51,14 +61,13 @@ fi
 
 WORK=$(mktemp -d /tmp/switchyard-bench.XXXXXX)
 chmod 755 "$WORK"
-PROXY_PID=""
-BOUNCER_PID=""
-HAPROXY_PID=""
+# Each relay's process (for CPU readings and cleanup) and port, by target name.
+declare -A PID_OF=() PORT_OF=()
 cleanup() {
     local rc=$?
-    [ -z "$HAPROXY_PID" ] || stop_pid "$HAPROXY_PID" haproxy 10 || true
-    [ -z "$PROXY_PID" ] || stop_pid "$PROXY_PID" switchyard-proxy 10 || true
-    [ -z "$BOUNCER_PID" ] || stop_pid "$BOUNCER_PID" pgbouncer 10 || true
+    for t in "${!PID_OF[@]}"; do
+        stop_pid "${PID_OF[$t]}" "$t" 10 || true
+    done
     if [ "$rc" -eq 0 ]; then rm -rf "$WORK"; else log "logs kept in $WORK"; fi
     return "$rc"
 }
@@ -78,35 +87,50 @@ else
 fi
 pg_direct -d "$DB" -c 'VACUUM ANALYZE' >/dev/null
 
-mapfile -t PORTS < <(free_ports 4)
-PX_PORT=${PORTS[0]} ADMIN_PORT=${PORTS[1]} BOUNCER_PORT=${PORTS[2]} HAPROXY_PORT=${PORTS[3]}
+# backend_host TRANSPORT: the server as a relay's backend leg reaches it.
+backend_host() {
+    if [ "$1" = unix ]; then echo "$PG_SOCKET_DIR"; else echo 127.0.0.1; fi
+}
+
+mapfile -t PORTS < <(free_ports $((4 * ${#TRANSPORTS[@]})))
+next_port=0
+take_port() {
+    PORT_OF[$1]=${PORTS[$next_port]}
+    next_port=$((next_port + 1))
+}
 
 # ---- switchyard-proxy: PostgreSQL listener only, SCRAM user app/app
-if [ -n "${PROXY:-}" ]; then
-    cat >"$WORK/switchyard.yaml" <<EOF
-listen: { postgres: 127.0.0.1:$PX_PORT }
-admin: { listen: 127.0.0.1:$ADMIN_PORT }
+start_switchyard_pg() {
+    local name=$1 transport=$2 dir="$WORK/$1"
+    mkdir -p "$dir"
+    take_port "$name"
+    take_port "$name/admin"
+    cat >"$dir/switchyard.yaml" <<EOF
+listen: { postgres: 127.0.0.1:${PORT_OF[$name]} }
+admin: { listen: 127.0.0.1:${PORT_OF[$name/admin]} }
 users:
   - { name: app, password: app }
 backends:
-  pg: { kind: postgres, host: 127.0.0.1, port: 5432, user: postgres, password: "" }
+  pg: { kind: postgres, host: $(backend_host "$transport"), port: 5432, user: postgres, password: "" }
 routes: { postgres: pg }
 EOF
-    start_switchyard "$PROXY" "$WORK/switchyard.yaml" "$ADMIN_PORT"
-    log "switchyard-proxy up on 127.0.0.1:$PX_PORT ($PROXY)"
-fi
+    start_switchyard "$PROXY" "$dir/switchyard.yaml" "${PORT_OF[$name/admin]}"
+    PID_OF[$name]=$PROXY_PID
+    log "switchyard-proxy up on 127.0.0.1:${PORT_OF[$name]}, backend over $transport ($PROXY)"
+}
 
 # ---- pgbouncer: session pooling, md5 user app/app; never runs as root
-if [[ " ${TARGETS[*]} " == *" pgbouncer "* ]]; then
-    B="$WORK/pgbouncer"
+start_pgbouncer() {
+    local name=$1 transport=$2 B="$WORK/$1"
     mkdir -p "$B"
+    take_port "$name"
     cat >"$B/pgbouncer.ini" <<EOF
 [databases]
-$DB = host=127.0.0.1 port=5432 dbname=$DB user=postgres
+$DB = host=$(backend_host "$transport") port=5432 dbname=$DB user=postgres
 
 [pgbouncer]
 listen_addr = 127.0.0.1
-listen_port = $BOUNCER_PORT
+listen_port = ${PORT_OF[$name]}
 unix_socket_dir =
 auth_type = md5
 auth_file = $B/userlist.txt
@@ -118,32 +142,50 @@ pidfile = $B/pgbouncer.pid
 ignore_startup_parameters = extra_float_digits
 EOF
     echo '"app" "app"' >"$B/userlist.txt"
-    as_user=()
+    local as_user=()
     if is_root; then
         chown -R postgres: "$B"
         as_user=(-u postgres)
     fi
     pgbouncer "${as_user[@]}" "$B/pgbouncer.ini" >"$B/stdout.log" 2>&1 &
-    BOUNCER_PID=$!
-    wait_port "$BOUNCER_PORT" 10 "$BOUNCER_PID" ||
+    PID_OF[$name]=$!
+    wait_port "${PORT_OF[$name]}" 10 "${PID_OF[$name]}" ||
         { cat "$B/stdout.log" "$B/pgbouncer.log" 2>/dev/null | tail -n 20 >&2; die "pgbouncer did not start"; }
-    log "pgbouncer $(pgbouncer --version | head -n 1 | awk '{ print $2 }') up on 127.0.0.1:$BOUNCER_PORT"
-fi
+    log "pgbouncer $(pgbouncer --version | head -n 1 | awk '{ print $2 }') up on 127.0.0.1:${PORT_OF[$name]}, backend over $transport"
+}
 
-if [[ " ${TARGETS[*]} " == *" haproxy "* ]]; then
-    start_haproxy "$WORK/haproxy" "$HAPROXY_PORT" 5432
-fi
+RUN_TARGETS=()
+for t in "${TARGETS[@]}"; do
+    if [ "$t" = direct ]; then
+        RUN_TARGETS+=(direct)
+        continue
+    fi
+    for transport in "${TRANSPORTS[@]}"; do
+        name="$t/$transport"
+        RUN_TARGETS+=("$name")
+        case "$t" in
+        switchyard) start_switchyard_pg "$name" "$transport" ;;
+        pgbouncer) start_pgbouncer "$name" "$transport" ;;
+        haproxy)
+            take_port "$name"
+            server=127.0.0.1:5432
+            [ "$transport" = unix ] && server="$PG_SOCKET_DIR/.s.PGSQL.5432"
+            start_haproxy "$WORK/$t-$transport" "${PORT_OF[$name]}" "$server"
+            PID_OF[$name]=$HAPROXY_PID
+            ;;
+        esac
+    done
+done
 
 target_args() {
     case "$1" in
     direct) echo "-h 127.0.0.1 -p 5432 -U postgres" ;;
-    switchyard) echo "-h 127.0.0.1 -p $PX_PORT -U app" ;;
-    pgbouncer) echo "-h 127.0.0.1 -p $BOUNCER_PORT -U app" ;;
-    haproxy) echo "-h 127.0.0.1 -p $HAPROXY_PORT -U postgres" ;;
+    switchyard/* | pgbouncer/*) echo "-h 127.0.0.1 -p ${PORT_OF[$1]} -U app" ;;
+    haproxy/*) echo "-h 127.0.0.1 -p ${PORT_OF[$1]} -U postgres" ;;
     esac
 }
 
-for t in "${TARGETS[@]}"; do
+for t in "${RUN_TARGETS[@]}"; do
     PGPASSWORD=app psql -X -w -At $(target_args "$t") -d "$DB" -c 'select count(*) from pgbench_branches' >/dev/null ||
         die "target $t does not answer a query (see $WORK)"
 done
@@ -151,30 +193,34 @@ done
 # ---- the runs
 RUNS="$WORK/runs.tsv"
 : >"$RUNS"
-total=$((ROUNDS * ${#CLIENT_COUNTS[@]} * ${#MODES[@]} * ${#TARGETS[@]}))
+total=$((ROUNDS * ${#CLIENT_COUNTS[@]} * ${#MODES[@]} * ${#RUN_TARGETS[@]}))
 n=0
 log "$total runs of ${SECONDS_PER_RUN}s (about $((total * (SECONDS_PER_RUN + 1) / 60 + 1)) min)"
 for ((round = 0; round < ROUNDS; round++)); do
     for clients in "${CLIENT_COUNTS[@]}"; do
         threads=$((clients < 2 ? clients : 2))
         for mode in "${MODES[@]}"; do
-            for ((k = 0; k < ${#TARGETS[@]}; k++)); do
-                target=${TARGETS[$(((k + round) % ${#TARGETS[@]}))]}
+            for ((k = 0; k < ${#RUN_TARGETS[@]}; k++)); do
+                target=${RUN_TARGETS[$(((k + round) % ${#RUN_TARGETS[@]}))]}
                 n=$((n + 1))
                 out="$WORK/run-$n.log"
+                cpu_before=$(cpu_ticks "${PID_OF[$target]:-}")
                 if ! PGPASSWORD=app pgbench -n -S -M "$mode" -c "$clients" -j "$threads" -T "$SECONDS_PER_RUN" \
                     $(target_args "$target") "$DB" >"$out" 2>&1; then
                     cat "$out" >&2
                     die "pgbench against $target failed (round $((round + 1)), $mode, $clients clients)"
                 fi
+                cpu_after=$(cpu_ticks "${PID_OF[$target]:-}")
                 tps=$(sed -n 's/^tps = \([0-9.]*\) .*/\1/p' "$out")
+                tx=$(sed -n 's/^number of transactions actually processed: \([0-9]*\).*/\1/p' "$out")
                 lat=$(sed -n 's/^latency average = \([0-9.]*\) ms/\1/p' "$out")
                 failed=$(sed -n 's/^number of failed transactions: \([0-9]*\).*/\1/p' "$out")
                 [ -n "$tps" ] && [ -n "$lat" ] || { cat "$out" >&2; die "could not read tps/latency from pgbench output"; }
                 [ "${failed:-0}" = 0 ] || { cat "$out" >&2; die "$target: $failed failed transactions"; }
-                printf '%s\t%s\t%s\t%s\t%s\n' "$target" "$mode" "$clients" "$tps" "$lat" >>"$RUNS"
-                printf '[%d/%d] round %d %-10s %-8s c=%d  tps %10.1f  latency %.3f ms\n' \
-                    "$n" "$total" "$((round + 1))" "$target" "$mode" "$clients" "$tps" "$lat"
+                cpu=$(cpu_per_tx "$cpu_before" "$cpu_after" "${tx:-1}")
+                printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$target" "$mode" "$clients" "$tps" "$lat" "$cpu" >>"$RUNS"
+                printf '[%d/%d] round %d %-16s %-8s c=%d  tps %10.1f  latency %.3f ms  cpu/tx %s\n' \
+                    "$n" "$total" "$((round + 1))" "$target" "$mode" "$clients" "$tps" "$lat" "${cpu//$'\t'/ }"
             done
         done
     done
@@ -184,7 +230,8 @@ pg_version=$(pg_direct -d postgres -Atc 'show server_version')
 details="$WORK/details.md"
 {
     echo "- PostgreSQL $pg_version on 127.0.0.1:5432; pgbench -S -s $SCALE, database $DB"
-    echo "- targets: ${TARGETS[*]}$([ -n "${PROXY:-}" ] && echo "; switchyard-proxy (release build), SCRAM user app")$([ -n "$BOUNCER_PID" ] && echo "; pgbouncer $(pgbouncer --version | head -n 1 | awk '{ print $2 }') session mode, md5 user app")$([ -n "$HAPROXY_PID" ] && echo "; haproxy $(haproxy -v | head -n 1 | awk '{ print $3 }') TCP mode, $(nproc) threads")"
+    echo "- targets: ${RUN_TARGETS[*]} (relay/transport of its backend leg: tcp = 127.0.0.1:5432, unix = $PG_SOCKET_DIR; clients reach every relay over TCP)$([ -n "${PROXY:-}" ] && echo "; switchyard-proxy (release build), SCRAM user app")$(have pgbouncer && echo "; pgbouncer $(pgbouncer --version | head -n 1 | awk '{ print $2 }') session mode, md5 user app")$(have haproxy && echo "; haproxy $(haproxy -v | head -n 1 | awk '{ print $3 }') TCP mode, $(nproc) threads")"
+    echo "- relay CPU/tx: the relay process's user and system CPU over the run (/proc/PID/stat) divided by its transactions"
     echo "- $ROUNDS rounds × ${SECONDS_PER_RUN} s per run, clients ${CLIENT_COUNTS[*]} (-j 2, or 1 for one client), targets interleaved, medians over rounds"
 } >"$details"
 append_results "pgbench -S" "$details" "$RUNS"

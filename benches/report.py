@@ -2,11 +2,14 @@
 """Turn raw benchmark runs into the markdown table of benches/RESULTS.md.
 
 Input (stdin): one run per line, tab-separated:
-    target  mode  clients  tps  mean_latency_ms
-Several rounds give several lines for the same (target, mode, clients); the
-table shows medians over rounds. The ratio and the added latency compare each
-target with the baseline target (default `direct`) for the same mode and
-client count.
+    target  mode  clients  tps  mean_latency_ms  [cpu_user_us  cpu_sys_us]
+where the last two are the relay's CPU per transaction over that run (`-`
+for none, e.g. the direct connection). A target may carry the transport
+of its backend leg after a slash (`switchyard/unix`). Several rounds give
+several lines for the same (target, mode, clients); the table shows medians
+over rounds with the spread (lowest–highest tps). The ratio and the added
+latency compare each target with the baseline target (default `direct`)
+for the same mode and client count.
 
 Usage: report.py [--baseline direct] < runs.tsv
 """
@@ -14,6 +17,15 @@ Usage: report.py [--baseline direct] < runs.tsv
 import argparse
 import statistics
 import sys
+
+
+def median_or_none(values):
+    values = [v for v in values if v is not None]
+    return statistics.median(values) if values else None
+
+
+def number(text):
+    return None if text in ("-", "") else float(text)
 
 
 def main():
@@ -27,9 +39,12 @@ def main():
         line = line.strip()
         if not line:
             continue
-        target, mode, clients, tps, lat_ms = line.split("\t")
+        fields = line.split("\t")
+        target, mode, clients, tps, lat_ms = fields[:5]
+        user = number(fields[5]) if len(fields) > 5 else None
+        system = number(fields[6]) if len(fields) > 6 else None
         key = (target, mode, int(clients))
-        runs.setdefault(key, []).append((float(tps), float(lat_ms) * 1000.0))
+        runs.setdefault(key, []).append((float(tps), float(lat_ms) * 1000.0, user, system))
         if target not in targets:
             targets.append(target)
         if mode not in modes:
@@ -41,10 +56,23 @@ def main():
         rs = runs.get(key)
         if not rs:
             return None
-        return statistics.median(r[0] for r in rs), statistics.median(r[1] for r in rs), len(rs)
+        return {
+            "tps": statistics.median(r[0] for r in rs),
+            "low": min(r[0] for r in rs),
+            "high": max(r[0] for r in rs),
+            "lat": statistics.median(r[1] for r in rs),
+            "user": median_or_none(r[2] for r in rs),
+            "sys": median_or_none(r[3] for r in rs),
+        }
 
-    print("| target | mode | clients | median tps | ratio to direct | mean latency (µs) | added latency (µs) |")
-    print("|---|---|---:|---:|---:|---:|---:|")
+    def cpu(value):
+        return "—" if value is None else f"{value:.1f}"
+
+    print(
+        "| target | mode | clients | median tps (lowest–highest) | ratio to direct "
+        "| mean latency (µs) | added latency (µs) | relay CPU/tx user (µs) | relay CPU/tx system (µs) |"
+    )
+    print("|---|---|---:|---:|---:|---:|---:|---:|---:|")
     for clients in sorted({k[2] for k in runs}, reverse=True):
         for mode in modes:
             base = medians((args.baseline, mode, clients))
@@ -52,14 +80,17 @@ def main():
                 m = medians((target, mode, clients))
                 if m is None:
                     continue
-                tps, lat_us, _ = m
                 if base and target != args.baseline:
-                    ratio = f"{tps / base[0]:.2f}"
-                    added = f"{lat_us - base[1]:+.0f}"
+                    ratio = f"{m['tps'] / base['tps']:.2f}"
+                    added = f"{m['lat'] - base['lat']:+.0f}"
                 else:
                     ratio = "1.00" if target == args.baseline else "n/a"
                     added = "—"
-                print(f"| {target} | {mode} | {clients} | {tps:,.0f} | {ratio} | {lat_us:,.0f} | {added} |")
+                spread = f"{m['tps']:,.0f} ({m['low']:,.0f}–{m['high']:,.0f})"
+                print(
+                    f"| {target} | {mode} | {clients} | {spread} | {ratio} | {m['lat']:,.0f} "
+                    f"| {added} | {cpu(m['user'])} | {cpu(m['sys'])} |"
+                )
 
 
 if __name__ == "__main__":

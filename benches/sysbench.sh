@@ -3,9 +3,13 @@
 # through switchyard-proxy's MySQL listener (release build) and through
 # haproxy in TCP mode (a relay that parses nothing: the floor), with server-side
 # prepared statements (--db-ps-mode=auto) and without (disable); 8 threads for
-# throughput and 1 for the latency the hop adds. Targets are interleaved
-# within every round (their order rotates), the table shows medians over
-# rounds and is appended to benches/RESULTS.md.
+# throughput and 1 for the latency the hop adds. Each relay runs twice, once
+# per transport of its backend leg: TCP to 127.0.0.1:3306 and the Unix socket
+# /run/mysqld/mysqld.sock (clients always reach the relays over TCP). Targets
+# are interleaved within every round (their order rotates); beside every
+# figure, the relay's own CPU per transaction (user and system, from
+# /proc/PID/stat over the run). The table shows medians over rounds with the
+# spread and is appended to benches/RESULTS.md.
 #
 # Usage: benches/sysbench.sh
 # Environment (defaults in brackets):
@@ -13,6 +17,7 @@
 #   BENCH_TESTS ["oltp_point_select oltp_read_only"]  BENCH_PS_MODES ["auto disable"]
 #   BENCH_TABLES [4]  BENCH_TABLE_SIZE [100000]
 #   BENCH_TARGETS ["direct switchyard haproxy"]
+#   BENCH_TRANSPORTS ["tcp unix"]  backend legs of the relays
 #   PROXY_BIN     use this proxy binary instead of building the release one
 #   BENCH_NO_RECORD=1  print the table without appending it to RESULTS.md
 #   BENCH_NOTE=TEXT    a note line for the recorded section (e.g. what else ran)
@@ -30,6 +35,8 @@ PS_MODES=(${BENCH_PS_MODES:-auto disable})
 TABLES=${BENCH_TABLES:-4}
 TABLE_SIZE=${BENCH_TABLE_SIZE:-100000}
 TARGETS=(${BENCH_TARGETS:-direct switchyard haproxy})
+TRANSPORTS=(${BENCH_TRANSPORTS:-tcp unix})
+MY_SOCKET=/run/mysqld/mysqld.sock
 DB=sy_bench
 check_positive_int BENCH_ROUNDS "$ROUNDS"
 check_positive_int BENCH_SECONDS "$SECONDS_PER_RUN"
@@ -37,6 +44,9 @@ check_positive_int BENCH_TABLES "$TABLES"
 check_positive_int BENCH_TABLE_SIZE "$TABLE_SIZE"
 for t in "${TARGETS[@]}"; do
     case "$t" in direct | switchyard | haproxy) ;; *) die "unknown target \`$t\` (direct, switchyard, haproxy)" ;; esac
+done
+for t in "${TRANSPORTS[@]}"; do
+    case "$t" in tcp | unix) ;; *) die "unknown transport \`$t\` (tcp, unix)" ;; esac
 done
 
 bash "$REPO_ROOT/scripts/ensure-databases.sh" mysql
@@ -47,12 +57,13 @@ fi
 PROXY=$(build_proxy_release)
 
 WORK=$(mktemp -d /tmp/switchyard-bench.XXXXXX)
-PROXY_PID=""
-HAPROXY_PID=""
+# Each relay's process (for CPU readings and cleanup) and port, by target name.
+declare -A PID_OF=() PORT_OF=()
 cleanup() {
     local rc=$?
-    [ -z "$HAPROXY_PID" ] || stop_pid "$HAPROXY_PID" haproxy 10 || true
-    [ -z "$PROXY_PID" ] || stop_pid "$PROXY_PID" switchyard-proxy 10 || true
+    for t in "${!PID_OF[@]}"; do
+        stop_pid "${PID_OF[$t]}" "$t" 10 || true
+    done
     if [ "$rc" -eq 0 ]; then rm -rf "$WORK"; else log "logs kept in $WORK"; fi
     return "$rc"
 }
@@ -74,66 +85,100 @@ else
     log "$DB already holds $TABLES tables × $TABLE_SIZE rows"
 fi
 
+mapfile -t PORTS < <(free_ports $((3 * ${#TRANSPORTS[@]})))
+next_port=0
+take_port() {
+    PORT_OF[$1]=${PORTS[$next_port]}
+    next_port=$((next_port + 1))
+}
+
 # ---- switchyard-proxy: MySQL listener only, user app/app
-mapfile -t PORTS < <(free_ports 3)
-MY_PORT=${PORTS[0]}
-ADMIN_PORT=${PORTS[1]}
-cat >"$WORK/switchyard.yaml" <<EOF
-listen: { mysql: 127.0.0.1:$MY_PORT }
-admin: { listen: 127.0.0.1:$ADMIN_PORT }
+start_switchyard_my() {
+    local name=$1 transport=$2 dir="$WORK/$1" backend
+    mkdir -p "$dir"
+    take_port "$name"
+    take_port "$name/admin"
+    backend="host: 127.0.0.1, port: 3306"
+    [ "$transport" = unix ] && backend="host: $MY_SOCKET"
+    cat >"$dir/switchyard.yaml" <<EOF
+listen: { mysql: 127.0.0.1:${PORT_OF[$name]} }
+admin: { listen: 127.0.0.1:${PORT_OF[$name/admin]} }
 users:
   - { name: app, password: app }
 backends:
-  my: { kind: mysql, host: 127.0.0.1, port: 3306, user: root, password: "" }
+  my: { kind: mysql, $backend, user: root, password: "" }
 routes: { mysql: my }
 EOF
-start_switchyard "$PROXY" "$WORK/switchyard.yaml" "$ADMIN_PORT"
-if ! MYSQL_PWD=app timeout 15 mariadb --protocol=tcp -h 127.0.0.1 -P "$MY_PORT" -u app -D "$DB" \
-    --connect-timeout=5 -Nse 'select 1' >"$WORK/probe.out" 2>&1; then
-    cat "$WORK/probe.out" >&2
-    tail -n 20 "$WORK/proxy.log" | sed 's/^/    | /' >&2
-    die "switchyard-proxy's MySQL listener on 127.0.0.1:$MY_PORT does not answer a query as app/app (is the MySQL side implemented yet? proxy log: $WORK/proxy.log)"
-fi
-log "switchyard-proxy up, MySQL on 127.0.0.1:$MY_PORT ($PROXY)"
+    start_switchyard "$PROXY" "$dir/switchyard.yaml" "${PORT_OF[$name/admin]}"
+    PID_OF[$name]=$PROXY_PID
+    if ! MYSQL_PWD=app timeout 15 mariadb --protocol=tcp -h 127.0.0.1 -P "${PORT_OF[$name]}" -u app -D "$DB" \
+        --connect-timeout=5 -Nse 'select 1' >"$dir/probe.out" 2>&1; then
+        cat "$dir/probe.out" >&2
+        tail -n 20 "$dir/proxy.log" | sed 's/^/    | /' >&2
+        die "switchyard-proxy ($name) on 127.0.0.1:${PORT_OF[$name]} does not answer a query as app/app (proxy log: $dir/proxy.log)"
+    fi
+    log "switchyard-proxy up, MySQL on 127.0.0.1:${PORT_OF[$name]}, backend over $transport ($PROXY)"
+}
 
-if [[ " ${TARGETS[*]} " == *" haproxy "* ]]; then
-    HAPROXY_PORT=${PORTS[2]}
-    start_haproxy "$WORK/haproxy" "$HAPROXY_PORT" 3306
-fi
+RUN_TARGETS=()
+for t in "${TARGETS[@]}"; do
+    if [ "$t" = direct ]; then
+        RUN_TARGETS+=(direct)
+        continue
+    fi
+    for transport in "${TRANSPORTS[@]}"; do
+        name="$t/$transport"
+        RUN_TARGETS+=("$name")
+        case "$t" in
+        switchyard) start_switchyard_my "$name" "$transport" ;;
+        haproxy)
+            take_port "$name"
+            server=127.0.0.1:3306
+            [ "$transport" = unix ] && server="$MY_SOCKET"
+            start_haproxy "$WORK/$t-$transport" "${PORT_OF[$name]}" "$server"
+            PID_OF[$name]=$HAPROXY_PID
+            ;;
+        esac
+    done
+done
 
 target_args() {
     case "$1" in
     direct) echo "--mysql-host=127.0.0.1 --mysql-port=3306 --mysql-user=root --mysql-password=" ;;
-    switchyard) echo "--mysql-host=127.0.0.1 --mysql-port=$MY_PORT --mysql-user=app --mysql-password=app" ;;
-    haproxy) echo "--mysql-host=127.0.0.1 --mysql-port=$HAPROXY_PORT --mysql-user=root --mysql-password=" ;;
+    switchyard/*) echo "--mysql-host=127.0.0.1 --mysql-port=${PORT_OF[$1]} --mysql-user=app --mysql-password=app" ;;
+    haproxy/*) echo "--mysql-host=127.0.0.1 --mysql-port=${PORT_OF[$1]} --mysql-user=root --mysql-password=" ;;
     esac
 }
 
 # ---- the runs
 RUNS="$WORK/runs.tsv"
 : >"$RUNS"
-total=$((ROUNDS * ${#CLIENT_COUNTS[@]} * ${#TESTS[@]} * ${#PS_MODES[@]} * ${#TARGETS[@]}))
+total=$((ROUNDS * ${#CLIENT_COUNTS[@]} * ${#TESTS[@]} * ${#PS_MODES[@]} * ${#RUN_TARGETS[@]}))
 n=0
 log "$total runs of ${SECONDS_PER_RUN}s (about $((total * (SECONDS_PER_RUN + 1) / 60 + 1)) min)"
 for ((round = 0; round < ROUNDS; round++)); do
     for threads in "${CLIENT_COUNTS[@]}"; do
         for test in "${TESTS[@]}"; do
             for ps in "${PS_MODES[@]}"; do
-                for ((k = 0; k < ${#TARGETS[@]}; k++)); do
-                    target=${TARGETS[$(((k + round) % ${#TARGETS[@]}))]}
+                for ((k = 0; k < ${#RUN_TARGETS[@]}; k++)); do
+                    target=${RUN_TARGETS[$(((k + round) % ${#RUN_TARGETS[@]}))]}
                     n=$((n + 1))
                     out="$WORK/run-$n.log"
+                    cpu_before=$(cpu_ticks "${PID_OF[$target]:-}")
                     if ! timeout $((SECONDS_PER_RUN + 60)) sysbench "$test" "${SB_COMMON[@]}" $(target_args "$target") \
                         --threads="$threads" --time="$SECONDS_PER_RUN" --events=0 --db-ps-mode="$ps" run >"$out" 2>&1; then
                         tail -n 30 "$out" >&2
                         die "sysbench $test against $target failed (round $((round + 1)), ps-mode $ps, $threads threads)"
                     fi
+                    cpu_after=$(cpu_ticks "${PID_OF[$target]:-}")
                     tps=$(sed -n 's/^ *transactions: *[0-9]* *(\([0-9.]*\) per sec.).*/\1/p' "$out")
+                    tx=$(sed -n 's/^ *transactions: *\([0-9]*\) .*/\1/p' "$out")
                     lat=$(sed -n 's/^ *avg: *\([0-9.]*\)$/\1/p' "$out" | head -n 1)
                     [ -n "$tps" ] && [ -n "$lat" ] || { cat "$out" >&2; die "could not read tps/latency from sysbench output"; }
-                    printf '%s\t%s\t%s\t%s\t%s\n' "$target" "$test ps=$ps" "$threads" "$tps" "$lat" >>"$RUNS"
-                    printf '[%d/%d] round %d %-10s %-18s ps=%-7s t=%d  tps %10.1f  latency %.3f ms\n' \
-                        "$n" "$total" "$((round + 1))" "$target" "$test" "$ps" "$threads" "$tps" "$lat"
+                    cpu=$(cpu_per_tx "$cpu_before" "$cpu_after" "${tx:-1}")
+                    printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$target" "$test ps=$ps" "$threads" "$tps" "$lat" "$cpu" >>"$RUNS"
+                    printf '[%d/%d] round %d %-16s %-18s ps=%-7s t=%d  tps %10.1f  latency %.3f ms  cpu/tx %s\n' \
+                        "$n" "$total" "$((round + 1))" "$target" "$test" "$ps" "$threads" "$tps" "$lat" "${cpu//$'\t'/ }"
                 done
             done
         done
@@ -143,7 +188,8 @@ done
 details="$WORK/details.md"
 {
     echo "- MariaDB $(my_direct -Nse 'select version()') on 127.0.0.1:3306; sysbench $(sysbench --version | awk '{ print $2 }'), $TABLES tables × $TABLE_SIZE rows, database $DB"
-    echo "- targets: ${TARGETS[*]}; direct as root; switchyard-proxy (release build) MySQL listener, user app$([ -n "$HAPROXY_PID" ] && echo "; haproxy $(haproxy -v | head -n 1 | awk '{ print $3 }') TCP mode, $(nproc) threads, as root")"
+    echo "- targets: ${RUN_TARGETS[*]} (relay/transport of its backend leg: tcp = 127.0.0.1:3306, unix = $MY_SOCKET; clients reach every relay over TCP); direct as root; switchyard-proxy (release build) MySQL listener, user app$(have haproxy && echo "; haproxy $(haproxy -v | head -n 1 | awk '{ print $3 }') TCP mode, $(nproc) threads, as root")"
+    echo "- relay CPU/tx: the relay process's user and system CPU over the run (/proc/PID/stat) divided by its transactions"
     echo "- $ROUNDS rounds × ${SECONDS_PER_RUN} s per run, threads ${CLIENT_COUNTS[*]}, targets interleaved, medians over rounds; mode = sysbench test and --db-ps-mode"
 } >"$details"
 append_results "sysbench" "$details" "$RUNS"

@@ -37,6 +37,16 @@ trap 'exit 143' TERM
 
 bash scripts/ensure-databases.sh
 
+# The proxy reaches local servers over their Unix sockets when they have
+# them (configs/quickstart.yaml reads these variables): no loopback TCP.
+if [ -S /var/run/postgresql/.s.PGSQL.5432 ] && [ -z "${SWITCHYARD_PG_HOST:-}" ]; then
+    export SWITCHYARD_PG_HOST=/var/run/postgresql
+fi
+if [ -S /run/mysqld/mysqld.sock ] && [ -z "${SWITCHYARD_MY_HOST:-}" ]; then
+    export SWITCHYARD_MY_HOST=/run/mysqld/mysqld.sock
+fi
+log "backends: PostgreSQL at ${SWITCHYARD_PG_HOST:-127.0.0.1}, MariaDB at ${SWITCHYARD_MY_HOST:-127.0.0.1}"
+
 if [ ! -f "$CONFIG" ]; then
     [ -z "${SWITCHYARD_CONFIG:-}" ] || die "config file $CONFIG does not exist"
     warn "configs/quickstart.yaml is missing; using an equivalent generated config"

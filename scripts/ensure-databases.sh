@@ -7,6 +7,12 @@
 #   MariaDB     127.0.0.1:3306, user root with an empty password over TCP
 #               (root@localhost and root@127.0.0.1), database `test`
 #
+#   TLS         both servers also accept TLS with a certificate for
+#               `localhost` signed by a test CA in $SWITCHYARD_TEST_TLS_DIR
+#               (default /var/lib/switchyard/test-tls: ca.crt, server.crt),
+#               for the backend-TLS tests (as root only; plain connections
+#               are unaffected)
+#
 # Usage: scripts/ensure-databases.sh [--configure] [postgres] [mysql]
 #   (no server named: both)
 #
@@ -233,6 +239,92 @@ ensure_mariadb() {
     log "MariaDB: ok (127.0.0.1:$MY_PORT, user root, database test)"
 }
 
+
+# ---------------------------------------------------------------- test TLS
+
+TLS_DIR="${SWITCHYARD_TEST_TLS_DIR:-/var/lib/switchyard/test-tls}"
+TLS_FRESH=0 # 1 when this run made new files: servers must reload them
+
+# A CA and a server certificate for `localhost` only (no IP address), so a
+# test can connect by 127.0.0.1 to see verify-full refuse a wrong name.
+# Generated once and kept: the servers read them at every (re)start.
+tls_files() {
+    if [ ! -s "$TLS_DIR/ca.crt" ] || [ ! -s "$TLS_DIR/server.crt" ] || [ ! -s "$TLS_DIR/server.key" ]; then
+        have openssl || apt_install openssl
+        log "TLS: generating a test CA and a server certificate for localhost in $TLS_DIR"
+        mkdir -p "$TLS_DIR"
+        chmod 755 "$TLS_DIR"
+        local tmp
+        tmp=$(mktemp -d)
+        openssl req -x509 -newkey rsa:2048 -nodes -days 3650 -subj '/CN=Switchyard test CA' \
+            -keyout "$tmp/ca.key" -out "$tmp/ca.crt" 2>/dev/null
+        openssl req -newkey rsa:2048 -nodes -subj '/CN=localhost' \
+            -keyout "$tmp/server.key" -out "$tmp/server.csr" 2>/dev/null
+        printf 'subjectAltName=DNS:localhost\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n' >"$tmp/ext"
+        openssl x509 -req -in "$tmp/server.csr" -CA "$tmp/ca.crt" -CAkey "$tmp/ca.key" -CAcreateserial \
+            -days 3650 -extfile "$tmp/ext" -out "$tmp/server.crt" 2>/dev/null
+        install -m 644 "$tmp/ca.crt" "$TLS_DIR/ca.crt"
+        install -m 644 "$tmp/server.crt" "$TLS_DIR/server.crt"
+        install -m 600 "$tmp/server.key" "$TLS_DIR/server.key"
+        rm -rf "$tmp" "$TLS_DIR/pg.key" "$TLS_DIR/my.key"
+        TLS_FRESH=1
+    fi
+}
+
+# tls_key FILE OWNER: a copy of the server key owned by OWNER (each server
+# insists on owning its key file).
+tls_key() {
+    [ -s "$TLS_DIR/$1" ] || install -m 600 -o "$2" -g "$2" "$TLS_DIR/server.key" "$TLS_DIR/$1"
+}
+
+# PostgreSQL reloads its TLS files on SIGHUP, so this never restarts it;
+# ALTER SYSTEM keeps the setting in postgresql.auto.conf, beside the
+# cluster's own configuration.
+pg_tls() {
+    is_root || return 0
+    tls_files
+    tls_key pg.key postgres
+    local psql_=(psql -X -w -q -h 127.0.0.1 -p "$PG_PORT" -U postgres -d postgres -Atc)
+    if [ "$("${psql_[@]}" 'show ssl_cert_file')" = "$TLS_DIR/server.crt" ] && [ "$("${psql_[@]}" 'show ssl')" = on ]; then
+        if [ "$TLS_FRESH" -eq 1 ]; then "${psql_[@]}" "SELECT pg_reload_conf()" >/dev/null; fi
+        return
+    fi
+    log "PostgreSQL: serving TLS with the test certificate ($TLS_DIR)"
+    "${psql_[@]}" "ALTER SYSTEM SET ssl = on"
+    "${psql_[@]}" "ALTER SYSTEM SET ssl_cert_file = '$TLS_DIR/server.crt'"
+    "${psql_[@]}" "ALTER SYSTEM SET ssl_key_file = '$TLS_DIR/pg.key'"
+    "${psql_[@]}" "SELECT pg_reload_conf()" >/dev/null
+    sleep 1
+}
+
+# MariaDB reads ssl_cert / ssl_key only at start, so the first run adds them
+# to its configuration and restarts it once; later runs find TLS on.
+my_tls() {
+    is_root || return 0
+    tls_files
+    tls_key my.key mysql
+    if [ "$(mariadb -h 127.0.0.1 -P "$MY_PORT" -uroot -Nse "SELECT @@ssl_cert")" = "$TLS_DIR/server.crt" ]; then
+        if [ "$TLS_FRESH" -eq 1 ]; then mariadb -h 127.0.0.1 -P "$MY_PORT" -uroot -e "FLUSH SSL"; fi
+        return
+    fi
+    local cnf=/etc/mysql/my.cnf
+    [ -f /etc/mysql/mariadb.conf.d/50-server.cnf ] && cnf=/etc/mysql/mariadb.conf.d/99-switchyard-tls.cnf
+    log "MariaDB: serving TLS with the test certificate ($TLS_DIR); restarting it once ($cnf)"
+    if ! grep -q 'switchyard: test TLS' "$cnf" 2>/dev/null; then
+        printf '\n# switchyard: test TLS (scripts/ensure-databases.sh)\n[mariadbd]\nssl_cert = %s/server.crt\nssl_key = %s/my.key\nssl_ca = %s/ca.crt\n' \
+            "$TLS_DIR" "$TLS_DIR" "$TLS_DIR" >>"$cnf"
+    fi
+    mariadb-admin --protocol=socket -uroot shutdown
+    my_start
+    my_answers test || die "MariaDB did not come back after enabling TLS; see /var/log/mysql/error.log"
+}
+
 # (Called from `if` bodies, not `&&` lists, so `set -e` stays in force inside.)
-if [ "$want_pg" -eq 1 ]; then ensure_postgres; fi
-if [ "$want_my" -eq 1 ]; then ensure_mariadb; fi
+if [ "$want_pg" -eq 1 ]; then
+    ensure_postgres
+    pg_tls
+fi
+if [ "$want_my" -eq 1 ]; then
+    ensure_mariadb
+    my_tls
+fi

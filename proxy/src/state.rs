@@ -2,6 +2,7 @@
 //! statement classifier, the router, the cancel-key registry, counters and
 //! the shutdown signal.
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
@@ -12,6 +13,8 @@ use switchyard_core::config::Config;
 use tokio::sync::{watch, Semaphore};
 use tokio_rustls::TlsAcceptor;
 
+use crate::relay::backend_tls::{self, BackendTls, TlsFileError};
+use crate::relay::dial::Endpoint;
 use crate::relay::tls;
 use crate::route::classify::Classifier;
 use crate::route::routing::{Routing, Runtime};
@@ -26,25 +29,41 @@ pub struct Snapshot {
     pub generation: u64,
     /// The TLS acceptor built from `tls:`; `None` declines TLS.
     pub tls: Option<TlsAcceptor>,
+    /// Each backend's TLS client, built here so CA and key files are read
+    /// once per configuration, not once per connection, and a reload with
+    /// an unreadable file is refused like any invalid configuration.
+    pub backend_tls: HashMap<String, BackendTls>,
 }
 
 impl Snapshot {
     /// Builds a snapshot, loading the TLS certificate if one is configured.
     pub fn build(config: Config, generation: u64) -> anyhow::Result<Snapshot> {
         let tls = config.tls.as_ref().map(tls::acceptor).transpose()?;
+        let backend_tls = config
+            .backends
+            .iter()
+            .map(|(name, b)| Ok((name.clone(), BackendTls::build(name, b)?)))
+            .collect::<Result<_, TlsFileError>>()?;
         Ok(Snapshot {
             config: Arc::new(config),
             generation,
             tls,
+            backend_tls,
         })
+    }
+
+    /// The TLS setting of backend `name` (plain for an unknown name).
+    pub fn backend_tls(&self, name: &str) -> &BackendTls {
+        self.backend_tls.get(name).unwrap_or(&backend_tls::DISABLED)
     }
 }
 
 /// Where to send a cancel request for a proxy-issued key.
 #[derive(Clone, Debug)]
 pub struct CancelTarget {
-    /// `host:port` of the backend holding the session.
-    pub addr: String,
+    /// Where the backend holding the session listens (TCP or a Unix
+    /// socket); the request goes there in plain, as libpq sends it.
+    pub endpoint: Endpoint,
     /// The backend's own process id.
     pub pid: i32,
     /// The backend's own secret key.

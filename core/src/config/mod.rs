@@ -28,7 +28,7 @@ use std::path::Path;
 
 use serde::Deserialize;
 
-pub use backends::{Backend, BackendKind};
+pub use backends::{Backend, BackendKind, BackendTlsMode};
 pub use error::ConfigError;
 pub use limits::{Limits, MysqlOptions};
 pub use listen::{Admin, Listen, Routes, Tls};
@@ -164,12 +164,16 @@ impl Config {
         self.migrations.iter().find(|m| m.id == id)
     }
 
-    /// Fills what the file leaves to be derived: absolute TLS paths, and
+    /// Fills what the file leaves to be derived: absolute TLS paths (client
+    /// and backend side), and
     /// target database/schema defaulting to the source's.
     fn resolve(&mut self, base_dir: &Path) {
         if let Some(tls) = &mut self.tls {
             tls.cert = base_dir.join(&tls.cert);
             tls.key = base_dir.join(&tls.key);
+        }
+        for backend in self.backends.values_mut() {
+            backend.resolve(base_dir);
         }
         for m in &mut self.migrations {
             if m.target.database.is_none() {
@@ -278,28 +282,7 @@ impl Config {
 
     fn validate_backends(&self, errors: &mut Vec<ConfigError>) {
         for (name, b) in &self.backends {
-            if b.host.trim().is_empty() {
-                errors.push(ConfigError::invalid(
-                    format!("backends.{name}.host"),
-                    "the host is empty; give the server's host name or IP address, e.g. `127.0.0.1`",
-                ));
-            }
-            if b.port == 0 {
-                let example = match b.kind {
-                    BackendKind::Postgres => 5432,
-                    BackendKind::Mysql => 3306,
-                };
-                errors.push(ConfigError::invalid(
-                    format!("backends.{name}.port"),
-                    format!("port 0 cannot be connected to; give the port the server listens on, e.g. `{example}`"),
-                ));
-            }
-            if b.user.trim().is_empty() {
-                errors.push(ConfigError::invalid(
-                    format!("backends.{name}.user"),
-                    "the user is empty; give the database user the proxy logs in as",
-                ));
-            }
+            b.validate(name, errors);
         }
     }
 

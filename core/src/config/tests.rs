@@ -409,11 +409,39 @@ fn rejections() {
         ),
         (
             base("host: 127.0.0.1, port: 5432", "host: '', port: 5432"),
-            "`backends.pg.host`: the host is empty; give the server's host name or IP address, e.g. `127.0.0.1`",
+            "`backends.pg.host`: the host is empty; give the server's host name or IP address, e.g. `127.0.0.1`, or its Unix socket as an absolute path",
         ),
         (
             base("port: 3306", "port: 0"),
-            "`backends.my.port`: port 0 cannot be connected to; give the port the server listens on, e.g. `3306`",
+            "`backends.my.port`: the port is missing or 0; give the port the server listens on, e.g. `3306`",
+        ),
+        (
+            base("host: 127.0.0.1, port: 5432", "host: /var/run/postgresql"),
+            "`backends.pg.port`: the port is missing or 0; give the port the server listens on (it names the socket file `.s.PGSQL.<port>` in `/var/run/postgresql`), e.g. `5432`",
+        ),
+        (
+            base("host: 127.0.0.1, port: 3306", "host: /run/mysqld/mysqld.sock, tls: require"),
+            "`backends.my.tls`: `require` cannot be used with the Unix socket `/run/mysqld/mysqld.sock`: a socket is local and the server does not encrypt it; remove `tls` (or use `prefer`), or give a TCP host",
+        ),
+        (
+            base("port: 5432,", "port: 5432, tls: verify-full,"),
+            "`backends.pg.ca`: `tls: verify-full` checks the server's certificate against a CA; give the PEM file of the CA that signed it, e.g. `ca: /etc/ssl/certs/db-root.crt`",
+        ),
+        (
+            base("port: 5432,", "port: 5432, tls: verify-ca, ca: /nonexistent/ca.crt,"),
+            "`backends.pg.ca`: the file `/nonexistent/ca.crt` does not exist; create it or correct the path (a relative path is read from the config file's directory)",
+        ),
+        (
+            base("port: 5432,", "port: 5432, tls: disable, ca: /etc/hostname,"),
+            "`backends.pg.ca`: `ca` has no effect while `tls` is `disable` (the default); set `tls: verify-full` (or another mode), or remove `ca`",
+        ),
+        (
+            base("port: 5432,", "port: 5432, tls: require, cert: /etc/hostname,"),
+            "`backends.pg.key`: a client `cert` needs its private key; add `key: <PEM file>`",
+        ),
+        (
+            base("port: 5432,", "port: 5432, tls: verify_full,"),
+            "`backends.pg.tls`: `verify_full` is not one of `disable`, `prefer`, `require`, `verify-ca`, `verify-full`; did you mean `verify-full`?",
         ),
         (
             base("user: root", "user: ''"),
@@ -580,6 +608,41 @@ fn rejections() {
 }
 
 #[test]
+fn unix_sockets_follow_libpq_and_mysql() {
+    let config = load(
+        &BASE
+            .replace(
+                "host: 127.0.0.1, port: 5432",
+                "host: /var/run/postgresql, port: 5433",
+            )
+            .replace(
+                "host: 127.0.0.1, port: 3306",
+                "host: /run/mysqld/mysqld.sock",
+            ),
+    )
+    .unwrap();
+    let pg = &config.backends["pg"];
+    let my = &config.backends["my"];
+    assert_eq!(pg.location(), "/var/run/postgresql/.s.PGSQL.5433");
+    assert_eq!(my.location(), "/run/mysqld/mysqld.sock");
+    assert_eq!(my.port, 0);
+    assert_eq!(config.backends["pg"].tls, BackendTlsMode::Disable);
+}
+
+#[test]
+fn backend_tls_paths_are_read_from_the_config_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("ca.crt"), "x").unwrap();
+    let text = BASE.replace("port: 5432,", "port: 5432, tls: verify-full, ca: ca.crt,");
+    let config = Config::from_yaml(&text, dir.path(), &env).unwrap();
+    assert_eq!(
+        config.backends["pg"].ca.as_deref(),
+        Some(dir.path().join("ca.crt").as_path())
+    );
+    assert_eq!(config.backends["pg"].tls, BackendTlsMode::VerifyFull);
+}
+
+#[test]
 fn several_problems_are_reported_together() {
     let text = BASE.replace("port: 5432", "port: 0").replace(
         "routes: { postgres: pg, mysql: my }",
@@ -591,7 +654,7 @@ fn several_problems_are_reported_together() {
         err.to_string(),
         "the configuration has 2 problems:\n\
          - `routes.mysql`: `listen.mysql` is set, but no backend serves it; name one of the mysql backends here, e.g. `routes: { mysql: <backend> }`\n\
-         - `backends.pg.port`: port 0 cannot be connected to; give the port the server listens on, e.g. `5432`"
+         - `backends.pg.port`: the port is missing or 0; give the port the server listens on, e.g. `5432`"
     );
 }
 

@@ -2,6 +2,8 @@
 //! data plane. Each listener accepts clients of one protocol and runs one
 //! task per client; a semaphore caps how many run at once.
 
+pub mod backend_stream;
+pub mod backend_tls;
 pub mod dial;
 pub mod mysql;
 pub mod pg;

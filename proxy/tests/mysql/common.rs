@@ -78,7 +78,33 @@ backends:
   my: { kind: mysql, host: 127.0.0.1, port: 3306, user: root, password: "" }
 routes: { mysql: my }
 "#
-    .to_string()
+    .replace("host: 127.0.0.1, port: 3306", &transport_fields())
+}
+
+/// The base backend's address, by `SWITCHYARD_TEST_BACKEND`: `socket` or
+/// `tls` runs the whole suite with the backend behind a Unix socket or TLS
+/// (verify-full).
+pub fn transport_fields() -> String {
+    match std::env::var("SWITCHYARD_TEST_BACKEND")
+        .unwrap_or_default()
+        .as_str()
+    {
+        "socket" => "host: /run/mysqld/mysqld.sock".to_string(),
+        "tls" => format!(
+            "host: localhost, port: 3306, tls: verify-full, ca: {}",
+            tls_ca().display()
+        ),
+        _ => "host: 127.0.0.1, port: 3306".to_string(),
+    }
+}
+
+/// The test CA that signed the local servers' certificates.
+pub fn tls_ca() -> std::path::PathBuf {
+    let dir = std::env::var("SWITCHYARD_TEST_TLS_DIR")
+        .unwrap_or_else(|_| "/var/lib/switchyard/test-tls".into());
+    let ca = Path::new(&dir).join("ca.crt");
+    assert!(ca.is_file(), "{} is missing: run scripts/ensure-databases.sh (as root) to give the local servers their test TLS certificates", ca.display());
+    ca
 }
 
 /// A proxy running in this process.

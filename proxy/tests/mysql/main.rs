@@ -10,3 +10,4 @@ mod faults;
 mod protocol;
 mod reads;
 mod seams;
+mod transport;

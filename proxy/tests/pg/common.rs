@@ -42,19 +42,46 @@ pub async fn drop_db(name: &str) {
 }
 
 /// The users and backend every test config starts from.
+/// `SWITCHYARD_TEST_BACKEND=socket` or `=tls` runs the whole suite with the
+/// backend behind a Unix socket or TLS (verify-full).
 pub fn base_yaml() -> String {
-    r#"
-listen: { postgres: 127.0.0.1:0 }
-admin: { listen: 127.0.0.1:0 }
+    format!(
+        r#"
+listen: {{ postgres: 127.0.0.1:0 }}
+admin: {{ listen: 127.0.0.1:0 }}
 users:
-  - { name: app, password: app }
-  - { name: app_md5, password: app, auth: md5 }
-  - { name: app_trust, password: "", auth: trust }
+  - {{ name: app, password: app }}
+  - {{ name: app_md5, password: app, auth: md5 }}
+  - {{ name: app_trust, password: "", auth: trust }}
 backends:
-  pg: { kind: postgres, host: 127.0.0.1, port: 5432, user: postgres, password: "" }
-routes: { postgres: pg }
-"#
-    .to_string()
+  pg: {{ {} }}
+routes: {{ postgres: pg }}
+"#,
+        backend_fields()
+    )
+}
+
+/// The base backend's fields, by `SWITCHYARD_TEST_BACKEND`.
+pub fn backend_fields() -> String {
+    let transport = std::env::var("SWITCHYARD_TEST_BACKEND").unwrap_or_default();
+    let fields = match transport.as_str() {
+        "socket" => "host: /var/run/postgresql, port: 5432".to_string(),
+        "tls" => format!(
+            "host: localhost, port: 5432, tls: verify-full, ca: {}",
+            tls_ca().display()
+        ),
+        _ => "host: 127.0.0.1, port: 5432".to_string(),
+    };
+    format!(r#"kind: postgres, {fields}, user: postgres, password: """#)
+}
+
+/// The test CA that signed the local servers' certificates.
+pub fn tls_ca() -> std::path::PathBuf {
+    let dir = std::env::var("SWITCHYARD_TEST_TLS_DIR")
+        .unwrap_or_else(|_| "/var/lib/switchyard/test-tls".into());
+    let ca = Path::new(&dir).join("ca.crt");
+    assert!(ca.is_file(), "{} is missing: run scripts/ensure-databases.sh (as root) to give the local servers their test TLS certificates", ca.display());
+    ca
 }
 
 /// A proxy running in this process.

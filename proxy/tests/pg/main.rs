@@ -10,3 +10,4 @@ mod lifecycle;
 mod protocol;
 mod reads;
 mod seams;
+mod transport;

@@ -11,10 +11,11 @@ use std::time::Duration;
 use bytes::BytesMut;
 use switchyard_core::config::Backend;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 
-use crate::relay::dial::{dial, DialError};
-use crate::wire::mysql::handshake::HandshakeV10;
+use crate::relay::backend_stream::BackendStream;
+use crate::relay::backend_tls::{BackendTls, TlsError};
+use crate::relay::dial::{dial, DialError, Endpoint};
+use crate::wire::mysql::handshake::{HandshakeV10, CLIENT_SSL};
 use crate::wire::mysql::login::{BackendLogin, BackendLoginConfig, LoginStep};
 use crate::wire::mysql::message::{ErrPacket, COM_QUERY, COM_QUIT};
 use crate::wire::mysql::packet::{self, Packet};
@@ -27,6 +28,9 @@ pub enum BackendError {
     /// Unreachable, or too slow to log in.
     #[error(transparent)]
     Dial(#[from] DialError),
+    /// TLS was required and refused, or its handshake failed.
+    #[error(transparent)]
+    Tls(#[from] TlsError),
     /// The server answered with an ERR packet; it goes to the client as is.
     #[error("backend `{name}` refused: {} ({}) {}", .err.code, .err.sql_state_str(), .err.message)]
     Rejected {
@@ -40,7 +44,7 @@ pub enum BackendError {
     Protocol {
         /// The backend's name.
         name: String,
-        /// `host:port`.
+        /// `host:port` or the socket path.
         addr: String,
         /// What went wrong.
         reason: String,
@@ -49,8 +53,8 @@ pub enum BackendError {
 
 /// A backend connection that has sent its greeting and waits for a login.
 pub struct Greeted {
-    /// The socket.
-    stream: TcpStream,
+    /// The connection, plain until the login asks for TLS.
+    stream: BackendStream,
     /// Bytes read after the greeting.
     inbox: BytesMut,
     /// The greeting packet, fed to the [`BackendLogin`] later.
@@ -59,18 +63,22 @@ pub struct Greeted {
     pub handshake: HandshakeV10,
     /// The backend's name in `backends:`.
     name: String,
-    /// `host:port`.
-    addr: String,
+    /// Where the server listens.
+    endpoint: Endpoint,
+    /// The backend's TLS setting, applied at login.
+    tls: BackendTls,
 }
 
 /// A logged-in backend connection.
 pub struct MyBackend {
-    /// The socket, in the command phase.
-    pub stream: TcpStream,
+    /// The connection, in the command phase.
+    pub stream: BackendStream,
     /// Bytes read but not yet relayed.
     pub inbox: BytesMut,
     /// The backend's name in `backends:`.
     pub name: String,
+    /// Where the server listens, for messages.
+    pub endpoint: Endpoint,
     /// The server's own connection (thread) id, for `KILL`.
     pub thread_id: u32,
     /// The capabilities of the session (the client's session flags).
@@ -81,25 +89,32 @@ pub struct MyBackend {
     pub status: u16,
 }
 
-fn addr_of(backend: &Backend) -> String {
-    format!("{}:{}", backend.host, backend.port)
-}
-
-/// Connects and reads the greeting, within `timeout`.
+/// Connects and reads the greeting, within `timeout`. `tls` is the
+/// backend's setting from the snapshot, used when logging in.
 pub async fn open(
     name: &str,
     backend: &Backend,
+    tls: &BackendTls,
     timeout: Duration,
     max_payload: usize,
 ) -> Result<Greeted, BackendError> {
-    let addr = addr_of(backend);
-    tokio::time::timeout(timeout, open_inner(name, &addr, max_payload))
-        .await
-        .map_err(|_| DialError::timeout(name, &addr, timeout))?
+    let endpoint = Endpoint::of(backend);
+    tokio::time::timeout(
+        timeout,
+        open_inner(name, endpoint.clone(), tls, max_payload),
+    )
+    .await
+    .map_err(|_| DialError::timeout(name, &endpoint, timeout))?
 }
 
-async fn open_inner(name: &str, addr: &str, max_payload: usize) -> Result<Greeted, BackendError> {
-    let mut stream = dial(name, addr).await?;
+async fn open_inner(
+    name: &str,
+    endpoint: Endpoint,
+    tls: &BackendTls,
+    max_payload: usize,
+) -> Result<Greeted, BackendError> {
+    let addr = &endpoint.to_string();
+    let mut stream = BackendStream::from(dial(name, &endpoint).await?);
     let mut inbox = BytesMut::with_capacity(16 * 1024);
     let greeting = read_packet(&mut stream, &mut inbox, max_payload)
         .await
@@ -121,7 +136,8 @@ async fn open_inner(name: &str, addr: &str, max_payload: usize) -> Result<Greete
         greeting,
         handshake,
         name: name.to_string(),
-        addr: addr.to_string(),
+        endpoint,
+        tls: tls.clone(),
     })
 }
 
@@ -140,15 +156,15 @@ pub async fn login(
     timeout: Duration,
     max_payload: usize,
 ) -> Result<MyBackend, BackendError> {
-    let (name, addr) = (greeted.name.clone(), greeted.addr.clone());
+    let (name, endpoint) = (greeted.name.clone(), greeted.endpoint.clone());
     tokio::time::timeout(timeout, login_inner(greeted, config, max_payload))
         .await
-        .map_err(|_| DialError::timeout(&name, &addr, timeout))?
+        .map_err(|_| DialError::timeout(&name, &endpoint, timeout))?
 }
 
 async fn login_inner(
     greeted: Greeted,
-    config: BackendLoginConfig,
+    mut config: BackendLoginConfig,
     max_payload: usize,
 ) -> Result<MyBackend, BackendError> {
     let Greeted {
@@ -157,13 +173,23 @@ async fn login_inner(
         greeting,
         handshake,
         name,
-        addr,
+        endpoint,
+        tls,
     } = greeted;
+    let addr = endpoint.to_string();
+    // TLS follows the backend's mode; a server without CLIENT_SSL in its
+    // greeting is used in plain by `prefer` and refused by the rest (the
+    // login's `TlsUnavailable`).
+    let offered = handshake.capabilities & CLIENT_SSL != 0;
+    config.tls = tls.wanted(&endpoint) && (offered || tls.mode.mandatory());
     let codec = |e: CodecError| match e {
         CodecError::LoginRejected(err) => BackendError::Rejected {
             name: name.clone(),
             err,
         },
+        CodecError::TlsUnavailable => tls
+            .refused(&name, &endpoint)
+            .map_or_else(|| protocol(&name, &addr, e.to_string()), BackendError::from),
         e => protocol(&name, &addr, e.to_string()),
     };
     let mut login = BackendLogin::new(config);
@@ -177,12 +203,43 @@ async fn login_inner(
                     protocol(&name, &addr, format!("connection lost during login: {e}"))
                 })?;
             }
-            LoginStep::StartTls(_) => {
-                return Err(protocol(
-                    &name,
-                    &addr,
-                    "TLS to MySQL backends is not supported yet".into(),
-                ));
+            LoginStep::StartTls(request) => {
+                let lost = |e: std::io::Error| {
+                    protocol(
+                        &name,
+                        &addr,
+                        format!("connection lost while asking for TLS: {e}"),
+                    )
+                };
+                let mut out = BytesMut::new();
+                request.encode(&mut out);
+                stream.write_all(&out).await.map_err(lost)?;
+                // The server reads the SSLRequest and then waits for the TLS
+                // hello; it sends nothing in between, so `inbox` is empty.
+                let BackendStream::Tcp(socket) = stream else {
+                    return Err(protocol(
+                        &name,
+                        &addr,
+                        "TLS was asked for on a connection that is not plain TCP".into(),
+                    ));
+                };
+                stream = tls
+                    .handshake(
+                        &name,
+                        &endpoint,
+                        crate::relay::backend_stream::Socket::Tcp(socket),
+                    )
+                    .await?;
+                let LoginStep::Send(response) = login.tls_established().map_err(codec)? else {
+                    return Err(protocol(
+                        &name,
+                        &addr,
+                        "the login did not answer after TLS".into(),
+                    ));
+                };
+                out.clear();
+                response.encode(&mut out);
+                stream.write_all(&out).await.map_err(lost)?;
             }
             LoginStep::Wait => {}
             LoginStep::Done(ok) => {
@@ -190,6 +247,7 @@ async fn login_inner(
                     stream,
                     inbox,
                     name,
+                    endpoint,
                     thread_id: handshake.connection_id,
                     capabilities: login.capabilities(),
                     mariadb_capabilities: login.mariadb_capabilities(),
@@ -205,7 +263,7 @@ async fn login_inner(
 
 /// Reads one logical packet.
 async fn read_packet(
-    stream: &mut TcpStream,
+    stream: &mut BackendStream,
     inbox: &mut BytesMut,
     max_payload: usize,
 ) -> Result<Packet, String> {
@@ -228,19 +286,22 @@ async fn read_packet(
 pub async fn connect(
     name: &str,
     backend: &Backend,
+    tls: &BackendTls,
     config: BackendLoginConfig,
     timeout: Duration,
     max_payload: usize,
 ) -> Result<MyBackend, BackendError> {
-    let greeted = open(name, backend, timeout, max_payload).await?;
+    let greeted = open(name, backend, tls, timeout, max_payload).await?;
     login(greeted, config, timeout, max_payload).await
 }
 
 /// Runs `KILL [QUERY] <thread_id>` on a side connection logged in as
 /// `user`, so the server's own rules decide whether it is allowed.
+#[allow(clippy::too_many_arguments)]
 pub async fn kill(
     name: &str,
     backend: &Backend,
+    tls: &BackendTls,
     user: &str,
     password: &str,
     thread_id: u32,
@@ -254,7 +315,7 @@ pub async fn kill(
         max_packet_size: 1 << 24,
         ..BackendLoginConfig::default()
     };
-    let mut conn = connect(name, backend, config, timeout, 1 << 20).await?;
+    let mut conn = connect(name, backend, tls, config, timeout, 1 << 20).await?;
     let sql = if query_only {
         format!("KILL QUERY {thread_id}")
     } else {
@@ -262,7 +323,7 @@ pub async fn kill(
     };
     let result = tokio::time::timeout(timeout, simple_query(&mut conn, &sql))
         .await
-        .unwrap_or_else(|_| Err(DialError::timeout(name, &addr_of(backend), timeout).into()));
+        .unwrap_or_else(|_| Err(DialError::timeout(name, &backend.location(), timeout).into()));
     let mut quit = BytesMut::new();
     packet::encode(0, &[COM_QUIT], &mut quit);
     let _ = conn.stream.write_all(&quit).await;
@@ -272,11 +333,7 @@ pub async fn kill(
 /// Sends one COM_QUERY and reads its whole response; an ERR becomes
 /// [`BackendError::Rejected`].
 async fn simple_query(conn: &mut MyBackend, sql: &str) -> Result<(), BackendError> {
-    let addr = conn
-        .stream
-        .peer_addr()
-        .map(|a| a.to_string())
-        .unwrap_or_default();
+    let addr = conn.endpoint.to_string();
     let mut payload = vec![COM_QUERY];
     payload.extend_from_slice(sql.as_bytes());
     let mut out = BytesMut::new();

@@ -399,11 +399,12 @@ async fn login(
     // Greet from what this backend said last time, so an unauthenticated
     // client holds no backend connection; only the first client of a
     // backend address waits for a real greeting.
-    let addr = format!("{}:{}", backend.host, backend.port);
+    let addr = backend.location();
+    let tls = snapshot.backend_tls(backend_name);
     let (mut greeted, facts) = match greetings().get(&addr).map(|f| f.clone()) {
         Some(facts) => (None, facts),
         None => {
-            let greeted = backend::open(backend_name, backend, timeout, client.max_payload)
+            let greeted = backend::open(backend_name, backend, tls, timeout, client.max_payload)
                 .await
                 .map_err(|e| backend_refusal(e, 0))?;
             let facts = remember(&addr, &greeted.handshake);
@@ -484,7 +485,7 @@ async fn login(
     };
     let greeted = match greeted.take() {
         Some(greeted) => greeted,
-        None => backend::open(backend_name, backend, timeout, client.max_payload)
+        None => backend::open(backend_name, backend, tls, timeout, client.max_payload)
             .await
             .map_err(|e| backend_refusal(e, err_seq))?,
     };
@@ -738,6 +739,7 @@ pub async fn kill(
             backend::kill(
                 &target.backend,
                 backend,
+                snapshot.backend_tls(&target.backend),
                 name,
                 password,
                 target.thread_id,

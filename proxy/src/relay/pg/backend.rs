@@ -6,9 +6,10 @@ use std::time::Duration;
 use bytes::BytesMut;
 use switchyard_core::config::Backend;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 
-use crate::relay::dial::{dial, DialError};
+use crate::relay::backend_stream::{BackendStream, Socket};
+use crate::relay::backend_tls::{BackendTls, TlsError};
+use crate::relay::dial::{dial, DialError, Endpoint};
 use crate::wire::pg::auth::{AuthError, AuthRequest, BackendAuth};
 use crate::wire::pg::{frame, message, CodecError};
 
@@ -18,6 +19,9 @@ pub enum BackendError {
     /// Unreachable, or too slow to log in.
     #[error(transparent)]
     Dial(#[from] DialError),
+    /// TLS was required and refused, or its handshake failed.
+    #[error(transparent)]
+    Tls(#[from] TlsError),
     /// The server refused the login; its ErrorResponse goes to the client as is.
     #[error("backend `{name}` refused the login: {message} (SQLSTATE {code})")]
     Rejected {
@@ -43,7 +47,7 @@ pub enum BackendError {
     Protocol {
         /// The backend's name.
         name: String,
-        /// `host:port`.
+        /// `host:port` or the socket path.
         addr: String,
         /// What went wrong.
         reason: String,
@@ -52,10 +56,10 @@ pub enum BackendError {
 
 /// A logged-in backend connection.
 pub struct PgBackend {
-    /// The socket, ready for queries.
-    pub stream: TcpStream,
-    /// `host:port`, for cancel requests.
-    pub addr: String,
+    /// The connection, ready for queries.
+    pub stream: BackendStream,
+    /// Where the server listens, for cancel requests.
+    pub endpoint: Endpoint,
     /// ParameterStatus values the server sent at login.
     pub params: Vec<(String, String)>,
     /// The server's process id (BackendKeyData).
@@ -70,6 +74,8 @@ pub struct Login<'a> {
     pub name: &'a str,
     /// Its address and default credentials.
     pub backend: &'a Backend,
+    /// Its TLS setting, from the snapshot.
+    pub tls: &'a BackendTls,
     /// The role to log in as.
     pub user: &'a str,
     /// Its password.
@@ -84,25 +90,26 @@ pub async fn connect(
     timeout: Duration,
     max_frame: usize,
 ) -> Result<PgBackend, BackendError> {
-    let addr = format!("{}:{}", login.backend.host, login.backend.port);
-    match tokio::time::timeout(timeout, connect_inner(&login, &addr, max_frame)).await {
+    let endpoint = Endpoint::of(login.backend);
+    match tokio::time::timeout(timeout, connect_inner(&login, &endpoint, max_frame)).await {
         Ok(result) => result,
-        Err(_) => Err(DialError::timeout(login.name, &addr, timeout).into()),
+        Err(_) => Err(DialError::timeout(login.name, &endpoint, timeout).into()),
     }
 }
 
 async fn connect_inner(
     login: &Login<'_>,
-    addr: &str,
+    endpoint: &Endpoint,
     max_frame: usize,
 ) -> Result<PgBackend, BackendError> {
     let name = login.name.to_string();
     let protocol = |reason: String| BackendError::Protocol {
         name: name.clone(),
-        addr: addr.to_string(),
+        addr: endpoint.to_string(),
         reason,
     };
-    let mut stream = dial(&name, addr).await?;
+    let socket = dial(&name, endpoint).await?;
+    let mut stream = start_tls(login, endpoint, socket).await?;
 
     let mut params: Vec<(&str, &str)> = vec![("user", login.user)];
     params.extend(
@@ -172,7 +179,7 @@ async fn connect_inner(
             b'Z' => {
                 return Ok(PgBackend {
                     stream,
-                    addr: addr.to_string(),
+                    endpoint: endpoint.clone(),
                     params: server_params,
                     pid,
                     secret,
@@ -190,9 +197,50 @@ fn codec<'a>(
     move |e| protocol(e.to_string())
 }
 
-/// Sends a CancelRequest for a backend key on a fresh connection.
-pub async fn cancel(addr: &str, pid: i32, secret: i32) -> std::io::Result<()> {
-    let mut stream = TcpStream::connect(addr).await?;
+/// Asks the server for TLS with an SSLRequest when the backend's mode
+/// wants it, and runs the handshake if the server agrees ('S'). A refusal
+/// ('N') is fine for `prefer` and an error for the stricter modes.
+async fn start_tls(
+    login: &Login<'_>,
+    endpoint: &Endpoint,
+    mut socket: Socket,
+) -> Result<BackendStream, BackendError> {
+    if !login.tls.wanted(endpoint) {
+        return Ok(socket.into());
+    }
+    let lost = |e: std::io::Error| BackendError::Protocol {
+        name: login.name.to_string(),
+        addr: endpoint.to_string(),
+        reason: format!("connection lost while asking for TLS: {e}"),
+    };
+    let mut out = BytesMut::new();
+    message::ssl_request(&mut out);
+    socket.write_all(&out).await.map_err(lost)?;
+    // The answer is one byte, and the server sends nothing more before the
+    // client's TLS hello, so nothing read here belongs to the handshake.
+    match socket.read_u8().await.map_err(lost)? {
+        b'S' => Ok(login.tls.handshake(login.name, endpoint, socket).await?),
+        b'N' => match login.tls.refused(login.name, endpoint) {
+            Some(e) => Err(e.into()),
+            None => Ok(socket.into()),
+        },
+        other => Err(BackendError::Protocol {
+            name: login.name.to_string(),
+            addr: endpoint.to_string(),
+            reason: format!(
+                "the server answered the SSLRequest with byte {other:#04x}, not S or N"
+            ),
+        }),
+    }
+}
+
+/// Sends a CancelRequest for a backend key on a fresh connection, in plain
+/// even to a TLS backend: the request carries only the key, and servers
+/// take it before any TLS.
+pub async fn cancel(endpoint: &Endpoint, pid: i32, secret: i32) -> std::io::Result<()> {
+    let mut stream = dial("cancel", endpoint)
+        .await
+        .map_err(std::io::Error::other)?;
     let mut out = BytesMut::new();
     message::cancel_request(&mut out, pid, secret);
     stream.write_all(&out).await?;

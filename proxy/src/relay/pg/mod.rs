@@ -260,6 +260,7 @@ async fn login(shared: &Arc<Shared>, client: &mut Client) -> Result<Option<Logge
     let login = Login {
         name: backend_name,
         backend,
+        tls: snapshot.backend_tls(backend_name),
         user: user.backend_user.as_deref().unwrap_or(&backend.user),
         password: user
             .backend_password
@@ -299,7 +300,7 @@ async fn login(shared: &Arc<Shared>, client: &mut Client) -> Result<Option<Logge
     let key = issue_key(
         shared,
         CancelTarget {
-            addr: conn.addr.clone(),
+            endpoint: conn.endpoint.clone(),
             pid: conn.pid,
             secret: conn.secret,
         },
@@ -422,10 +423,10 @@ async fn forward_cancel(shared: &Shared, pid: i32, secret: i32) {
         metrics::counter!(names::CANCELS_TOTAL, "protocol" => "postgres", "outcome" => "unknown_key").increment(1);
         return;
     };
-    let outcome = match backend::cancel(&target.addr, target.pid, target.secret).await {
+    let outcome = match backend::cancel(&target.endpoint, target.pid, target.secret).await {
         Ok(()) => "forwarded",
         Err(e) => {
-            tracing::warn!(error = %e, addr = %target.addr, "cancel request could not reach the backend");
+            tracing::warn!(error = %e, addr = %target.endpoint, "cancel request could not reach the backend");
             "failed"
         }
     };

@@ -305,6 +305,10 @@ pub struct SslRequest {
     pub max_packet_size: u32,
     /// The client's collation id.
     pub charset: u8,
+    /// MariaDB extended capabilities, in the filler's last four bytes when
+    /// CLIENT_LONG_PASSWORD is cleared: MariaDB takes them from this packet,
+    /// not from the full response sent over TLS, so they must be here too.
+    pub mariadb_capabilities: u32,
 }
 
 /// SSLRequest length: capabilities, max packet, charset and 23 filler bytes.
@@ -316,7 +320,13 @@ impl SslRequest {
         out.put_u32_le(self.capabilities | CLIENT_SSL);
         out.put_u32_le(self.max_packet_size);
         out.put_u8(self.charset);
-        out.put_bytes(0, 23);
+        out.put_bytes(0, 19);
+        let extended = if self.capabilities & CLIENT_LONG_PASSWORD == 0 {
+            self.mariadb_capabilities
+        } else {
+            0
+        };
+        out.put_u32_le(extended);
     }
 }
 
@@ -366,19 +376,20 @@ pub fn parse_client_hello(payload: &[u8]) -> Result<ClientHello, CodecError> {
     let max_packet_size = r.u32()?;
     let charset = r.u8()?;
     let filler = r.bytes(23)?;
-    if payload.len() == SSL_REQUEST_LEN && capabilities & CLIENT_SSL != 0 {
-        return Ok(ClientHello::SslRequest(SslRequest {
-            capabilities,
-            max_packet_size,
-            charset,
-        }));
-    }
     // The extended bytes count only when the client cleared CLIENT_MYSQL.
     let mariadb_capabilities = if capabilities & CLIENT_LONG_PASSWORD == 0 {
         u32::from_le_bytes([filler[19], filler[20], filler[21], filler[22]])
     } else {
         0
     };
+    if payload.len() == SSL_REQUEST_LEN && capabilities & CLIENT_SSL != 0 {
+        return Ok(ClientHello::SslRequest(SslRequest {
+            capabilities,
+            max_packet_size,
+            charset,
+            mariadb_capabilities,
+        }));
+    }
     let username = String::from_utf8_lossy(r.null_terminated()).into_owned();
     let auth_response = if capabilities & CLIENT_PLUGIN_AUTH_LENENC_CLIENT_DATA != 0 {
         r.lenenc_bytes()?
@@ -617,18 +628,25 @@ mod tests {
 
     #[test]
     fn ssl_request_is_recognised() {
-        let req = SslRequest {
-            capabilities: CLIENT_PROTOCOL_41 | CLIENT_SSL,
-            max_packet_size: 1 << 24,
-            charset: 255,
-        };
-        let mut out = BytesMut::new();
-        req.encode(&mut out);
-        assert_eq!(out.len(), SSL_REQUEST_LEN);
-        assert_eq!(
-            parse_client_hello(&out).unwrap(),
-            ClientHello::SslRequest(req)
-        );
+        for (capabilities, mariadb_capabilities) in [
+            (CLIENT_PROTOCOL_41 | CLIENT_SSL | CLIENT_LONG_PASSWORD, 0),
+            // MariaDB's extended flags ride in the filler, as in the full response.
+            (CLIENT_PROTOCOL_41 | CLIENT_SSL, 1 << 4),
+        ] {
+            let req = SslRequest {
+                capabilities,
+                max_packet_size: 1 << 24,
+                charset: 255,
+                mariadb_capabilities,
+            };
+            let mut out = BytesMut::new();
+            req.encode(&mut out);
+            assert_eq!(out.len(), SSL_REQUEST_LEN);
+            assert_eq!(
+                parse_client_hello(&out).unwrap(),
+                ClientHello::SslRequest(req)
+            );
+        }
     }
 
     fn response(capabilities: u32) -> HandshakeResponse41 {

@@ -215,6 +215,7 @@ impl BackendLogin {
                 capabilities: self.capabilities,
                 max_packet_size: self.config.max_packet_size,
                 charset: self.config.charset,
+                mariadb_capabilities: self.mariadb_capabilities,
             };
             return Ok(LoginStep::StartTls(self.packet(|out| request.encode(out))));
         }

@@ -136,6 +136,12 @@ pub fn startup_message(out: &mut BytesMut, params: &[(&str, &str)]) {
     out[at..at + 4].copy_from_slice(&len.to_be_bytes());
 }
 
+/// SSLRequest: asks a server to switch the connection to TLS.
+pub fn ssl_request(out: &mut BytesMut) {
+    out.put_i32(8);
+    out.put_i32(super::frame::SSL_REQUEST);
+}
+
 /// CancelRequest for a backend key.
 pub fn cancel_request(out: &mut BytesMut, pid: i32, secret: i32) {
     out.put_i32(16);

@@ -96,6 +96,7 @@ impl Session {
         let fresh = match backend::connect(
             &name,
             backend,
+            snapshot.backend_tls(&name),
             login,
             config.limits.connect_timeout,
             self.max_payload,

@@ -874,6 +874,7 @@ impl Session {
         let conn = backend::connect(
             name,
             backend,
+            snapshot.backend_tls(name),
             login,
             config.limits.connect_timeout,
             self.max_payload,
@@ -967,6 +968,7 @@ impl Session {
                 if let Err(e) = backend::kill(
                     &name,
                     backend,
+                    snapshot.backend_tls(&name),
                     &backend.user,
                     &backend.password,
                     thread_id,

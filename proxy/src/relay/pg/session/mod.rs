@@ -14,9 +14,9 @@ use std::sync::Arc;
 use bytes::BytesMut;
 use switchyard_core::names;
 use tokio::io::{AsyncReadExt, AsyncWriteExt, ReadHalf, WriteHalf};
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 
 use super::backend::{self, Login, PgBackend};
+use crate::relay::backend_stream::{BackendRead, BackendWrite};
 use crate::relay::make_room;
 use crate::relay::reads::ReadMeters;
 use crate::relay::stream::ClientStream;
@@ -103,10 +103,10 @@ struct Portal {
 
 /// A backend connection's halves and buffers.
 struct Side {
-    /// Read half of the socket.
-    read: OwnedReadHalf,
-    /// Write half of the socket.
-    write: OwnedWriteHalf,
+    /// Read half of the connection.
+    read: BackendRead,
+    /// Write half of the connection.
+    write: BackendWrite,
     /// Bytes read but not yet relayed.
     inbox: BytesMut,
     /// Bytes waiting to be written.
@@ -534,6 +534,7 @@ impl Session {
         let login = Login {
             name,
             backend,
+            tls: snapshot.backend_tls(name),
             user: &backend.user,
             password: &backend.password,
             params: &params,

@@ -614,6 +614,52 @@ pub fn with_param_types(payload: &[u8], params: u16, types: &[u8]) -> Option<Vec
     Some(out)
 }
 
+/// The values a COM_STMT_EXECUTE binds, as text, for routing on a key
+/// value: integers in decimal, strings as sent, NULL and other types
+/// `None`. `types` are the ones bound earlier, for an execute that leaves
+/// them out. `None` when the payload cannot be read.
+pub fn execute_params_text(
+    payload: &[u8],
+    params: u16,
+    earlier: Option<&[u8]>,
+) -> Option<Vec<Option<String>>> {
+    use mysql_common::constants::{ColumnFlags, ColumnType};
+    use mysql_common::io::ParseBuf;
+    use mysql_common::value::{BinValue, Value, ValueDeserializer};
+    let at = bound_flag_at(payload, params)?;
+    let n = usize::from(params);
+    let nulls = &payload[10..at];
+    let (types, mut rest) = if payload[at] == 1 {
+        let types = payload.get(at + 1..at + 1 + 2 * n)?;
+        (types, &payload[at + 1 + 2 * n..])
+    } else {
+        (earlier?, &payload[at + 1..])
+    };
+    let mut values = Vec::with_capacity(n);
+    for i in 0..n {
+        if nulls[i / 8] & (1 << (i % 8)) != 0 {
+            values.push(None);
+            continue;
+        }
+        let column_type = ColumnType::try_from(types[2 * i]).ok()?;
+        let flags = if types[2 * i + 1] & 0x80 != 0 {
+            ColumnFlags::UNSIGNED_FLAG
+        } else {
+            ColumnFlags::empty()
+        };
+        let mut buf = ParseBuf(rest);
+        let value: ValueDeserializer<BinValue> = buf.parse((column_type, flags)).ok()?;
+        rest = buf.0;
+        values.push(match value.0 {
+            Value::Int(v) => Some(v.to_string()),
+            Value::UInt(v) => Some(v.to_string()),
+            Value::Bytes(b) => String::from_utf8(b).ok(),
+            _ => None,
+        });
+    }
+    Some(values)
+}
+
 /// Whether a COM_STMT_EXECUTE payload asks for a cursor (its rows then come
 /// by COM_STMT_FETCH, not in the execute response).
 pub fn execute_opens_cursor(payload: &[u8]) -> bool {
@@ -872,6 +918,24 @@ mod tests {
         assert_eq!(with_param_types(&unbound, 2, types).unwrap(), bound);
         assert_eq!(with_param_types(&bound, 2, types), None);
         assert_eq!(execute_param_types(&head[..5], 2), None);
+        // Values as text: a LONG and a VAR_STRING, then with types left
+        // out and taken from before; a NULL.
+        assert_eq!(
+            execute_params_text(&bound, 2, None),
+            Some(vec![Some("42".into()), Some("x".into())])
+        );
+        assert_eq!(
+            execute_params_text(&unbound, 2, Some(types)),
+            Some(vec![Some("42".into()), Some("x".into())])
+        );
+        assert_eq!(execute_params_text(&unbound, 2, None), None);
+        let mut null_first = bound.clone();
+        null_first[10] = 0b01;
+        null_first.drain(16..20);
+        assert_eq!(
+            execute_params_text(&null_first, 2, None),
+            Some(vec![None, Some("x".into())])
+        );
         assert_eq!(command_name(COM_STMT_PREPARE), "COM_STMT_PREPARE");
     }
 

@@ -499,7 +499,13 @@ impl Session {
     /// must be decided again at each execute). Counted once per execute,
     /// or once per prepare for a statement the fast path relays from then
     /// on.
-    fn decide(&mut self, sql: &str, stage: Stage, binary: bool) -> (Decision, bool) {
+    fn decide(
+        &mut self,
+        sql: &str,
+        stage: Stage,
+        binary: bool,
+        params: &[Option<String>],
+    ) -> (Decision, bool) {
         let statement = self.shared.classifier.classify(Dialect::Mysql, sql);
         let routing = self.shared.routing();
         let routable = routing.touches(&statement);
@@ -521,7 +527,7 @@ impl Session {
             client: self.client_ip,
             backend: &self.info.backend_name,
             schema: (!self.info.database.is_empty()).then_some(self.info.database.as_str()),
-            params: &[],
+            params,
             binary,
             pinned: self.affinity.as_slice(),
         };
@@ -537,7 +543,7 @@ impl Session {
             Ok(text) => String::from_utf8_lossy(text),
             Err(e) => return Err(malformed(&e, self.seq)),
         };
-        let (decision, _) = self.decide(&sql, Stage::Execute, false);
+        let (decision, _) = self.decide(&sql, Stage::Execute, false, &[]);
         if let Some((query_only, id)) = super::parse_kill(&sql) {
             if let Some(outcome) = super::kill(&self.shared, &self.info.user, id, query_only).await
             {
@@ -590,7 +596,7 @@ impl Session {
 
     async fn on_prepare(&mut self, payload: BytesMut) -> Result<(), SessionEnd> {
         let sql = String::from_utf8_lossy(&payload[1..]).into_owned();
-        let (decision, routable) = self.decide(&sql, Stage::Prepare, false);
+        let (decision, routable) = self.decide(&sql, Stage::Prepare, false, &[]);
         let plan = match decision {
             Decision::Plan(plan) if !plan.is_passthrough() => plan,
             _ => {
@@ -685,7 +691,7 @@ impl Session {
         let executes = matches!(command, COM_STMT_EXECUTE | COM_STMT_BULK_EXECUTE);
         let mut decided = None;
         let index = match command {
-            _ if executes => match self.execute_form(&mut prepared).await {
+            _ if executes => match self.execute_form(&mut prepared, &payload).await {
                 Ok((index, plan)) => {
                     decided = plan;
                     index
@@ -742,12 +748,16 @@ impl Session {
     async fn execute_form(
         &mut self,
         prepared: &mut Prepared,
+        payload: &[u8],
     ) -> Result<(usize, Option<Arc<Plan>>), Failed> {
         if std::mem::take(&mut prepared.long_data) {
             prepared.last = 0;
             return Ok((0, prepared.forms[0].plan.clone()));
         }
-        let (conn, sql, plan) = match self.decide(&prepared.sql, Stage::Execute, true).0 {
+        let params =
+            message::execute_params_text(payload, prepared.params, prepared.types.as_deref())
+                .unwrap_or_default();
+        let (conn, sql, plan) = match self.decide(&prepared.sql, Stage::Execute, true, &params).0 {
             Decision::Relay => (Conn::Own, None, None),
             Decision::Plan(plan) if plan.is_passthrough() => (Conn::Own, None, Some(plan)),
             Decision::Plan(plan) => {

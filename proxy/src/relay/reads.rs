@@ -5,20 +5,29 @@
 //! by reason. Labels never carry SQL text, key values or user names.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Instant;
+
+use metrics::{Counter, Histogram};
 
 use switchyard_core::config::ReadPath;
 use switchyard_core::names;
 
 use crate::route::ReadRoute;
 
-/// Reads in flight on one session, by the token their response carries.
-#[derive(Debug, Default)]
+/// Reads in flight on one session, by the token their response carries,
+/// and the session's metric handles (looked up once per label set rather
+/// than per read).
+#[derive(Default)]
 pub struct ReadMeters {
     /// Token → the read and when it was sent.
     open: HashMap<u32, (ReadRoute, Instant)>,
     /// The next token.
     next: u32,
+    /// `switchyard_reads_total` by migration, path, arm and outcome.
+    counters: HashMap<(Arc<str>, ReadPath, Option<String>, bool), Counter>,
+    /// `switchyard_read_duration_seconds` by migration and path.
+    durations: HashMap<(Arc<str>, ReadPath), Histogram>,
 }
 
 impl ReadMeters {
@@ -41,16 +50,25 @@ impl ReadMeters {
             return;
         };
         let path = path_label(read.path);
-        let migration = read.migration.to_string();
-        metrics::counter!(
-            names::READS_TOTAL,
-            "migration" => migration.clone(),
-            "path" => path,
-            "arm" => read.arm.unwrap_or_default(),
-            "outcome" => if ok { "ok" } else { "error" },
-        )
-        .increment(1);
-        metrics::histogram!(names::READ_DURATION_SECONDS, "migration" => migration, "path" => path)
+        let ReadRoute { migration, arm, .. } = read;
+        let key = (migration.clone(), read.path, arm, ok);
+        self.counters
+            .entry(key)
+            .or_insert_with_key(|(migration, _, arm, ok)| {
+                metrics::counter!(
+                    names::READS_TOTAL,
+                    "migration" => migration.to_string(),
+                    "path" => path,
+                    "arm" => arm.clone().unwrap_or_default(),
+                    "outcome" => if *ok { "ok" } else { "error" },
+                )
+            })
+            .increment(1);
+        self.durations
+            .entry((migration, read.path))
+            .or_insert_with_key(|(migration, _)| {
+                metrics::histogram!(names::READ_DURATION_SECONDS, "migration" => migration.to_string(), "path" => path)
+            })
             .record(started.elapsed().as_secs_f64());
     }
 }

@@ -20,11 +20,29 @@ use super::rules::{self, ReadFacts};
 /// Rewrites kept at most; half are dropped when full.
 const CACHE_ENTRIES: usize = 10_000;
 
+/// The cache's hasher: fixed keys, so every session's lookup of one text
+/// lands on the same entry.
+static FIXED: std::hash::BuildHasherDefault<std::collections::hash_map::DefaultHasher> =
+    std::hash::BuildHasherDefault::new();
+
 /// Routes reads of migrated tables; relays everything else.
 #[derive(Debug, Default)]
 pub struct MigrationRouter {
-    /// `(generation, migration index, schema, text)` → its read form.
-    cache: DashMap<(u64, usize, Option<String>, String), Arc<ReadForm>>,
+    /// `(generation, migration index, hash of schema and text)` → the text,
+    /// the schema and its read form. Keyed by a hash so a lookup allocates
+    /// nothing; the stored text and schema rule out a collision.
+    cache: DashMap<(u64, usize, u64), Arc<Cached>>,
+}
+
+/// One cached read form and what it was computed for.
+#[derive(Debug)]
+struct Cached {
+    /// The statement text.
+    sql: String,
+    /// The schema unqualified names resolved to.
+    schema: Option<String>,
+    /// The read form.
+    form: Arc<ReadForm>,
 }
 
 impl Route for MigrationRouter {
@@ -156,14 +174,18 @@ impl MigrationRouter {
         facts: &SessionFacts<'_>,
         sql: &str,
     ) -> Arc<ReadForm> {
-        let key = (
-            generation,
-            index,
-            facts.schema.map(str::to_string),
-            sql.to_string(),
-        );
-        if let Some(form) = self.cache.get(&key) {
-            return form.clone();
+        let hash = {
+            use std::hash::{BuildHasher, Hash, Hasher};
+            let mut h = FIXED.build_hasher();
+            facts.schema.hash(&mut h);
+            sql.hash(&mut h);
+            h.finish()
+        };
+        let key = (generation, index, hash);
+        if let Some(hit) = self.cache.get(&key) {
+            if hit.sql == sql && hit.schema.as_deref() == facts.schema {
+                return hit.form.clone();
+            }
         }
         let sticky = match &m.reads.sticky_by {
             StickyBy::Column(column) => Some(column.as_str()),
@@ -180,7 +202,12 @@ impl MigrationRouter {
                 keep > 0
             });
         }
-        self.cache.insert(key, form.clone());
+        let cached = Cached {
+            sql: sql.to_string(),
+            schema: facts.schema.map(str::to_string),
+            form: form.clone(),
+        };
+        self.cache.insert(key, Arc::new(cached));
         form
     }
 }

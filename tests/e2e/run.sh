@@ -22,7 +22,7 @@ set -euo pipefail
 SY_LOG_TAG=e2e
 E2E_DIR="$REPO_ROOT/tests/e2e"
 VENV="$REPO_ROOT/.venv"
-ALL_SUITES=(pg_psql pg_pgbench pg_python my_mariadb my_python my_sysbench)
+ALL_SUITES=(pg_psql pg_pgbench pg_python my_mariadb my_python my_sysbench pg_readswitch)
 
 [ "$#" -ge 1 ] || die "usage: tests/e2e/run.sh PROXY_BIN [SUITE...]"
 PROXY_BIN=$(realpath "$1")

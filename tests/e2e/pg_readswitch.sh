@@ -49,8 +49,8 @@ EOF
 
 # ready ID: wait until the migration's catalog is loaded.
 ready() {
-    local i
-    for i in $(seq 1 100); do
+    local _
+    for _ in $(seq 1 100); do
         if curl -fsS "$ADMIN/migrations" | "$PY" -c "
 import json, sys
 ms = {m['id']: m for m in json.load(sys.stdin)['migrations']}

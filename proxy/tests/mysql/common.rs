@@ -364,7 +364,7 @@ pub use forwarder::Forwarder;
 
 #[path = "../support/http.rs"]
 mod http;
-pub use http::{http_get, http_put};
+pub use http::{http_get, http_put, http_request};
 
 #[path = "../support/catalog.rs"]
 pub mod catalog;

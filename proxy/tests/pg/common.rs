@@ -230,7 +230,7 @@ pub fn write_atomically(path: &Path, text: &str) {
 
 #[path = "../support/http.rs"]
 mod http;
-pub use http::{http_get, http_put};
+pub use http::{http_get, http_put, http_request};
 
 #[path = "../support/forwarder.rs"]
 mod forwarder;

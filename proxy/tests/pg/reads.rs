@@ -433,3 +433,72 @@ async fn the_target_answers_with_the_sources_row_description() {
     }
     common::drop_db(&db).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rule_changes_need_the_admin_token_and_show_in_migrations() {
+    let db = tables("reads_admin").await;
+    let yaml = format!(
+        "{}
+migrations:
+  - id: api_move
+    backend: pg
+    source: {{ database: {db}, table: api, primary_key: [id] }}
+    target: {{ table: t_sys_api_endpoints }}
+    columns: {{ path: endpoint_path, method: http_method }}
+    phase: read_ramp
+    reads: {{ strategy: percentage, percent: 12.5 }}
+",
+        common::base_yaml().replace(
+            "admin: { listen: 127.0.0.1:0 }",
+            "admin: { listen: 127.0.0.1:0, token: s3cret }"
+        )
+    );
+    let proxy = common::start(&yaml, Arc::new(MigrationRouter::default())).await;
+    catalog::ready(&proxy.running, "api_move").await;
+    let body = json!({"strategy": "percentage", "percent": 40}).to_string();
+    let (code, text) = common::http_put(proxy.admin(), "/migrations/api_move/reads", &body).await;
+    assert_eq!(code, 401, "{text}");
+    let (code, text) = common::http_request(
+        proxy.admin(),
+        "PUT",
+        "/migrations/api_move/reads",
+        &[("Authorization", "Bearer s3cret")],
+        &body,
+    )
+    .await;
+    assert_eq!(code, 200, "{text}");
+    // A rule the file's checks would refuse is refused here too.
+    let (code, text) = common::http_request(
+        proxy.admin(),
+        "PUT",
+        "/migrations/api_move/reads",
+        &[("Authorization", "Bearer s3cret")],
+        r#"{"strategy": "ab", "arms": [{"name": "a", "path": "target", "weight": 1}]}"#,
+    )
+    .await;
+    assert_eq!(code, 422, "{text}");
+    assert!(text.contains("at least two arms"), "{text}");
+    let (code, text) = common::http_request(
+        proxy.admin(),
+        "PUT",
+        "/migrations/nope/reads",
+        &[("Authorization", "Bearer s3cret")],
+        &body,
+    )
+    .await;
+    assert_eq!(code, 404, "{text}");
+    assert!(text.contains("api_move"), "{text}");
+
+    let (_, listing) = common::http_get(proxy.admin(), "/migrations").await;
+    let listing: serde_json::Value = serde_json::from_str(&listing).unwrap();
+    let m = &listing["migrations"][0];
+    assert_eq!(m["rule_from"], "api", "{listing}");
+    assert_eq!(m["target_share_basis_points"], 4000, "{listing}");
+    assert_eq!(m["phase"], "read_ramp", "{listing}");
+    let (_, metrics) = common::http_get(proxy.admin(), "/metrics").await;
+    assert!(
+        metrics.contains("switchyard_target_share{migration=\"api_move\"} 4000"),
+        "{metrics}"
+    );
+    common::drop_db(&db).await;
+}

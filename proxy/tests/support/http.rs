@@ -12,10 +12,26 @@ pub async fn http_get(addr: std::net::SocketAddr, path: &str) -> (u16, String) {
 
 /// A plain HTTP/1.0 PUT of a JSON body; returns the status code and the body.
 pub async fn http_put(addr: std::net::SocketAddr, path: &str, json: &str) -> (u16, String) {
-    let request = format!(
-        "PUT {path} HTTP/1.0\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{json}",
+    http_request(addr, "PUT", path, &[], json).await
+}
+
+/// A plain HTTP/1.0 request with extra headers and a JSON body.
+pub async fn http_request(
+    addr: std::net::SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    json: &str,
+) -> (u16, String) {
+    let mut request = format!(
+        "{method} {path} HTTP/1.0\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n",
         json.len()
     );
+    for (name, value) in headers {
+        request.push_str(&format!("{name}: {value}\r\n"));
+    }
+    request.push_str("\r\n");
+    request.push_str(json);
     http(addr, &request).await
 }
 

@@ -363,8 +363,8 @@ mod forwarder;
 pub use forwarder::Forwarder;
 
 #[path = "../support/http.rs"]
-mod http;
-pub use http::{http_get, http_put, http_request};
+pub mod http;
+pub use http::{http_get, http_put};
 
 #[path = "../support/catalog.rs"]
 pub mod catalog;

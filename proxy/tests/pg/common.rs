@@ -229,7 +229,7 @@ pub fn write_atomically(path: &Path, text: &str) {
 }
 
 #[path = "../support/http.rs"]
-mod http;
+pub mod http;
 pub use http::{http_get, http_put, http_request};
 
 #[path = "../support/forwarder.rs"]

@@ -502,3 +502,41 @@ migrations:
     );
     common::drop_db(&db).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn binary_values_bind_on_the_target_without_a_describe() {
+    use common::fe as msg;
+    let db = tables("reads_nodescribe").await;
+    let proxy = proxy(&db, "{ strategy: immediate, path: source }").await;
+    let mut raw = common::RawPg::login_trust(proxy.addr, "app_trust", &db).await;
+    // Parse without parameter types and without a Describe, as a driver
+    // that sends binary values it encodes from its own types.
+    let mut batch = msg::parse("s1", "SELECT method FROM api WHERE id = $1");
+    batch.extend(msg::sync());
+    raw.send(&batch).await;
+    raw.until_ready().await;
+    put_reads(&proxy, json!({"strategy": "immediate", "path": "target"})).await;
+    // Bind one binary int4 (the source's type; the target's id is bigint).
+    let mut body = Vec::new();
+    body.extend_from_slice(b"\0s1\0");
+    body.extend_from_slice(&1i16.to_be_bytes());
+    body.extend_from_slice(&1i16.to_be_bytes());
+    body.extend_from_slice(&1i16.to_be_bytes());
+    body.extend_from_slice(&4i32.to_be_bytes());
+    body.extend_from_slice(&42i32.to_be_bytes());
+    body.extend_from_slice(&0i16.to_be_bytes());
+    let mut bind = vec![b'B'];
+    bind.extend_from_slice(&((body.len() + 4) as i32).to_be_bytes());
+    bind.extend_from_slice(&body);
+    let mut batch = bind;
+    batch.extend(msg::execute(""));
+    batch.extend(msg::sync());
+    raw.send(&batch).await;
+    let frames = raw.until_ready().await;
+    for (tag, body) in &frames {
+        assert_ne!(*tag, b'E', "{:?}", common::error_fields(body));
+    }
+    let row = frames.iter().find(|(tag, _)| *tag == b'D').expect("a row");
+    assert!(row.1.windows(3).any(|w| w == b"tgt"), "{row:?}");
+    common::drop_db(&db).await;
+}

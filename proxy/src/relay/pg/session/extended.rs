@@ -57,9 +57,29 @@ impl Session {
                 self.parse_form(&mut prepared, conn, plan.sql.clone(), Disposition::FORWARD)
             }
         };
+        let (conn, name) = (form.conn, form.name.clone());
         prepared.forms.push(form);
         self.statements.insert(parse.name.to_string(), prepared);
+        if !parse.name.is_empty() && !all_types_given(parse.param_types) {
+            // A named statement is usually bound later: learn its parameter
+            // types now, so a client that sends binary values without ever
+            // describing the statement binds them alike on every form.
+            self.describe_for_types(conn, &name, parse.name);
+        }
         Ok(())
+    }
+
+    /// Sends a Describe of one form whose answer only the proxy reads: its
+    /// ParameterDescription becomes the statement's parameter types.
+    fn describe_for_types(&mut self, conn: Conn, backend_name: &str, client_name: &str) {
+        message::describe(self.outbox(conn), b'S', backend_name);
+        let token = self.next_capture;
+        self.next_capture = self.next_capture.wrapping_add(1);
+        self.describing.insert(token, client_name.to_string());
+        let mut pending = Pending::new(conn, Expect::DescribeStatement, Disposition::Swallow);
+        pending.capture = Some(token);
+        self.responses.push(pending);
+        self.note_conn(conn);
     }
 
     /// Parses one form of a statement under a fresh proxy-owned name.
@@ -296,6 +316,22 @@ impl Session {
             self.second_in_batch = true;
         }
     }
+}
+
+/// Whether a Parse names a type for every parameter (a count, then OIDs;
+/// 0 leaves one to the server).
+fn all_types_given(param_types: &[u8]) -> bool {
+    let Some(count) = param_types
+        .get(..2)
+        .map(|b| u16::from_be_bytes([b[0], b[1]]))
+    else {
+        return false;
+    };
+    count > 0
+        && param_types[2..]
+            .chunks_exact(4)
+            .take(usize::from(count))
+            .all(|oid| oid != [0, 0, 0, 0])
 }
 
 fn describe_expect(frame: &[u8]) -> Expect {

@@ -18,7 +18,7 @@ async fn proxy_with(fields: &str) -> Proxy {
         yaml.contains(fields),
         "the base config names the backend differently"
     );
-    common::start(&yaml, Arc::new(MigrationRouter)).await
+    common::start(&yaml, Arc::new(MigrationRouter::default())).await
 }
 
 /// The cipher of the session's backend connection; empty in plain.

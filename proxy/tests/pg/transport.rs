@@ -22,7 +22,7 @@ async fn proxy_with(fields: &str) -> Proxy {
         yaml.contains(fields),
         "the base config names the backend differently"
     );
-    common::start(&yaml, Arc::new(MigrationRouter)).await
+    common::start(&yaml, Arc::new(MigrationRouter::default())).await
 }
 
 /// Whether the session's backend connection is encrypted, as the server sees it.

@@ -14,11 +14,12 @@
 use std::time::Duration;
 
 use mysql_async::{ClientIdentity, DriverError, SslOpts};
+use rustls::CertificateError;
 use switchyard_core::config::{Backend, BackendTlsMode};
 use tokio_postgres::config::SslMode;
 use tokio_postgres_rustls::MakeRustlsConnect;
 
-use crate::relay::backend_tls::BackendTls;
+use crate::relay::backend_tls::{find_rustls, BackendTls};
 
 /// Whether `host` names a Unix socket (a directory for PostgreSQL, the
 /// socket file for MySQL) rather than a host name or address.
@@ -85,25 +86,75 @@ pub async fn mysql(
     database: &str,
 ) -> Result<mysql_async::Conn, mysql_async::Error> {
     let encrypt = backend.tls != BackendTlsMode::Disable && !is_socket(&backend.host);
-    match mysql_async::Conn::new(mysql_opts(backend, database, encrypt)).await {
-        Err(mysql_async::Error::Driver(DriverError::NoClientSslFlagFromServer))
-            if backend.tls == BackendTlsMode::Prefer =>
-        {
-            mysql_async::Conn::new(mysql_opts(backend, database, false)).await
-        }
-        other => other,
+    let error = match mysql_async::Conn::new(mysql_opts(backend, database, encrypt, None)).await {
+        Ok(conn) => return Ok(conn),
+        Err(e) => e,
+    };
+    if backend.tls == BackendTlsMode::Prefer
+        && matches!(
+            error,
+            mysql_async::Error::Driver(DriverError::NoClientSslFlagFromServer)
+        )
+    {
+        return mysql_async::Conn::new(mysql_opts(backend, database, false, None)).await;
+    }
+    match name_in_certificate(backend, &error) {
+        Some(name) => mysql_async::Conn::new(mysql_opts(backend, database, true, Some(name))).await,
+        None => Err(error),
     }
 }
 
-/// mysql_async options for `backend`, in `database`, with TLS if `encrypt`.
-fn mysql_opts(backend: &Backend, database: &str, encrypt: bool) -> mysql_async::Opts {
+/// For a chain-only check (`verify-ca`, `require` with `ca`) that failed on
+/// the name alone: a DNS name the server's certificate holds, to connect
+/// again by.
+///
+/// mysql_async 0.37 means to forgive a name mismatch when told to skip
+/// domain validation, but recognises one by the text `NotValidForName`,
+/// which rustls 0.23 no longer prints. rustls checks the chain before the
+/// name, so a name error means the chain passed (the reasoning of
+/// `BackendTls`' `ChainOnly`); the second connection checks the chain
+/// again, against a name the certificate holds.
+fn name_in_certificate(backend: &Backend, error: &mysql_async::Error) -> Option<String> {
+    let chain_only = backend.ca.is_some()
+        && matches!(
+            backend.tls,
+            BackendTlsMode::Require | BackendTlsMode::VerifyCa
+        );
+    if !chain_only {
+        return None;
+    }
+    let rustls::Error::InvalidCertificate(CertificateError::NotValidForNameContext {
+        presented,
+        ..
+    }) = find_rustls(error)?
+    else {
+        return None;
+    };
+    // webpki lists the names as `DnsName("db.example")`; a wildcard is no
+    // name to connect by.
+    presented.iter().find_map(|name| {
+        let name = name.strip_prefix("DnsName(\"")?.strip_suffix("\")")?;
+        (!name.contains('*')).then(|| name.to_string())
+    })
+}
+
+/// mysql_async options for `backend`, in `database`, with TLS if `encrypt`,
+/// checking the certificate against `server_name` instead of `host` if set.
+fn mysql_opts(
+    backend: &Backend,
+    database: &str,
+    encrypt: bool,
+    server_name: Option<String>,
+) -> mysql_async::Opts {
     let builder = mysql_async::OptsBuilder::default()
         .user(Some(&backend.user))
         .pass(Some(&backend.password))
         .db_name(Some(database))
         // One query per load: no statement cache to keep, nothing to pool.
         .stmt_cache_size(0)
-        .ssl_opts(encrypt.then(|| ssl_opts(backend)));
+        .ssl_opts(
+            encrypt.then(|| ssl_opts(backend).with_danger_tls_hostname_override(server_name)),
+        );
     let builder = if is_socket(&backend.host) {
         builder.socket(Some(&backend.host))
     } else {
@@ -120,11 +171,8 @@ fn mysql_opts(backend: &Backend, database: &str, encrypt: bool) -> mysql_async::
 /// The backend's `tls` mode in mysql_async's terms, with the same meaning
 /// as `BackendTls`: `prefer` ignores `ca`, `require` with `ca` is
 /// `verify-ca`, and only `ca` is trusted (never the built-in web roots).
-///
-/// mysql_async 0.37 (rustls) recognises a name mismatch by looking for
-/// `NotValidForName` in the error's text, which rustls 0.23 no longer
-/// prints, so its `verify-ca` still refuses a host the certificate does not
-/// name; connect by a name the certificate holds.
+/// (`verify-ca` by a name the certificate does not hold needs a second
+/// connection: see `name_in_certificate`.)
 fn ssl_opts(backend: &Backend) -> SslOpts {
     let identity = match (&backend.cert, &backend.key) {
         (Some(cert), Some(key)) => {

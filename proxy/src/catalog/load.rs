@@ -12,6 +12,7 @@ use switchyard_core::config::{Backend, BackendKind};
 
 use super::connect;
 use super::mapping::{Column, TableSchema};
+use crate::relay::backend_tls::{explain_rustls, find_rustls, BackendTls};
 
 /// One table to load, and where it lives.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -41,6 +42,16 @@ pub enum LoadError {
         addr: String,
         error: String,
     },
+    /// The server was reached but TLS with it failed: most often its
+    /// certificate does not pass the backend's `tls` mode. Retried, as a
+    /// renewed certificate may fix it.
+    #[error("backend `{backend}` ({kind} at {addr}): TLS handshake failed: {reason}")]
+    Tls {
+        backend: String,
+        kind: BackendKind,
+        addr: String,
+        reason: String,
+    },
     /// The catalog query failed on a live connection. Also retried.
     #[error("backend `{backend}`: reading the columns of `{table}` failed: {error}")]
     Query {
@@ -68,18 +79,32 @@ impl LoadError {
     pub fn is_transient(&self) -> bool {
         matches!(
             self,
-            LoadError::Unreachable { .. } | LoadError::Query { .. }
+            LoadError::Unreachable { .. } | LoadError::Tls { .. } | LoadError::Query { .. }
         )
     }
 }
 
 impl TableRef {
     /// Loads the table's columns; the connect and the login are bounded
-    /// by `timeout`, and so is the query.
-    pub async fn load(&self, timeout: Duration) -> Result<TableSchema, LoadError> {
+    /// by `timeout`, and so is the query. `tls` is the backend's TLS client
+    /// that sessions use; PostgreSQL connects with it, while MySQL's driver
+    /// builds its own from the same fields.
+    pub async fn load(
+        &self,
+        tls: &BackendTls,
+        timeout: Duration,
+    ) -> Result<TableSchema, LoadError> {
         match self.backend.kind {
-            BackendKind::Postgres => self.load_postgres(timeout).await,
+            BackendKind::Postgres => self.load_postgres(tls, timeout).await,
             BackendKind::Mysql => self.load_mysql(timeout).await,
+        }
+    }
+
+    fn addr(&self) -> String {
+        if self.backend.host.starts_with('/') {
+            self.backend.host.clone()
+        } else {
+            format!("{}:{}", self.backend.host, self.backend.port)
         }
     }
 
@@ -87,12 +112,34 @@ impl TableRef {
         LoadError::Unreachable {
             backend: self.backend_name.clone(),
             kind: self.backend.kind,
-            addr: if self.backend.host.starts_with('/') {
-                self.backend.host.clone()
-            } else {
-                format!("{}:{}", self.backend.host, self.backend.port)
-            },
+            addr: self.addr(),
             error: error.to_string(),
+        }
+    }
+
+    /// A failed connect: a TLS failure named as one, with the fix, rather
+    /// than as the driver's generic error.
+    fn connect_failed(&self, error: &(dyn std::error::Error + 'static)) -> LoadError {
+        let reason = if let Some(tls) = find_rustls(error) {
+            explain_rustls(tls, &self.backend.host, self.backend.tls)
+        } else if matches!(
+            error.downcast_ref::<mysql_async::Error>(),
+            Some(mysql_async::Error::Driver(
+                mysql_async::DriverError::NoClientSslFlagFromServer
+            ))
+        ) {
+            format!(
+                "the server does not offer TLS, and `tls: {}` requires it; enable TLS on the server, or set `tls: prefer` to accept a plain connection",
+                self.backend.tls
+            )
+        } else {
+            return self.unreachable(error);
+        };
+        LoadError::Tls {
+            backend: self.backend_name.clone(),
+            kind: self.backend.kind,
+            addr: self.addr(),
+            reason,
         }
     }
 
@@ -104,21 +151,26 @@ impl TableRef {
         }
     }
 
-    async fn load_postgres(&self, timeout: Duration) -> Result<TableSchema, LoadError> {
+    async fn load_postgres(
+        &self,
+        tls: &BackendTls,
+        timeout: Duration,
+    ) -> Result<TableSchema, LoadError> {
         let schema = self.schema.as_deref().unwrap_or("public");
         let name = format!("{schema}.{}", self.table);
-        let config = connect::postgres(&self.backend, self.database.as_deref(), timeout);
-        let database = config
-            .get_dbname()
+        let database = self
+            .database
+            .as_deref()
+            .or(self.backend.database.as_deref())
             .unwrap_or(&self.backend.user)
             .to_string();
-        let (client, connection) =
-            tokio::time::timeout(timeout, config.connect(tokio_postgres::NoTls))
-                .await
-                .map_err(|_| self.unreachable(format!("no answer within {timeout:?}")))?
-                .map_err(|e| self.unreachable(e))?;
-        // The connection task ends when `client` is dropped below.
-        tokio::spawn(connection);
+        let client = tokio::time::timeout(
+            timeout,
+            connect::postgres(&self.backend, tls, self.database.as_deref(), timeout),
+        )
+        .await
+        .map_err(|_| self.unreachable(format!("no answer within {timeout:?}")))?
+        .map_err(|e| self.connect_failed(&e))?;
         let rows = tokio::time::timeout(timeout, client.query(PG_COLUMNS, &[&schema, &self.table]))
             .await
             .map_err(|_| self.query_failed(&name, format!("no answer within {timeout:?}")))?
@@ -151,13 +203,10 @@ impl TableRef {
             });
         };
         let name = format!("{database}.{}", self.table);
-        let mut conn = tokio::time::timeout(
-            timeout,
-            mysql_async::Conn::new(connect::mysql(&self.backend, database)),
-        )
-        .await
-        .map_err(|_| self.unreachable(format!("no answer within {timeout:?}")))?
-        .map_err(|e| self.unreachable(e))?;
+        let mut conn = tokio::time::timeout(timeout, connect::mysql(&self.backend, database))
+            .await
+            .map_err(|_| self.unreachable(format!("no answer within {timeout:?}")))?
+            .map_err(|e| self.connect_failed(&e))?;
         let rows: Result<Vec<MyRow>, _> =
             tokio::time::timeout(timeout, conn.exec(MY_COLUMNS, (database, &self.table)))
                 .await

@@ -25,6 +25,7 @@ use switchyard_core::names;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
+use crate::relay::backend_tls::BackendTls;
 use crate::route::routing::CatalogState;
 use crate::state::Shared;
 use load::{LoadError, TableRef};
@@ -77,10 +78,14 @@ impl Plan {
         })
     }
 
-    /// Loads both tables and checks the mapping against them.
-    async fn load(&self, timeout: Duration) -> CatalogState {
+    /// Loads both tables and checks the mapping against them, reaching each
+    /// backend with the TLS client its sessions use.
+    async fn load(&self, tls: &[BackendTls; 2], timeout: Duration) -> CatalogState {
         let id = &self.migration.id;
-        let (source, target) = tokio::join!(self.source.load(timeout), self.target.load(timeout));
+        let (source, target) = tokio::join!(
+            self.source.load(&tls[0], timeout),
+            self.target.load(&tls[1], timeout)
+        );
         match (source, target) {
             (Ok(source), Ok(target)) => match mapping::check(&self.migration, source, target) {
                 Ok(mapping) => CatalogState::Ready(Arc::new(mapping)),
@@ -185,8 +190,14 @@ impl Catalog {
             };
             t.loading = true;
             let id = migration.id.clone();
+            // From the same snapshot as the plan, so it matches the plan's
+            // backend entries; not part of the plan, which compares by value.
+            let tls = [
+                snapshot.backend_tls(&plan.source.backend_name).clone(),
+                snapshot.backend_tls(&plan.target.backend_name).clone(),
+            ];
             self.loads.spawn(async move {
-                let state = plan.load(timeout).await;
+                let state = plan.load(&tls, timeout).await;
                 (id, plan, state)
             });
         }

@@ -163,6 +163,12 @@ impl BackendTls {
         })
     }
 
+    /// The rustls client configuration, for a driver that runs its own
+    /// handshake (the catalog's tokio-postgres); `None` when `disable`.
+    pub fn client_config(&self) -> Option<Arc<rustls::ClientConfig>> {
+        self.connector.as_ref().map(|c| c.config().clone())
+    }
+
     /// Runs the TLS handshake on a socket the server agreed to encrypt.
     pub async fn handshake(
         &self,
@@ -189,12 +195,39 @@ impl BackendTls {
 
 /// The reason of a failed handshake, with what to change.
 fn explain(error: &std::io::Error, host: &str, mode: BackendTlsMode) -> String {
-    let Some(tls) = error
+    match error
         .get_ref()
         .and_then(|e| e.downcast_ref::<rustls::Error>())
-    else {
-        return format!("{error}");
-    };
+    {
+        Some(tls) => explain_rustls(tls, host, mode),
+        None => format!("{error}"),
+    }
+}
+
+/// The first rustls error in `error`'s chain, for drivers that wrap the
+/// handshake's error in their own (an `io::Error` hides its inner error
+/// from `source()`, so it is opened by hand).
+pub fn find_rustls<'a>(error: &'a (dyn std::error::Error + 'static)) -> Option<&'a rustls::Error> {
+    let mut next = Some(error);
+    while let Some(e) = next {
+        if let Some(tls) = e.downcast_ref::<rustls::Error>() {
+            return Some(tls);
+        }
+        let inner = e
+            .downcast_ref::<std::io::Error>()
+            .and_then(|io| io.get_ref())
+            .and_then(|inner| inner.downcast_ref::<rustls::Error>());
+        if inner.is_some() {
+            return inner;
+        }
+        next = e.source();
+    }
+    None
+}
+
+/// A rustls error as a reason, with what to change for the usual
+/// certificate problems.
+pub fn explain_rustls(tls: &rustls::Error, host: &str, mode: BackendTlsMode) -> String {
     let hint = match tls {
         rustls::Error::InvalidCertificate(
             CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },

@@ -226,3 +226,89 @@ async fn a_table_fixed_with_ddl_becomes_ready_without_a_reload() {
     assert_eq!(mapping.as_str(), "ready");
     common::drop_db(&db).await;
 }
+
+/// The renamed plan on a `tlspg` backend reached with `fields` (host,
+/// port and TLS settings).
+async fn start_tls(db: &str, fields: &str) -> Proxy {
+    let backend = format!("tlspg: {{ kind: postgres, {fields}, user: postgres }}");
+    let yaml = format!(
+        "{}migrations:\n{}",
+        with_backend(&backend),
+        RENAMED
+            .replace("backend: pg", "backend: tlspg")
+            .replace("DB", db)
+    );
+    common::start(&yaml, Arc::new(MigrationRouter::default())).await
+}
+
+#[tokio::test]
+async fn a_verify_full_backend_is_loaded_over_tls() {
+    let db = tables("cat_tls").await;
+    let ca = common::tls_ca();
+    // Through a relay that sees the ClientHello: the server would take the
+    // catalog's plain connection as well.
+    let relay = common::Forwarder::start("127.0.0.1:5432").await;
+    let proxy = start_tls(
+        &db,
+        &format!(
+            "host: localhost, port: {}, tls: verify-full, ca: {}",
+            relay.port,
+            ca.display()
+        ),
+    )
+    .await;
+    let mapping = ready(&proxy.running, "api_v2").await;
+    assert!(relay.tls_clients() > 0, "the catalog connected over TLS");
+    assert_eq!(mapping.target.name, "public.t_sys_api_endpoints");
+    common::drop_db(&db).await;
+}
+
+#[tokio::test]
+async fn a_certificate_that_fails_verification_leaves_the_catalog_pending() {
+    let db = tables("cat_tls_bad").await;
+    let ca = common::tls_ca();
+    // The certificate names `localhost`, not the address.
+    let proxy = start_tls(
+        &db,
+        &format!(
+            "host: 127.0.0.1, port: 5432, tls: verify-full, ca: {}",
+            ca.display()
+        ),
+    )
+    .await;
+    let reason = pending(&proxy.running, "api_v2", "TLS").await;
+    assert!(
+        reason.starts_with("migration `api_v2`: backend `tlspg` (postgres at 127.0.0.1:5432): TLS handshake failed: invalid peer certificate: certificate not valid for name"),
+        "{reason}"
+    );
+    assert!(
+        reason.contains("`127.0.0.1` is not a name in the server's certificate"),
+        "{reason}"
+    );
+    still_serves(&proxy, &db).await;
+
+    let dir = tempfile::tempdir().unwrap();
+    let other = rcgen::generate_simple_self_signed(vec!["Other CA".to_string()]).unwrap();
+    let path = dir.path().join("other-ca.crt");
+    std::fs::write(&path, other.cert.pem()).unwrap();
+    let proxy = start_tls(
+        &db,
+        &format!(
+            "host: localhost, port: 5432, tls: verify-full, ca: {}",
+            path.display()
+        ),
+    )
+    .await;
+    let reason = pending(&proxy.running, "api_v2", "TLS").await;
+    assert!(
+        reason.starts_with(
+            "migration `api_v2`: backend `tlspg` (postgres at localhost:5432): TLS handshake failed"
+        ),
+        "{reason}"
+    );
+    assert!(
+        reason.contains("the certificate is not signed by the CA in `ca`"),
+        "{reason}"
+    );
+    common::drop_db(&db).await;
+}

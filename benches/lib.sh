@@ -20,10 +20,13 @@ machine_lines() {
     echo "- commit: $commit$dirty"
 }
 
-# append_results TITLE DETAILS_FILE RUNS_TSV: append a dated section with the
-# medians table to benches/RESULTS.md (unless BENCH_NO_RECORD=1) and print it.
+# append_results TITLE DETAILS_FILE RUNS_TSV [REPORT_ARG...]: append a dated
+# section with the medians table to benches/RESULTS.md (unless
+# BENCH_NO_RECORD=1) and print it; REPORT_ARGs go to report.py (e.g.
+# `--against switchyard`).
 append_results() {
     local title=$1 details=$2 runs=$3 section
+    shift 3
     section=$(
         echo
         echo "## $title — $(date -u '+%Y-%m-%d %H:%M UTC')"
@@ -32,7 +35,7 @@ append_results() {
         cat "$details"
         if [ -n "${BENCH_NOTE:-}" ]; then echo "- note: $BENCH_NOTE"; fi
         echo
-        python3 "$REPO_ROOT/benches/report.py" <"$runs"
+        python3 "$REPO_ROOT/benches/report.py" "$@" <"$runs"
     )
     printf '%s\n' "$section"
     if [ "${BENCH_NO_RECORD:-0}" = "1" ]; then
@@ -118,4 +121,66 @@ start_switchyard() {
     PROXY_PID=$!
     wait_http "http://127.0.0.1:$admin/healthz" 30 "$PROXY_PID" ||
         { tail -n 20 "$log_file" >&2; die "switchyard-proxy did not become healthy (log: $log_file)"; }
+}
+
+# wait_catalog_ready ADMIN_PORT MIGRATION SECONDS: wait until the proxy's
+# `GET /migrations` shows MIGRATION with `"catalog":"ready"` (both tables'
+# columns loaded and the mapping checked: reads can be routed). Fails at
+# once when the catalog refused the mapping, or after SECONDS.
+wait_catalog_ready() {
+    local admin=$1 id=$2 secs=$3 i body=""
+    for ((i = 0; i < secs * 10; i++)); do
+        body=$(curl -fsS --max-time 2 "http://127.0.0.1:$admin/migrations" 2>/dev/null || true)
+        case "$(python3 -c '
+import json, sys
+want = sys.argv[1]
+try:
+    doc = json.loads(sys.stdin.read())
+except ValueError:
+    sys.exit(0)
+items = doc if isinstance(doc, list) else doc.get("migrations", [])
+for m in items:
+    if m.get("id") == want:
+        print(m.get("catalog", ""))
+' "$id" <<<"$body")" in
+        ready) return 0 ;;
+        refused) die "migration $id: catalog refused: $body" ;;
+        esac
+        sleep 0.1
+    done
+    die "migration $id: catalog not ready after ${secs}s (last /migrations: ${body:-no answer})"
+}
+
+# read_counts ADMIN_PORT: the proxy's routed reads so far, from
+# switchyard_reads_total on /metrics, as "source target errors" (errors:
+# reads on either path whose response was an error).
+read_counts() {
+    curl -fsS --max-time 5 "http://127.0.0.1:$1/metrics" | awk '
+        /^switchyard_reads_total\{/ {
+            v = $NF
+            if ($0 ~ /path="target"/) t += v; else if ($0 ~ /path="source"/) s += v
+            if ($0 ~ /outcome="error"/) e += v
+        }
+        END { printf "%d %d %d\n", s, t, e }'
+}
+
+# check_routed NAME BEFORE AFTER: between two read_counts readings, the
+# routed reads must have grown on the target path (fail loudly otherwise,
+# and on any read that ended in an error). Prints the target share as a
+# percentage.
+check_routed() {
+    local name=$1 before=$2 after=$3 s0 t0 e0 s1 t1 e1 ds dt
+    read -r s0 t0 e0 <<<"$before"
+    read -r s1 t1 e1 <<<"$after"
+    ds=$((s1 - s0))
+    dt=$((t1 - t0))
+    [ "$dt" -gt 0 ] ||
+        die "$name: no read went to the target during the run (switchyard_reads_total source +$ds, target +$dt): the migration did not route"
+    [ "$e1" -eq "$e0" ] || die "$name: $((e1 - e0)) routed reads ended in an error during the run"
+    awk -v s="$ds" -v t="$dt" 'BEGIN { printf "%.1f", 100 * t / (s + t) }'
+}
+
+# share_range PERCENT...: "lowest–highest%" of check_routed's shares.
+share_range() {
+    printf '%s\n' "$@" | sort -n | awk 'NR == 1 { lo = $1 } { hi = $1 } END { printf "%s–%s%%", lo, hi }'
 }

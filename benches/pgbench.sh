@@ -12,11 +12,20 @@
 # /proc/PID/stat over the run). The table shows medians over rounds with the
 # spread and is appended to benches/RESULTS.md.
 #
+# The routing comparison (BENCH_TARGETS="switchyard routed"): `routed` is the
+# same proxy binary with a migration of pgbench_accounts to an identical copy
+# (pgbench_accounts_copy, recreated by this script) in read_ramp, 50% of the
+# keys to the copy sticky by aid. Its reads are parsed, routed per execution
+# and half of them rewritten; the table then also shows each target's ratio
+# to switchyard's passthrough over the same transport. After every routed run
+# the script checks on the proxy's /metrics that reads did go to the copy.
+#
 # Usage: benches/pgbench.sh
+#        BENCH_TARGETS="switchyard routed" BENCH_TRANSPORTS=tcp benches/pgbench.sh
 # Environment (defaults in brackets):
 #   BENCH_ROUNDS [5]  BENCH_SECONDS [10]  BENCH_CLIENTS ["8 1"]
 #   BENCH_MODES ["simple extended prepared"]  BENCH_SCALE [10]
-#   BENCH_TARGETS ["direct switchyard pgbouncer haproxy"]
+#   BENCH_TARGETS ["direct switchyard pgbouncer haproxy"]; also `routed`
 #   BENCH_TRANSPORTS ["tcp unix"]  backend legs of the relays
 #   PROXY_BIN     use this proxy binary instead of building the release one
 #   BENCH_NO_RECORD=1  print the table without appending it to RESULTS.md
@@ -40,13 +49,22 @@ check_positive_int BENCH_ROUNDS "$ROUNDS"
 check_positive_int BENCH_SECONDS "$SECONDS_PER_RUN"
 check_positive_int BENCH_SCALE "$SCALE"
 for t in "${TARGETS[@]}"; do
-    case "$t" in direct | switchyard | pgbouncer | haproxy) ;; *) die "unknown target \`$t\` (direct, switchyard, pgbouncer, haproxy)" ;; esac
+    case "$t" in direct | switchyard | routed | pgbouncer | haproxy) ;; *) die "unknown target \`$t\` (direct, switchyard, routed, pgbouncer, haproxy)" ;; esac
 done
 for t in "${TRANSPORTS[@]}"; do
     case "$t" in tcp | unix) ;; *) die "unknown transport \`$t\` (tcp, unix)" ;; esac
 done
-[ "${TARGETS[0]}" = direct ] || [[ " ${TARGETS[*]} " == *" direct "* ]] ||
-    warn "no \`direct\` target: ratios and added latency will read n/a"
+has_target() { [[ " ${TARGETS[*]} " == *" $1 "* ]]; }
+has_target direct || warn "no \`direct\` target: ratios to direct and added latency will read n/a"
+REPORT_ARGS=()
+if has_target routed; then
+    has_target switchyard || warn "\`routed\` without \`switchyard\`: its ratio to switchyard will read n/a"
+    REPORT_ARGS=(--against switchyard)
+fi
+# The routed target's migration: pgbench_accounts to an identical copy.
+MIGRATION=bench_accounts_copy
+COPY_TABLE=pgbench_accounts_copy
+ROUTED_PERCENT=50
 
 bash "$REPO_ROOT/scripts/ensure-databases.sh" postgres
 if [[ " ${TARGETS[*]} " == *" pgbouncer "* ]]; then
@@ -55,7 +73,7 @@ fi
 if [[ " ${TARGETS[*]} " == *" haproxy "* ]]; then
     bash "$REPO_ROOT/scripts/ensure-tools.sh" haproxy
 fi
-if [[ " ${TARGETS[*]} " == *" switchyard "* ]]; then
+if has_target switchyard || has_target routed; then
     PROXY=$(build_proxy_release)
 fi
 
@@ -85,6 +103,13 @@ if [ "$have_scale" != "$SCALE" ]; then
 else
     log "$DB already holds scale $SCALE"
 fi
+if has_target routed; then
+    # Recreated every time: pgbench -i replaces pgbench_accounts, not the copy.
+    log "copying pgbench_accounts to $COPY_TABLE"
+    pg_direct -d "$DB" -c "DROP TABLE IF EXISTS $COPY_TABLE" \
+        -c "CREATE TABLE $COPY_TABLE (LIKE pgbench_accounts INCLUDING ALL)" \
+        -c "INSERT INTO $COPY_TABLE SELECT * FROM pgbench_accounts" >/dev/null
+fi
 pg_direct -d "$DB" -c 'VACUUM ANALYZE' >/dev/null
 
 # backend_host TRANSPORT: the server as a relay's backend leg reaches it.
@@ -92,16 +117,17 @@ backend_host() {
     if [ "$1" = unix ]; then echo "$PG_SOCKET_DIR"; else echo 127.0.0.1; fi
 }
 
-mapfile -t PORTS < <(free_ports $((4 * ${#TRANSPORTS[@]})))
+mapfile -t PORTS < <(free_ports $((6 * ${#TRANSPORTS[@]})))
 next_port=0
 take_port() {
     PORT_OF[$1]=${PORTS[$next_port]}
     next_port=$((next_port + 1))
 }
 
-# ---- switchyard-proxy: PostgreSQL listener only, SCRAM user app/app
+# ---- switchyard-proxy: PostgreSQL listener only, SCRAM user app/app; with
+# a third argument `routed`, plus the migration of pgbench_accounts
 start_switchyard_pg() {
-    local name=$1 transport=$2 dir="$WORK/$1"
+    local name=$1 transport=$2 routed=${3:-} dir="$WORK/$1"
     mkdir -p "$dir"
     take_port "$name"
     take_port "$name/admin"
@@ -114,8 +140,23 @@ backends:
   pg: { kind: postgres, host: $(backend_host "$transport"), port: 5432, user: postgres, password: "" }
 routes: { postgres: pg }
 EOF
+    if [ -n "$routed" ]; then
+        cat >>"$dir/switchyard.yaml" <<EOF
+migrations:
+  - id: $MIGRATION
+    backend: pg
+    source: { database: $DB, schema: public, table: pgbench_accounts, primary_key: [aid] }
+    target: { table: $COPY_TABLE }
+    phase: read_ramp
+    reads: { strategy: percentage, percent: $ROUTED_PERCENT, sticky_by: "column:aid" }
+EOF
+    fi
     start_switchyard "$PROXY" "$dir/switchyard.yaml" "${PORT_OF[$name/admin]}"
     PID_OF[$name]=$PROXY_PID
+    if [ -n "$routed" ]; then
+        wait_catalog_ready "${PORT_OF[$name/admin]}" "$MIGRATION" 30
+        log "$name: migration $MIGRATION catalog ready ($ROUTED_PERCENT% of aid keys to $COPY_TABLE)"
+    fi
     log "switchyard-proxy up on 127.0.0.1:${PORT_OF[$name]}, backend over $transport ($PROXY)"
 }
 
@@ -165,6 +206,7 @@ for t in "${TARGETS[@]}"; do
         RUN_TARGETS+=("$name")
         case "$t" in
         switchyard) start_switchyard_pg "$name" "$transport" ;;
+        routed) start_switchyard_pg "$name" "$transport" routed ;;
         pgbouncer) start_pgbouncer "$name" "$transport" ;;
         haproxy)
             take_port "$name"
@@ -180,7 +222,7 @@ done
 target_args() {
     case "$1" in
     direct) echo "-h 127.0.0.1 -p 5432 -U postgres" ;;
-    switchyard/* | pgbouncer/*) echo "-h 127.0.0.1 -p ${PORT_OF[$1]} -U app" ;;
+    switchyard/* | routed/* | pgbouncer/*) echo "-h 127.0.0.1 -p ${PORT_OF[$1]} -U app" ;;
     haproxy/*) echo "-h 127.0.0.1 -p ${PORT_OF[$1]} -U postgres" ;;
     esac
 }
@@ -193,6 +235,7 @@ done
 # ---- the runs
 RUNS="$WORK/runs.tsv"
 : >"$RUNS"
+SHARES=() # the target share of routed reads observed in every routed run
 total=$((ROUNDS * ${#CLIENT_COUNTS[@]} * ${#MODES[@]} * ${#RUN_TARGETS[@]}))
 n=0
 log "$total runs of ${SECONDS_PER_RUN}s (about $((total * (SECONDS_PER_RUN + 1) / 60 + 1)) min)"
@@ -205,12 +248,19 @@ for ((round = 0; round < ROUNDS; round++)); do
                 n=$((n + 1))
                 out="$WORK/run-$n.log"
                 cpu_before=$(cpu_ticks "${PID_OF[$target]:-}")
+                [[ "$target" != routed/* ]] || reads_before=$(read_counts "${PORT_OF[$target/admin]}")
                 if ! PGPASSWORD=app pgbench -n -S -M "$mode" -c "$clients" -j "$threads" -T "$SECONDS_PER_RUN" \
                     $(target_args "$target") "$DB" >"$out" 2>&1; then
                     cat "$out" >&2
                     die "pgbench against $target failed (round $((round + 1)), $mode, $clients clients)"
                 fi
                 cpu_after=$(cpu_ticks "${PID_OF[$target]:-}")
+                share=""
+                if [[ "$target" == routed/* ]]; then
+                    share=$(check_routed "$target" "$reads_before" "$(read_counts "${PORT_OF[$target/admin]}")")
+                    SHARES+=("$share")
+                    share="  target share ${share}%"
+                fi
                 tps=$(sed -n 's/^tps = \([0-9.]*\) .*/\1/p' "$out")
                 tx=$(sed -n 's/^number of transactions actually processed: \([0-9]*\).*/\1/p' "$out")
                 lat=$(sed -n 's/^latency average = \([0-9.]*\) ms/\1/p' "$out")
@@ -219,8 +269,8 @@ for ((round = 0; round < ROUNDS; round++)); do
                 [ "${failed:-0}" = 0 ] || { cat "$out" >&2; die "$target: $failed failed transactions"; }
                 cpu=$(cpu_per_tx "$cpu_before" "$cpu_after" "${tx:-1}")
                 printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$target" "$mode" "$clients" "$tps" "$lat" "$cpu" >>"$RUNS"
-                printf '[%d/%d] round %d %-16s %-8s c=%d  tps %10.1f  latency %.3f ms  cpu/tx %s\n' \
-                    "$n" "$total" "$((round + 1))" "$target" "$mode" "$clients" "$tps" "$lat" "${cpu//$'\t'/ }"
+                printf '[%d/%d] round %d %-16s %-8s c=%d  tps %10.1f  latency %.3f ms  cpu/tx %s%s\n' \
+                    "$n" "$total" "$((round + 1))" "$target" "$mode" "$clients" "$tps" "$lat" "${cpu//$'\t'/ }" "$share"
             done
         done
     done
@@ -230,8 +280,11 @@ pg_version=$(pg_direct -d postgres -Atc 'show server_version')
 details="$WORK/details.md"
 {
     echo "- PostgreSQL $pg_version on 127.0.0.1:5432; pgbench -S -s $SCALE, database $DB"
-    echo "- targets: ${RUN_TARGETS[*]} (relay/transport of its backend leg: tcp = 127.0.0.1:5432, unix = $PG_SOCKET_DIR; clients reach every relay over TCP)$([ -n "${PROXY:-}" ] && echo "; switchyard-proxy (release build), SCRAM user app")$(have pgbouncer && echo "; pgbouncer $(pgbouncer --version | head -n 1 | awk '{ print $2 }') session mode, md5 user app")$(have haproxy && echo "; haproxy $(haproxy -v | head -n 1 | awk '{ print $3 }') TCP mode, $(nproc) threads")"
+    echo "- targets: ${RUN_TARGETS[*]} (relay/transport of its backend leg: tcp = 127.0.0.1:5432, unix = $PG_SOCKET_DIR; clients reach every relay over TCP)$([ -n "${PROXY:-}" ] && echo "; switchyard-proxy (release build), SCRAM user app")$(has_target pgbouncer && echo "; pgbouncer $(pgbouncer --version | head -n 1 | awk '{ print $2 }') session mode, md5 user app")$(has_target haproxy && echo "; haproxy $(haproxy -v | head -n 1 | awk '{ print $3 }') TCP mode, $(nproc) threads")"
     echo "- relay CPU/tx: the relay process's user and system CPU over the run (/proc/PID/stat) divided by its transactions"
+    if has_target routed; then
+        echo "- routed: the same switchyard-proxy with migration $MIGRATION (pgbench_accounts → $COPY_TABLE, an identical copy: LIKE ... INCLUDING ALL, same rows), phase read_ramp, percentage $ROUTED_PERCENT% sticky by column:aid; share of its routed reads the copy answered, lowest–highest over the runs (switchyard_reads_total on /metrics): $(share_range "${SHARES[@]}")"
+    fi
     echo "- $ROUNDS rounds × ${SECONDS_PER_RUN} s per run, clients ${CLIENT_COUNTS[*]} (-j 2, or 1 for one client), targets interleaved, medians over rounds"
 } >"$details"
-append_results "pgbench -S" "$details" "$RUNS"
+append_results "pgbench -S$(has_target routed && echo ": routed vs switchyard")" "$details" "$RUNS" "${REPORT_ARGS[@]}"

@@ -11,7 +11,13 @@ over rounds with the spread (lowest–highest tps). The ratio and the added
 latency compare each target with the baseline target (default `direct`)
 for the same mode and client count.
 
-Usage: report.py [--baseline direct] < runs.tsv
+With `--against NAME` (e.g. `switchyard`, for the routed comparison) two
+more columns compare each target with NAME over the same backend transport
+(`routed/tcp` with `switchyard/tcp`): its median tps over NAME's (with the
+lowest and highest of the round-by-round ratios), and the difference of the
+relay's median CPU per transaction (user + system).
+
+Usage: report.py [--baseline direct] [--against NAME] < runs.tsv
 """
 
 import argparse
@@ -31,6 +37,7 @@ def number(text):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--baseline", default="direct")
+    ap.add_argument("--against", default=None, help="also compare every target with this one (same transport)")
     args = ap.parse_args()
 
     runs = {}
@@ -68,11 +75,40 @@ def main():
     def cpu(value):
         return "—" if value is None else f"{value:.1f}"
 
+    def against_key(target, mode, clients):
+        """NAME over the same backend transport as `target`."""
+        _, slash, transport = target.partition("/")
+        return (f"{args.against}/{transport}" if slash else args.against, mode, clients)
+
+    def against_cells(target, m, mode, clients):
+        if not args.against:
+            return ""
+        key = against_key(target, mode, clients)
+        if target == key[0]:
+            return " 1.00 | — |"
+        a = medians(key)
+        if a is None:
+            return " n/a | — |"
+        ratio = f"{m['tps'] / a['tps']:.2f}"
+        # Round by round (runs of one round are interleaved, so each pair
+        # saw the same machine): the spread of the paired ratios.
+        paired = [r[0] / b[0] for r, b in zip(runs[(target, mode, clients)], runs[key])]
+        if len(paired) > 1:
+            ratio += f" ({min(paired):.2f}–{max(paired):.2f})"
+        if None in (m["user"], m["sys"], a["user"], a["sys"]):
+            return f" {ratio} | — |"
+        return f" {ratio} | {(m['user'] + m['sys']) - (a['user'] + a['sys']):+.1f} |"
+
+    extra_head, extra_rule = "", ""
+    if args.against:
+        extra_head = f" ratio to {args.against} | relay CPU/tx vs {args.against} (µs) |"
+        extra_rule = "---:|---:|"
     print(
         "| target | mode | clients | median tps (lowest–highest) | ratio to direct "
         "| mean latency (µs) | added latency (µs) | relay CPU/tx user (µs) | relay CPU/tx system (µs) |"
+        + extra_head
     )
-    print("|---|---|---:|---:|---:|---:|---:|---:|---:|")
+    print("|---|---|---:|---:|---:|---:|---:|---:|---:|" + extra_rule)
     for clients in sorted({k[2] for k in runs}, reverse=True):
         for mode in modes:
             base = medians((args.baseline, mode, clients))
@@ -90,6 +126,7 @@ def main():
                 print(
                     f"| {target} | {mode} | {clients} | {spread} | {ratio} | {m['lat']:,.0f} "
                     f"| {added} | {cpu(m['user'])} | {cpu(m['sys'])} |"
+                    + against_cells(target, m, mode, clients)
                 )
 
 

@@ -11,12 +11,22 @@
 # /proc/PID/stat over the run). The table shows medians over rounds with the
 # spread and is appended to benches/RESULTS.md.
 #
+# The routing comparison (BENCH_TARGETS="switchyard routed"): `routed` is the
+# same proxy binary with a migration of sbtest1 to an identical copy
+# (sbtest1_copy, recreated by this script) in read_ramp, 50% of the keys to
+# the copy sticky by id. Reads of sbtest1 are parsed, routed per execution
+# and half of them rewritten (reads of sbtest2..N pass as before); the table
+# then also shows each target's ratio to switchyard's passthrough over the
+# same transport. After every routed run the script checks on the proxy's
+# /metrics that reads did go to the copy.
+#
 # Usage: benches/sysbench.sh
+#        BENCH_TARGETS="switchyard routed" BENCH_TRANSPORTS=tcp benches/sysbench.sh
 # Environment (defaults in brackets):
 #   BENCH_ROUNDS [5]  BENCH_SECONDS [10]  BENCH_CLIENTS ["8 1"] (sysbench threads)
 #   BENCH_TESTS ["oltp_point_select oltp_read_only"]  BENCH_PS_MODES ["auto disable"]
 #   BENCH_TABLES [4]  BENCH_TABLE_SIZE [100000]
-#   BENCH_TARGETS ["direct switchyard haproxy"]
+#   BENCH_TARGETS ["direct switchyard haproxy"]; also `routed`
 #   BENCH_TRANSPORTS ["tcp unix"]  backend legs of the relays
 #   PROXY_BIN     use this proxy binary instead of building the release one
 #   BENCH_NO_RECORD=1  print the table without appending it to RESULTS.md
@@ -43,15 +53,25 @@ check_positive_int BENCH_SECONDS "$SECONDS_PER_RUN"
 check_positive_int BENCH_TABLES "$TABLES"
 check_positive_int BENCH_TABLE_SIZE "$TABLE_SIZE"
 for t in "${TARGETS[@]}"; do
-    case "$t" in direct | switchyard | haproxy) ;; *) die "unknown target \`$t\` (direct, switchyard, haproxy)" ;; esac
+    case "$t" in direct | switchyard | routed | haproxy) ;; *) die "unknown target \`$t\` (direct, switchyard, routed, haproxy)" ;; esac
 done
 for t in "${TRANSPORTS[@]}"; do
     case "$t" in tcp | unix) ;; *) die "unknown transport \`$t\` (tcp, unix)" ;; esac
 done
+has_target() { [[ " ${TARGETS[*]} " == *" $1 "* ]]; }
+REPORT_ARGS=()
+if has_target routed; then
+    has_target switchyard || warn "\`routed\` without \`switchyard\`: its ratio to switchyard will read n/a"
+    REPORT_ARGS=(--against switchyard)
+fi
+# The routed target's migration: sbtest1 to an identical copy.
+MIGRATION=bench_sbtest1_copy
+COPY_TABLE=sbtest1_copy
+ROUTED_PERCENT=50
 
 bash "$REPO_ROOT/scripts/ensure-databases.sh" mysql
 bash "$REPO_ROOT/scripts/ensure-tools.sh" sysbench
-if [[ " ${TARGETS[*]} " == *" haproxy "* ]]; then
+if has_target haproxy; then
     bash "$REPO_ROOT/scripts/ensure-tools.sh" haproxy
 fi
 PROXY=$(build_proxy_release)
@@ -84,17 +104,24 @@ if [ "$have" != "$TABLE_SIZE" ]; then
 else
     log "$DB already holds $TABLES tables × $TABLE_SIZE rows"
 fi
+if has_target routed; then
+    # Recreated every time: a new prepare replaces sbtest1, not the copy.
+    log "copying sbtest1 to $COPY_TABLE"
+    my_direct -D "$DB" -e "DROP TABLE IF EXISTS $COPY_TABLE; CREATE TABLE $COPY_TABLE LIKE sbtest1;
+        INSERT INTO $COPY_TABLE SELECT * FROM sbtest1; ANALYZE TABLE sbtest1, $COPY_TABLE" >/dev/null
+fi
 
-mapfile -t PORTS < <(free_ports $((3 * ${#TRANSPORTS[@]})))
+mapfile -t PORTS < <(free_ports $((5 * ${#TRANSPORTS[@]})))
 next_port=0
 take_port() {
     PORT_OF[$1]=${PORTS[$next_port]}
     next_port=$((next_port + 1))
 }
 
-# ---- switchyard-proxy: MySQL listener only, user app/app
+# ---- switchyard-proxy: MySQL listener only, user app/app; with a third
+# argument `routed`, plus the migration of sbtest1
 start_switchyard_my() {
-    local name=$1 transport=$2 dir="$WORK/$1" backend
+    local name=$1 transport=$2 routed=${3:-} dir="$WORK/$1" backend
     mkdir -p "$dir"
     take_port "$name"
     take_port "$name/admin"
@@ -109,8 +136,23 @@ backends:
   my: { kind: mysql, $backend, user: root, password: "" }
 routes: { mysql: my }
 EOF
+    if [ -n "$routed" ]; then
+        cat >>"$dir/switchyard.yaml" <<EOF
+migrations:
+  - id: $MIGRATION
+    backend: my
+    source: { database: $DB, table: sbtest1, primary_key: [id] }
+    target: { table: $COPY_TABLE }
+    phase: read_ramp
+    reads: { strategy: percentage, percent: $ROUTED_PERCENT, sticky_by: "column:id" }
+EOF
+    fi
     start_switchyard "$PROXY" "$dir/switchyard.yaml" "${PORT_OF[$name/admin]}"
     PID_OF[$name]=$PROXY_PID
+    if [ -n "$routed" ]; then
+        wait_catalog_ready "${PORT_OF[$name/admin]}" "$MIGRATION" 30
+        log "$name: migration $MIGRATION catalog ready ($ROUTED_PERCENT% of id keys to $COPY_TABLE)"
+    fi
     if ! MYSQL_PWD=app timeout 15 mariadb --protocol=tcp -h 127.0.0.1 -P "${PORT_OF[$name]}" -u app -D "$DB" \
         --connect-timeout=5 -Nse 'select 1' >"$dir/probe.out" 2>&1; then
         cat "$dir/probe.out" >&2
@@ -131,6 +173,7 @@ for t in "${TARGETS[@]}"; do
         RUN_TARGETS+=("$name")
         case "$t" in
         switchyard) start_switchyard_my "$name" "$transport" ;;
+        routed) start_switchyard_my "$name" "$transport" routed ;;
         haproxy)
             take_port "$name"
             server=127.0.0.1:3306
@@ -145,7 +188,7 @@ done
 target_args() {
     case "$1" in
     direct) echo "--mysql-host=127.0.0.1 --mysql-port=3306 --mysql-user=root --mysql-password=" ;;
-    switchyard/*) echo "--mysql-host=127.0.0.1 --mysql-port=${PORT_OF[$1]} --mysql-user=app --mysql-password=app" ;;
+    switchyard/* | routed/*) echo "--mysql-host=127.0.0.1 --mysql-port=${PORT_OF[$1]} --mysql-user=app --mysql-password=app" ;;
     haproxy/*) echo "--mysql-host=127.0.0.1 --mysql-port=${PORT_OF[$1]} --mysql-user=root --mysql-password=" ;;
     esac
 }
@@ -153,6 +196,7 @@ target_args() {
 # ---- the runs
 RUNS="$WORK/runs.tsv"
 : >"$RUNS"
+SHARES=() # the target share of routed reads observed in every routed run
 total=$((ROUNDS * ${#CLIENT_COUNTS[@]} * ${#TESTS[@]} * ${#PS_MODES[@]} * ${#RUN_TARGETS[@]}))
 n=0
 log "$total runs of ${SECONDS_PER_RUN}s (about $((total * (SECONDS_PER_RUN + 1) / 60 + 1)) min)"
@@ -165,20 +209,27 @@ for ((round = 0; round < ROUNDS; round++)); do
                     n=$((n + 1))
                     out="$WORK/run-$n.log"
                     cpu_before=$(cpu_ticks "${PID_OF[$target]:-}")
+                    [[ "$target" != routed/* ]] || reads_before=$(read_counts "${PORT_OF[$target/admin]}")
                     if ! timeout $((SECONDS_PER_RUN + 60)) sysbench "$test" "${SB_COMMON[@]}" $(target_args "$target") \
                         --threads="$threads" --time="$SECONDS_PER_RUN" --events=0 --db-ps-mode="$ps" run >"$out" 2>&1; then
                         tail -n 30 "$out" >&2
                         die "sysbench $test against $target failed (round $((round + 1)), ps-mode $ps, $threads threads)"
                     fi
                     cpu_after=$(cpu_ticks "${PID_OF[$target]:-}")
+                    share=""
+                    if [[ "$target" == routed/* ]]; then
+                        share=$(check_routed "$target" "$reads_before" "$(read_counts "${PORT_OF[$target/admin]}")")
+                        SHARES+=("$share")
+                        share="  target share ${share}%"
+                    fi
                     tps=$(sed -n 's/^ *transactions: *[0-9]* *(\([0-9.]*\) per sec.).*/\1/p' "$out")
                     tx=$(sed -n 's/^ *transactions: *\([0-9]*\) .*/\1/p' "$out")
                     lat=$(sed -n 's/^ *avg: *\([0-9.]*\)$/\1/p' "$out" | head -n 1)
                     [ -n "$tps" ] && [ -n "$lat" ] || { cat "$out" >&2; die "could not read tps/latency from sysbench output"; }
                     cpu=$(cpu_per_tx "$cpu_before" "$cpu_after" "${tx:-1}")
                     printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$target" "$test ps=$ps" "$threads" "$tps" "$lat" "$cpu" >>"$RUNS"
-                    printf '[%d/%d] round %d %-16s %-18s ps=%-7s t=%d  tps %10.1f  latency %.3f ms  cpu/tx %s\n' \
-                        "$n" "$total" "$((round + 1))" "$target" "$test" "$ps" "$threads" "$tps" "$lat" "${cpu//$'\t'/ }"
+                    printf '[%d/%d] round %d %-16s %-18s ps=%-7s t=%d  tps %10.1f  latency %.3f ms  cpu/tx %s%s\n' \
+                        "$n" "$total" "$((round + 1))" "$target" "$test" "$ps" "$threads" "$tps" "$lat" "${cpu//$'\t'/ }" "$share"
                 done
             done
         done
@@ -188,8 +239,11 @@ done
 details="$WORK/details.md"
 {
     echo "- MariaDB $(my_direct -Nse 'select version()') on 127.0.0.1:3306; sysbench $(sysbench --version | awk '{ print $2 }'), $TABLES tables × $TABLE_SIZE rows, database $DB"
-    echo "- targets: ${RUN_TARGETS[*]} (relay/transport of its backend leg: tcp = 127.0.0.1:3306, unix = $MY_SOCKET; clients reach every relay over TCP); direct as root; switchyard-proxy (release build) MySQL listener, user app$(have haproxy && echo "; haproxy $(haproxy -v | head -n 1 | awk '{ print $3 }') TCP mode, $(nproc) threads, as root")"
+    echo "- targets: ${RUN_TARGETS[*]} (relay/transport of its backend leg: tcp = 127.0.0.1:3306, unix = $MY_SOCKET; clients reach every relay over TCP); direct as root; switchyard-proxy (release build) MySQL listener, user app$(has_target haproxy && echo "; haproxy $(haproxy -v | head -n 1 | awk '{ print $3 }') TCP mode, $(nproc) threads, as root")"
     echo "- relay CPU/tx: the relay process's user and system CPU over the run (/proc/PID/stat) divided by its transactions"
+    if has_target routed; then
+        echo "- routed: the same switchyard-proxy with migration $MIGRATION (sbtest1 → $COPY_TABLE, an identical copy: CREATE TABLE ... LIKE, same rows; sbtest2..$TABLES not migrated), phase read_ramp, percentage $ROUTED_PERCENT% sticky by column:id; share of its routed reads the copy answered, lowest–highest over the runs (switchyard_reads_total on /metrics): $(share_range "${SHARES[@]}")"
+    fi
     echo "- $ROUNDS rounds × ${SECONDS_PER_RUN} s per run, threads ${CLIENT_COUNTS[*]}, targets interleaved, medians over rounds; mode = sysbench test and --db-ps-mode"
 } >"$details"
-append_results "sysbench" "$details" "$RUNS"
+append_results "sysbench$(has_target routed && echo ": routed vs switchyard")" "$details" "$RUNS" "${REPORT_ARGS[@]}"

@@ -21,11 +21,23 @@ use crate::wire::pg::response::{Disposition, Expect, Pending};
 impl Session {
     pub(super) async fn on_parse(&mut self, frame: &[u8]) -> Result<(), SessionEnd> {
         let parse = ParseMsg::decode(&frame[5..])?;
-        // A new Parse of the unnamed statement replaces the old one.
+        let (decision, routable, _) = self.decide(parse.sql, Stage::Prepare, &[]);
+        // A new Parse of the unnamed statement replaces the old one. Drivers
+        // re-send the same text for every execution: then the forms the
+        // proxy prepared for it stay valid and are kept.
         if let Some(old) = self.statements.remove(parse.name) {
+            let same = old.sql == parse.sql
+                && old.declared == parse.param_types
+                && !old.forms[0].proxy_owned
+                && matches!(&decision, Decision::Relay)
+                && routable;
+            if same {
+                self.relay_frame(Conn::Own, frame, Some(Expect::Parse));
+                self.statements.insert(parse.name.to_string(), old);
+                return Ok(());
+            }
             self.close_forms(&old, false);
         }
-        let (decision, routable, _) = self.decide(parse.sql, Stage::Prepare, &[]);
         let plan = match decision {
             Decision::Relay if !routable => {
                 self.relay_frame(Conn::Own, frame, Some(Expect::Parse));
@@ -40,6 +52,7 @@ impl Session {
         let mut prepared = Prepared {
             sql: parse.sql.to_string(),
             param_types: parse.param_types.to_vec(),
+            declared: parse.param_types.to_vec(),
             forms: Vec::new(),
         };
         let form = match plan {

@@ -73,9 +73,12 @@ pub enum SessionEnd {
 struct Prepared {
     /// The client's text.
     sql: String,
-    /// The parameter types of the client's Parse (count and OIDs, as sent),
-    /// so every form binds the client's values the same way.
+    /// The parameter types every form is parsed with (count and OIDs): the
+    /// client's Parse's, or the ParameterDescription of its source form.
     param_types: Vec<u8>,
+    /// The parameter types as the client's Parse declared them, to tell a
+    /// re-sent Parse of the same statement.
+    declared: Vec<u8>,
     /// The forms prepared so far. The first was parsed when the client
     /// asked and answers its Describe.
     forms: Vec<Form>,

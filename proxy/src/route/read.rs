@@ -96,11 +96,7 @@ impl MigrationRouter {
         };
         let Some(map) = &m.table_map else {
             // The catalog is not ready: every read stays on the source.
-            let names = statement
-                .tables
-                .iter()
-                .any(|t| t.name.eq_ignore_ascii_case(&m.plan.source.table));
-            return names.then(|| source(None, None));
+            return m.names(statement, false).then(|| source(None, None));
         };
         let form = self.form(generation, index, m, map, facts, sql);
         let ReadForm::Source { target, key } = &*form else {
@@ -255,14 +251,12 @@ impl Affinity {
             }
         }
         if statement.kind == StatementKind::Write || statement.locking {
-            for m in &routing.migrations {
-                let named = statement.tables.iter().any(|t| {
-                    t.name.eq_ignore_ascii_case(&m.plan.source.table)
-                        || t.name.eq_ignore_ascii_case(&m.plan.target.table)
-                });
-                if named {
-                    self.pin(m.plan.id.as_str().into(), primary_path(m.phase));
-                }
+            for m in routing
+                .migrations
+                .iter()
+                .filter(|m| m.names(statement, true))
+            {
+                self.pin(m.plan.id.as_str().into(), primary_path(m.phase));
             }
         }
     }

@@ -10,7 +10,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use switchyard_core::config::{BackendKind, Config, Migration, Phase, Reads};
+use switchyard_core::config::{BackendKind, Config, Migration, Phase, Reads, StickyBy};
 
 use super::classify::{Dialect, Statement};
 use super::rewrite::{ColumnMap, Relation, TableMap};
@@ -50,6 +50,23 @@ pub struct MigrationRoute {
 }
 
 impl MigrationRoute {
+    /// Whether a statement names this migration's source table, or with
+    /// `or_target` its target table too. Compares names only (a superset:
+    /// a same-named table in another schema matches too; the rewrite tells
+    /// them apart).
+    pub fn names(&self, statement: &Statement, or_target: bool) -> bool {
+        statement.tables.iter().any(|t| {
+            t.name.eq_ignore_ascii_case(&self.plan.source.table)
+                || (or_target && t.name.eq_ignore_ascii_case(&self.plan.target.table))
+        })
+    }
+
+    /// Whether the rule reads a key value from the statement (sticky by a
+    /// column, or canary keys), so the execution's bound values matter.
+    pub fn reads_keys(&self) -> bool {
+        matches!(self.reads.sticky_by, StickyBy::Column(_)) || !self.reads.canary.keys.is_empty()
+    }
+
     /// Whether the session's own connection (to `backend`) reaches the
     /// target table, or a second connection to the target's server must.
     pub fn target_backend(&self) -> &str {
@@ -182,15 +199,13 @@ impl Routing {
     /// Compares names only (a superset: a same-named table in another
     /// schema is decided too, and relayed).
     pub fn touches(&self, statement: &Statement) -> bool {
-        if self.migrations.is_empty() {
-            return false;
-        }
-        statement.tables.iter().any(|t| {
-            self.migrations.iter().any(|m| {
-                t.name.eq_ignore_ascii_case(&m.plan.source.table)
-                    || t.name.eq_ignore_ascii_case(&m.plan.target.table)
-            })
-        })
+        self.migrations.iter().any(|m| m.names(statement, true))
+    }
+
+    /// Whether any migration's rule reads key values, so sessions decode an
+    /// execution's bound values at all.
+    pub fn reads_keys(&self) -> bool {
+        self.migrations.iter().any(MigrationRoute::reads_keys)
     }
 
     /// The migration with this id.

@@ -754,9 +754,14 @@ impl Session {
             prepared.last = 0;
             return Ok((0, prepared.forms[0].plan.clone()));
         }
-        let params =
-            message::execute_params_text(payload, prepared.params, prepared.types.as_deref())
-                .unwrap_or_default();
+        // Bound values are decoded only when some rule keys on them.
+        let params = match self.shared.routing().reads_keys() {
+            true => {
+                message::execute_params_text(payload, prepared.params, prepared.types.as_deref())
+                    .unwrap_or_default()
+            }
+            false => Vec::new(),
+        };
         let (conn, sql, plan) = match self.decide(&prepared.sql, Stage::Execute, true, &params).0 {
             Decision::Relay => (Conn::Own, None, None),
             Decision::Plan(plan) if plan.is_passthrough() => (Conn::Own, None, Some(plan)),

@@ -142,7 +142,11 @@ impl Session {
         prepared: &mut Prepared,
         bind: &BindMsg<'_>,
     ) -> Result<(), SessionEnd> {
-        let params = bind.params().unwrap_or_default();
+        // Bound values are decoded only when some rule keys on them.
+        let params = match self.shared.routing().reads_keys() {
+            true => bind.params().unwrap_or_default(),
+            false => Vec::new(),
+        };
         let (decision, _, _) = self.decide(&prepared.sql, Stage::Execute, &params);
         let (conn, sql, plan) = match decision {
             Decision::Relay => (Conn::Own, None, None),

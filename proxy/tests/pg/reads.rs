@@ -31,20 +31,27 @@ async fn tables(prefix: &str) -> String {
     db
 }
 
-async fn proxy(db: &str, reads: &str) -> Proxy {
-    let yaml = format!(
-        "{}
+/// The test config: `base` (users, backend) plus the migration of `api` in
+/// `db` with these column renames and read rule.
+fn config(base: &str, db: &str, columns: &str, reads: &str) -> String {
+    format!(
+        "{base}
 migrations:
   - id: api_move
     backend: pg
     source: {{ database: {db}, schema: public, table: api, primary_key: [id] }}
     target: {{ table: t_sys_api_endpoints }}
-    columns: {{ path: endpoint_path, method: http_method }}
+    columns: {columns}
     phase: read_ramp
     reads: {reads}
-",
-        common::base_yaml()
-    );
+"
+    )
+}
+
+const RENAMES: &str = "{ path: endpoint_path, method: http_method }";
+
+async fn proxy(db: &str, reads: &str) -> Proxy {
+    let yaml = config(&common::base_yaml(), db, RENAMES, reads);
     let proxy = common::start(&yaml, Arc::new(MigrationRouter::default())).await;
     catalog::ready(&proxy.running, "api_move").await;
     proxy
@@ -351,18 +358,11 @@ async fn retyped_columns_keep_the_source_names_and_types() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_mapping_that_does_not_fit_keeps_reads_on_the_source() {
     let db = tables("reads_refused").await;
-    let yaml = format!(
-        "{}
-migrations:
-  - id: api_move
-    backend: pg
-    source: {{ database: {db}, table: api, primary_key: [id] }}
-    target: {{ table: t_sys_api_endpoints }}
-    columns: {{ path: no_such_column }}
-    phase: read_ramp
-    reads: {{ strategy: immediate, path: target }}
-",
-        common::base_yaml()
+    let yaml = config(
+        &common::base_yaml(),
+        &db,
+        "{ path: no_such_column }",
+        "{ strategy: immediate, path: target }",
     );
     let proxy = common::start(&yaml, Arc::new(MigrationRouter::default())).await;
     let reason = catalog::refused(&proxy.running, "api_move").await;
@@ -437,21 +437,15 @@ async fn the_target_answers_with_the_sources_row_description() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rule_changes_need_the_admin_token_and_show_in_migrations() {
     let db = tables("reads_admin").await;
-    let yaml = format!(
-        "{}
-migrations:
-  - id: api_move
-    backend: pg
-    source: {{ database: {db}, table: api, primary_key: [id] }}
-    target: {{ table: t_sys_api_endpoints }}
-    columns: {{ path: endpoint_path, method: http_method }}
-    phase: read_ramp
-    reads: {{ strategy: percentage, percent: 12.5 }}
-",
-        common::base_yaml().replace(
-            "admin: { listen: 127.0.0.1:0 }",
-            "admin: { listen: 127.0.0.1:0, token: s3cret }"
-        )
+    let base = common::base_yaml().replace(
+        "admin: { listen: 127.0.0.1:0 }",
+        "admin: { listen: 127.0.0.1:0, token: s3cret }",
+    );
+    let yaml = config(
+        &base,
+        &db,
+        RENAMES,
+        "{ strategy: percentage, percent: 12.5 }",
     );
     let proxy = common::start(&yaml, Arc::new(MigrationRouter::default())).await;
     catalog::ready(&proxy.running, "api_move").await;

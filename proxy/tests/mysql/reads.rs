@@ -249,3 +249,34 @@ async fn a_retyped_column_keeps_binary_reads_on_the_source() {
     conn.disconnect().await.unwrap();
     common::drop_db(&db).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unqualified_name_follows_the_current_database() {
+    let db = tables_with("reads_use", "int").await;
+    let other = common::create_db("reads_use_other").await;
+    let mut direct = common::direct(Some(&other)).await;
+    direct
+        .query_drop("CREATE TABLE api (id int PRIMARY KEY, path text, method text); INSERT INTO api VALUES (1, '/o/1', 'oth')")
+        .await
+        .unwrap();
+    direct.disconnect().await.unwrap();
+    let proxy = proxy(&db, "{ strategy: immediate, path: target }").await;
+    let mut conn = proxy.connect(&db).await;
+    let read = "SELECT method FROM api WHERE id = 1";
+    let got: String = conn.query_first(read).await.unwrap().unwrap();
+    assert_eq!(got, "tgt");
+    // `USE` moves unqualified names to another database's `api`.
+    conn.query_drop(format!("USE {other}")).await.unwrap();
+    let got: String = conn.query_first(read).await.unwrap().unwrap();
+    assert_eq!(got, "oth");
+    // A qualified name is the source wherever the session is.
+    let got: String = conn
+        .query_first(format!("SELECT method FROM {db}.api WHERE id = 1"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(got, "tgt");
+    conn.disconnect().await.unwrap();
+    common::drop_db(&db).await;
+    common::drop_db(&other).await;
+}

@@ -534,3 +534,44 @@ async fn binary_values_bind_on_the_target_without_a_describe() {
     assert!(row.1.windows(3).any(|w| w == b"tgt"), "{row:?}");
     common::drop_db(&db).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unqualified_name_follows_the_search_path() {
+    let db = tables("reads_path").await;
+    common::direct(&db)
+        .await
+        .batch_execute(
+            "CREATE SCHEMA other;
+             CREATE TABLE other.api (id int PRIMARY KEY, path text, method text);
+             INSERT INTO other.api VALUES (1, '/o/1', 'oth');",
+        )
+        .await
+        .unwrap();
+    let proxy = proxy(&db, "{ strategy: immediate, path: target }").await;
+    let client = proxy.connect(&db).await;
+    let read = "SELECT method FROM api WHERE id = 1";
+    let got: String = client.query_one(read, &[]).await.unwrap().get(0);
+    assert_eq!(got, "tgt");
+    // Another schema first in the path: `api` is not the source there.
+    client
+        .batch_execute("SET search_path TO other, public")
+        .await
+        .unwrap();
+    let got: String = client.query_one(read, &[]).await.unwrap().get(0);
+    assert_eq!(got, "oth");
+    // A qualified name is the source whatever the path says.
+    let got: String = client
+        .query_one("SELECT method FROM public.api WHERE id = 1", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(got, "tgt");
+    client
+        .batch_execute("SET search_path TO DEFAULT")
+        .await
+        .unwrap();
+    let got: String = client.query_one(read, &[]).await.unwrap().get(0);
+    assert_eq!(got, "tgt");
+    drop(client);
+    common::drop_db(&db).await;
+}

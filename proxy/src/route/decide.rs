@@ -177,9 +177,6 @@ pub struct SessionFacts<'a> {
     /// The execution's bound parameter values as text (`None` for NULL or
     /// not decodable), for a sticky key given by a placeholder.
     pub params: &'a [Option<String>],
-    /// MySQL: the statement runs as a prepared statement (binary rows,
-    /// decoded by many clients with the column types cached at prepare).
-    pub binary: bool,
     /// The paths this transaction's earlier reads and writes pinned, by
     /// migration id: the rest of the transaction keeps them.
     pub pinned: &'a [(Arc<str>, ReadPath)],

@@ -11,10 +11,10 @@ use std::sync::Arc;
 use dashmap::DashMap;
 use switchyard_core::config::{Phase, ReadPath, StickyBy};
 
-use super::classify::{Dialect, Statement, StatementKind};
+use super::classify::{Statement, StatementKind};
 use super::decide::{Connection, Decision, Plan, ReadRoute, Route, SessionFacts, Stage};
 use super::rewrite::{self, KeyValue, ReadForm, Scope};
-use super::routing::{CatalogState, MigrationRoute, Routing};
+use super::routing::{MigrationRoute, Routing};
 use super::rules::{self, ReadFacts};
 
 /// Rewrites kept at most; half are dropped when full.
@@ -135,12 +135,6 @@ impl MigrationRouter {
             Ok(sql) => sql.clone(),
             Err(reason) => return Some(source(choice.arm, Some(reason.label()))),
         };
-        if facts.binary && retyped(m) {
-            // MySQL clients decode a prepared statement's binary rows with
-            // the column types they cached at prepare (the source's): a
-            // wider target type would be misread.
-            return Some(source(choice.arm, Some("binary_retype")));
-        }
         let connection = if m.target_backend() == facts.backend {
             Connection::Own
         } else {
@@ -206,16 +200,6 @@ impl MigrationRouter {
         self.cache.insert(key, Arc::new(cached));
         form
     }
-}
-
-/// Whether a MySQL migration changes any column's type (its binary rows
-/// then differ from the source's).
-fn retyped(m: &MigrationRoute) -> bool {
-    m.dialect == Dialect::Mysql
-        && match &m.catalog {
-            CatalogState::Ready(mapping) => mapping.columns.iter().any(|c| c.cast.is_some()),
-            _ => false,
-        }
 }
 
 /// The table that takes the writes in a phase: the source until the write

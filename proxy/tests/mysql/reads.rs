@@ -221,9 +221,10 @@ async fn canary_by_user_and_tag_and_transaction_affinity() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_retyped_column_keeps_binary_reads_on_the_source() {
+async fn a_retyped_column_reads_from_the_target_in_both_protocols() {
     let db = tables("reads_retype").await;
     let proxy = proxy(&db, "{ strategy: immediate, path: target }").await;
+    raw_reads_with_and_without_metadata_caching(&proxy, &db).await;
     let mut conn = proxy.connect(&db).await;
     // Text protocol: the target answers with the source's names, and the
     // widened id decodes to the same value.
@@ -236,18 +237,82 @@ async fn a_retyped_column_keeps_binary_reads_on_the_source() {
     assert_eq!(names, ["id", "path", "method"]);
     let (id, path, method): (u32, String, String) = mysql_async::from_row(rows[0].clone());
     assert_eq!((id, path.as_str(), method.as_str()), (9, "/p/9", "tgt"));
-    // Binary protocol: the client decodes with the types it cached at
-    // prepare, so the read stays on the source and is counted.
+    // Binary protocol: the target's BIGINT comes back as the source's INT,
+    // under the source's column definitions.
     let stmt = conn
         .prep("SELECT id, path, method FROM api WHERE id = ?")
         .await
         .unwrap();
-    assert_eq!(read(&mut conn, &stmt, 9).await, "src");
+    for id in [9, 10, 9] {
+        assert_eq!(read(&mut conn, &stmt, id).await, "tgt");
+    }
+    let row: mysql_async::Row = conn.exec_first(&stmt, (11,)).await.unwrap().unwrap();
+    let types: Vec<_> = row.columns_ref().iter().map(|c| c.column_type()).collect();
+    assert_eq!(types[0], mysql_async::consts::ColumnType::MYSQL_TYPE_LONG);
+    // A target value the source's INT cannot hold is an error that says so.
+    let mut direct = common::direct(Some(&db)).await;
+    direct
+        .query_drop("UPDATE t_sys_api_endpoints SET id = 3000000000 WHERE id = 12")
+        .await
+        .unwrap();
+    let wide = conn
+        .prep("SELECT id, path FROM api WHERE id > ? ORDER BY id")
+        .await
+        .unwrap();
+    let err = conn
+        .exec::<mysql_async::Row, _, _>(&wide, (2_999_999_999u64,))
+        .await
+        .unwrap_err();
+    let (code, _, message) = common::server_error(&err);
+    assert_eq!(code, 1264, "{message}");
+    assert!(message.contains("cannot hold"), "{message}");
+    // The session goes on.
+    assert_eq!(read(&mut conn, &stmt, 9).await, "tgt");
     let admin = proxy.running.admin.expect("admin listener");
     let (_, metrics) = common::http_get(admin, "/metrics").await;
-    assert!(metrics.contains("reason=\"binary_retype\""), "{metrics}");
+    assert!(!metrics.contains("switchyard_unroutable_total"), "{metrics}");
+    direct.disconnect().await.unwrap();
     conn.disconnect().await.unwrap();
     common::drop_db(&db).await;
+}
+
+/// A client that caches metadata (MariaDB's extension) and one that does
+/// not both get the source's INT: four bytes in the row and, whenever
+/// definitions are sent, the source's type.
+async fn raw_reads_with_and_without_metadata_caching(proxy: &Proxy, db: &str) {
+    use mysql_common::constants::ColumnType;
+    use mysql_common::io::ParseBuf;
+    use mysql_common::packets::Column;
+    use mysql_common::proto::MyDeserialize;
+    use switchyard_proxy::wire::mysql::handshake::MARIADB_CLIENT_CACHE_METADATA;
+    use switchyard_proxy::wire::mysql::message::{COM_STMT_EXECUTE, COM_STMT_PREPARE};
+    for ask in [MARIADB_CLIENT_CACHE_METADATA, 0] {
+        let mut raw =
+            common::RawMy::login_extended(proxy.addr, "app_empty", "", Some(db), ask).await;
+        let mut prepare = vec![COM_STMT_PREPARE];
+        prepare.extend_from_slice(b"SELECT id, path FROM api WHERE id = ?");
+        let prepared = raw.command(&prepare).await;
+        assert_eq!(prepared[0][0], 0x00, "{prepared:?}");
+        let mut execute = vec![COM_STMT_EXECUTE];
+        execute.extend_from_slice(&prepared[0][1..5]);
+        // One INT parameter, 9.
+        execute.extend_from_slice(&[0, 1, 0, 0, 0, 0, 1, 0x03, 0]);
+        execute.extend_from_slice(&9i32.to_le_bytes());
+        for round in 0..3 {
+            let answer = raw.command(&execute).await;
+            let definitions = &answer[1..answer.len() - 2];
+            for d in definitions {
+                let column = Column::deserialize((), &mut ParseBuf(d)).unwrap();
+                if column.name_str() == "id" {
+                    assert_eq!(column.column_type(), ColumnType::MYSQL_TYPE_LONG);
+                }
+            }
+            // 0x00, the NULL bitmap, a four-byte id, the path.
+            let row = &answer[answer.len() - 2];
+            assert_eq!(&row[2..6], &9i32.to_le_bytes(), "round {round}: {answer:?}");
+            assert_eq!(&row[6..], b"\x04/p/9", "round {round}: {answer:?}");
+        }
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -511,18 +511,7 @@ async fn binary_values_bind_on_the_target_without_a_describe() {
     raw.until_ready().await;
     put_reads(&proxy, json!({"strategy": "immediate", "path": "target"})).await;
     // Bind one binary int4 (the source's type; the target's id is bigint).
-    let mut body = Vec::new();
-    body.extend_from_slice(b"\0s1\0");
-    body.extend_from_slice(&1i16.to_be_bytes());
-    body.extend_from_slice(&1i16.to_be_bytes());
-    body.extend_from_slice(&1i16.to_be_bytes());
-    body.extend_from_slice(&4i32.to_be_bytes());
-    body.extend_from_slice(&42i32.to_be_bytes());
-    body.extend_from_slice(&0i16.to_be_bytes());
-    let mut bind = vec![b'B'];
-    bind.extend_from_slice(&((body.len() + 4) as i32).to_be_bytes());
-    bind.extend_from_slice(&body);
-    let mut batch = bind;
+    let mut batch = bind_one("s1", 1, &42i32.to_be_bytes());
     batch.extend(msg::execute(""));
     batch.extend(msg::sync());
     raw.send(&batch).await;
@@ -530,6 +519,60 @@ async fn binary_values_bind_on_the_target_without_a_describe() {
     for (tag, body) in &frames {
         assert_ne!(*tag, b'E', "{:?}", common::error_fields(body));
     }
+    let row = frames.iter().find(|(tag, _)| *tag == b'D').expect("a row");
+    assert!(row.1.windows(3).any(|w| w == b"tgt"), "{row:?}");
+    common::drop_db(&db).await;
+}
+
+/// A Bind of one value in `format` (0 text, 1 binary) to `statement`.
+fn bind_one(statement: &str, format: i16, value: &[u8]) -> Vec<u8> {
+    let mut body = vec![0];
+    body.extend_from_slice(statement.as_bytes());
+    body.push(0);
+    for n in [1, format, 1] {
+        body.extend_from_slice(&n.to_be_bytes());
+    }
+    body.extend_from_slice(&(value.len() as i32).to_be_bytes());
+    body.extend_from_slice(value);
+    body.extend_from_slice(&0i16.to_be_bytes());
+    let mut bind = vec![b'B'];
+    bind.extend_from_slice(&((body.len() + 4) as i32).to_be_bytes());
+    bind.extend_from_slice(&body);
+    bind
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unnamed_statement_with_untyped_binary_values_reads_the_source() {
+    use common::fe as msg;
+    let db = tables("reads_untyped").await;
+    let proxy = proxy(&db, "{ strategy: immediate, path: target }").await;
+    let mut raw = common::RawPg::login_trust(proxy.addr, "app_trust", &db).await;
+    // Parse, Bind, Execute and Sync in one batch: the binary int4 is sized
+    // for the source's id, and no Describe told the proxy its type, so the
+    // client's own form answers rather than a target form whose server
+    // would read the value as bigint.
+    for round in 0..2 {
+        let mut batch = msg::parse("", "SELECT method FROM api WHERE id = $1");
+        batch.extend(bind_one("", 1, &42i32.to_be_bytes()));
+        batch.extend(msg::execute(""));
+        batch.extend(msg::sync());
+        raw.send(&batch).await;
+        let frames = raw.until_ready().await;
+        for (tag, body) in &frames {
+            assert_ne!(*tag, b'E', "round {round}: {:?}", common::error_fields(body));
+        }
+        let row = frames.iter().find(|(tag, _)| *tag == b'D').expect("a row");
+        assert!(row.1.windows(3).any(|w| w == b"src"), "{row:?}");
+    }
+    let (_, metrics) = common::http_get(proxy.admin(), "/metrics").await;
+    assert!(metrics.contains("reason=\"param_types\""), "{metrics}");
+    // Text values carry no size: the same batch reads the target.
+    let mut batch = msg::parse("", "SELECT method FROM api WHERE id = $1");
+    batch.extend(bind_one("", 0, b"42"));
+    batch.extend(msg::execute(""));
+    batch.extend(msg::sync());
+    raw.send(&batch).await;
+    let frames = raw.until_ready().await;
     let row = frames.iter().find(|(tag, _)| *tag == b'D').expect("a row");
     assert!(row.1.windows(3).any(|w| w == b"tgt"), "{row:?}");
     common::drop_db(&db).await;

@@ -62,6 +62,8 @@ pub mod code {
     pub const PACKET_TOO_LARGE: u16 = 1153;
     /// ER_NET_PACKETS_OUT_OF_ORDER: a sequence id out of step.
     pub const OUT_OF_ORDER: u16 = 1156;
+    /// ER_WARN_DATA_OUT_OF_RANGE: a value outside its column type's range.
+    pub const OUT_OF_RANGE: u16 = 1264;
     /// ER_UNKNOWN_ERROR: the proxy's own failure with no closer code.
     pub const UNKNOWN_ERROR: u16 = 1105;
     /// ER_MALFORMED_PACKET: a packet that cannot be decoded.

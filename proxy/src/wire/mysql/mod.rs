@@ -14,6 +14,8 @@
 //! - [`login`] — [`login::BackendLogin`], the proxy's login to a backend.
 //! - [`message`] — length-encoded values, OK / ERR / EOF, command bytes,
 //!   status flags, COM_STMT_PREPARE_OK and statement-id rewriting.
+//! - [`retype`] — [`retype::Retype`], binary rows of a retyped target
+//!   re-encoded in the source's column types.
 //! - [`tracker`] — [`tracker::ResponseTracker`], where a command's response
 //!   ends, without decoding rows.
 //! - [`error`] — the one error type, [`CodecError`].
@@ -24,6 +26,7 @@ pub mod handshake;
 pub mod login;
 pub mod message;
 pub mod packet;
+pub mod retype;
 pub mod tracker;
 
 pub use error::CodecError;

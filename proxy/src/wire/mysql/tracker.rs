@@ -208,6 +208,23 @@ impl ResponseTracker {
         self.state == State::ResultStart
     }
 
+    /// Whether the next physical packet is a column definition of a result
+    /// set or of a prepare answer (not a parameter's).
+    pub fn next_is_column_definition(&self) -> bool {
+        !self.continued
+            && match self.state {
+                State::Columns(_) => true,
+                State::PrepareColumns(left) => left > 0,
+                _ => false,
+            }
+    }
+
+    /// Whether the next physical packet starts a row or a result set's
+    /// terminator.
+    pub fn next_is_row(&self) -> bool {
+        !self.continued && self.state == State::Rows
+    }
+
     /// Whether the response is complete.
     pub fn is_done(&self) -> bool {
         self.state == State::Done

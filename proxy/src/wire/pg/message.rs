@@ -283,6 +283,19 @@ impl<'a> BindMsg<'a> {
 }
 
 impl BindMsg<'_> {
+    /// Whether any parameter is sent in binary format (a malformed format
+    /// list counts as binary: the cautious answer).
+    pub fn binary_params(&self) -> bool {
+        let Some(count) = self.rest.get(..2) else {
+            return true;
+        };
+        let count = usize::from(u16::from_be_bytes([count[0], count[1]]));
+        match self.rest.get(2..2 + 2 * count) {
+            Some(codes) => codes.chunks_exact(2).any(|c| c != [0, 0]),
+            None => true,
+        }
+    }
+
     /// The bound parameter values as text, for routing on a key value:
     /// text-format values as sent; binary values of 2, 4 or 8 bytes read as
     /// the big-endian integers drivers send for int2/int4/int8 (so a key

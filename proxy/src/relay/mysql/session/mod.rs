@@ -16,6 +16,7 @@ use std::io;
 use std::sync::Arc;
 
 use bytes::{BufMut, BytesMut};
+use switchyard_core::config::ReadPath;
 use switchyard_core::names;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -23,13 +24,15 @@ mod change_user;
 mod inject;
 mod response;
 
+use response::Handling;
+
 use super::backend::{self, MyBackend};
 use super::code;
 use crate::relay::reads::ReadMeters;
 use crate::relay::stream::ClientStream;
 use crate::route::classify::Dialect;
 use crate::route::{
-    kind_label, Affected, Affinity, Connection, Decision, Plan, SessionFacts, Stage,
+    kind_label, Affected, Affinity, Connection, Decision, Plan, ReadRoute, SessionFacts, Stage,
 };
 use crate::state::Shared;
 use crate::wire::mysql::login::BackendLoginConfig;
@@ -40,6 +43,7 @@ use crate::wire::mysql::message::{
     COM_STMT_RESET, COM_STMT_SEND_LONG_DATA, SERVER_MORE_RESULTS_EXISTS, SERVER_STATUS_IN_TRANS,
 };
 use crate::wire::mysql::packet::{self, Packet, HEADER_LEN};
+use crate::wire::mysql::retype::Retype;
 use crate::wire::mysql::CodecError;
 
 /// Flush forwarded packets to the client once this much is waiting.
@@ -146,6 +150,9 @@ struct Prepared {
     /// The parameter types the client last bound: a form executed for the
     /// first time gets them even when the client leaves them out.
     types: Option<Vec<u8>>,
+    /// The column definitions the client received when it prepared: the
+    /// types it decodes binary rows with.
+    columns: Vec<BytesMut>,
 }
 
 /// One form of a client statement, prepared on one connection.
@@ -161,6 +168,20 @@ struct StmtForm {
     plan: Option<Arc<Plan>>,
     /// The server has been sent parameter types for it.
     bound: bool,
+    /// How its binary rows reach the client.
+    rows: Rows,
+}
+
+/// How a form's binary rows reach the client.
+#[derive(Clone)]
+enum Rows {
+    /// As the server sends them: the client's own form, or a form whose
+    /// columns are encoded as the client's are.
+    Relayed,
+    /// Re-encoded in the types of the client's form (a retyped target).
+    Retyped(Arc<Retype>),
+    /// Not in a shape the client's form can be given: the form is not run.
+    Unfit,
 }
 
 /// Why a statement could not run.
@@ -191,6 +212,19 @@ fn bind_types(prepared: &mut Prepared, index: usize, payload: BytesMut) -> Bytes
             None => payload,
         },
         _ => payload,
+    }
+}
+
+/// How the binary rows of a form whose prepare answer had `columns` reach
+/// a client that prepared with `client`.
+fn rows_of(client: &[BytesMut], columns: &[BytesMut]) -> Rows {
+    match Retype::between(client, columns) {
+        Ok(None) => Rows::Relayed,
+        Ok(Some(retype)) => Rows::Retyped(Arc::new(retype)),
+        Err(e) => {
+            tracing::warn!(error = %e, "a routed form's columns do not fit the client's; it runs on the source");
+            Rows::Unfit
+        }
     }
 }
 
@@ -230,6 +264,8 @@ struct Reply {
     prepared: Option<u32>,
     /// Its number of placeholders.
     params: u16,
+    /// The column definitions of a prepare answer, when asked for.
+    columns: Vec<BytesMut>,
 }
 
 /// A logged-in session.
@@ -499,13 +535,7 @@ impl Session {
     /// must be decided again at each execute). Counted once per execute,
     /// or once per prepare for a statement the fast path relays from then
     /// on.
-    fn decide(
-        &mut self,
-        sql: &str,
-        stage: Stage,
-        binary: bool,
-        params: &[Option<String>],
-    ) -> (Decision, bool) {
+    fn decide(&mut self, sql: &str, stage: Stage, params: &[Option<String>]) -> (Decision, bool) {
         let statement = self.shared.classifier.classify(Dialect::Mysql, sql);
         let routing = self.shared.routing();
         let routable = routing.touches(&statement);
@@ -528,7 +558,6 @@ impl Session {
             backend: &self.info.backend_name,
             schema: (!self.info.database.is_empty()).then_some(self.info.database.as_str()),
             params,
-            binary,
             pinned: self.affinity.as_slice(),
         };
         let decision = self.shared.router.decide(&routing, &facts, &statement, sql);
@@ -543,7 +572,7 @@ impl Session {
             Ok(text) => String::from_utf8_lossy(text),
             Err(e) => return Err(malformed(&e, self.seq)),
         };
-        let (decision, _) = self.decide(&sql, Stage::Execute, false, &[]);
+        let (decision, _) = self.decide(&sql, Stage::Execute, &[]);
         if let Some((query_only, id)) = super::parse_kill(&sql) {
             if let Some(outcome) = super::kill(&self.shared, &self.info.user, id, query_only).await
             {
@@ -596,13 +625,17 @@ impl Session {
 
     async fn on_prepare(&mut self, payload: BytesMut) -> Result<(), SessionEnd> {
         let sql = String::from_utf8_lossy(&payload[1..]).into_owned();
-        let (decision, routable) = self.decide(&sql, Stage::Prepare, false, &[]);
+        let (decision, routable) = self.decide(&sql, Stage::Prepare, &[]);
         let plan = match decision {
             Decision::Plan(plan) if !plan.is_passthrough() => plan,
             _ => {
                 self.last_prepared = Conn::Own;
+                let handling = Handling {
+                    columns: routable,
+                    ..Handling::default()
+                };
                 let reply = self
-                    .exchange(Conn::Own, &payload, Sink::Client, None)
+                    .exchange_with(Conn::Own, &payload, Sink::Client, handling)
                     .await?;
                 // A statement that may be routed keeps the server's id, so
                 // the fast path stays untouched for as long as it relays.
@@ -613,8 +646,9 @@ impl Session {
                         backend_id,
                         plan: None,
                         bound: false,
+                        rows: Rows::Relayed,
                     };
-                    self.remember(backend_id, sql, form, reply.params);
+                    self.remember(backend_id, sql, form, reply);
                 }
                 return Ok(());
             }
@@ -630,7 +664,14 @@ impl Session {
             .next_statement
             .checked_add(1)
             .unwrap_or(FIRST_PROXY_STATEMENT);
-        let reply = self.exchange_prepare(conn, &prepare, proxy_id).await?;
+        let handling = Handling {
+            prepare_id: Some(proxy_id),
+            columns: true,
+            ..Handling::default()
+        };
+        let reply = self
+            .exchange_with(conn, &prepare, Sink::Client, handling)
+            .await?;
         if let Some(backend_id) = reply.prepared {
             let form = StmtForm {
                 conn,
@@ -638,20 +679,22 @@ impl Session {
                 backend_id,
                 plan: Some(plan),
                 bound: false,
+                rows: Rows::Relayed,
             };
-            self.remember(proxy_id, sql, form, reply.params);
+            self.remember(proxy_id, sql, form, reply);
         }
         Ok(())
     }
 
-    fn remember(&mut self, client_id: u32, sql: String, form: StmtForm, params: u16) {
+    fn remember(&mut self, client_id: u32, sql: String, form: StmtForm, reply: Reply) {
         let prepared = Prepared {
             sql,
             forms: vec![form],
             long_data: false,
             last: 0,
-            params,
+            params: reply.params,
             types: None,
+            columns: reply.columns,
         };
         self.statements.insert(client_id, prepared);
     }
@@ -718,6 +761,10 @@ impl Session {
         }
         let form = &prepared.forms[index];
         let conn = form.conn;
+        let retype = match &form.rows {
+            Rows::Retyped(retype) => Some(retype.clone()),
+            _ => None,
+        };
         if let Err(e) = message::set_statement_id(&mut payload, form.backend_id) {
             self.statements.insert(id, prepared);
             return Err(malformed(&e, self.seq));
@@ -732,9 +779,13 @@ impl Session {
             .as_ref()
             .and_then(|p| p.read.as_ref())
             .map(|r| self.reads.start(r));
-        let affected = plan.and_then(|p| p.affected);
+        let handling = Handling {
+            affected: plan.and_then(|p| p.affected),
+            retype: retype.as_deref(),
+            ..Handling::default()
+        };
         let reply = self
-            .exchange(conn, &payload, Sink::Client, affected)
+            .exchange_with(conn, &payload, Sink::Client, handling)
             .await?;
         if let Some(token) = meter {
             self.reads.finish(token, reply.error.is_none());
@@ -762,7 +813,7 @@ impl Session {
             }
             false => Vec::new(),
         };
-        let (conn, sql, plan) = match self.decide(&prepared.sql, Stage::Execute, true, &params).0 {
+        let (conn, sql, plan) = match self.decide(&prepared.sql, Stage::Execute, &params).0 {
             Decision::Relay => (Conn::Own, None, None),
             Decision::Plan(plan) if plan.is_passthrough() => (Conn::Own, None, Some(plan)),
             Decision::Plan(plan) => {
@@ -781,8 +832,12 @@ impl Session {
             Some(index) => index,
             None => {
                 let text = sql.as_deref().unwrap_or(&prepared.sql);
+                let handling = Handling {
+                    columns: true,
+                    ..Handling::default()
+                };
                 let reply = self
-                    .exchange(conn, &prepare_payload(text), Sink::Swallow, None)
+                    .exchange_with(conn, &prepare_payload(text), Sink::Swallow, handling)
                     .await
                     .map_err(Failed::Session)?;
                 let backend_id =
@@ -795,16 +850,31 @@ impl Session {
                             "switchyard: the server did not prepare the statement's routed form",
                         ))),
                     };
+                let rows = rows_of(&prepared.columns, &reply.columns);
                 prepared.forms.push(StmtForm {
                     conn,
                     sql,
                     backend_id,
                     plan: plan.clone(),
                     bound: false,
+                    rows,
                 });
                 prepared.forms.len() - 1
             }
         };
+        if let Rows::Unfit = prepared.forms[index].rows {
+            // The client's own form answers instead, as a source read.
+            let read = plan.as_ref().and_then(|p| p.read.clone());
+            let source = read.map(|read| {
+                Arc::new(Plan::source_read(ReadRoute {
+                    path: ReadPath::Source,
+                    unroutable: Some("binary_shape"),
+                    ..read
+                }))
+            });
+            prepared.last = 0;
+            return Ok((0, source));
+        }
         prepared.last = index;
         Ok((index, plan))
     }

@@ -11,8 +11,23 @@ use super::{code, count_bytes, Conn, Reply, Session, SessionEnd, Sink, FLUSH_AT}
 use crate::route::Affected;
 use crate::wire::mysql::handshake::{CLIENT_DEPRECATE_EOF, MARIADB_CLIENT_CACHE_METADATA};
 use crate::wire::mysql::message::{self, ErrPacket, OkPacket, SERVER_MORE_RESULTS_EXISTS};
-use crate::wire::mysql::packet::{self, HEADER_LEN};
+use crate::wire::mysql::packet::{self, HEADER_LEN, MAX_PACKET_PAYLOAD};
+use crate::wire::mysql::retype::Retype;
 use crate::wire::mysql::tracker::{Outcome, Progress, ResponseTracker};
+
+/// What an exchange does with the response besides relaying it.
+#[derive(Default)]
+pub(super) struct Handling<'a> {
+    /// Affected rows and last insert id the client's OK reports instead.
+    pub affected: Option<Affected>,
+    /// COM_STMT_PREPARE whose answer carries this id instead of the server's.
+    pub prepare_id: Option<u32>,
+    /// Keep the column definitions of a prepare answer in the reply.
+    pub columns: bool,
+    /// Binary rows re-encoded in the source's types, under the source's
+    /// column definitions.
+    pub retype: Option<&'a Retype>,
+}
 
 impl Session {
     /// Sends a command to `conn` and relays its response into `sink`.
@@ -23,28 +38,21 @@ impl Session {
         sink: Sink,
         affected: Option<Affected>,
     ) -> Result<Reply, SessionEnd> {
-        self.exchange_inner(conn, command, sink, affected, None)
-            .await
+        let handling = Handling {
+            affected,
+            ..Handling::default()
+        };
+        self.exchange_with(conn, command, sink, handling).await
     }
 
-    /// COM_STMT_PREPARE whose answer carries `proxy_id` instead of the server's id.
-    pub(super) async fn exchange_prepare(
-        &mut self,
-        conn: Conn,
-        command: &[u8],
-        proxy_id: u32,
-    ) -> Result<Reply, SessionEnd> {
-        self.exchange_inner(conn, command, Sink::Client, None, Some(proxy_id))
-            .await
-    }
-
-    async fn exchange_inner(
+    /// Sends a command to `conn` and relays its response into `sink` the
+    /// way `handling` says.
+    pub(super) async fn exchange_with(
         &mut self,
         conn: Conn,
         command: &[u8],
         sink: Sink,
-        affected: Option<Affected>,
-        prepare_id: Option<u32>,
+        handling: Handling<'_>,
     ) -> Result<Reply, SessionEnd> {
         let client_extended = self.info.mariadb_capabilities;
         let side = self.side(conn);
@@ -64,14 +72,24 @@ impl Session {
             // No answer (COM_STMT_CLOSE, SEND_LONG_DATA).
             _ => return Ok(Reply::default()),
         };
+        let Handling {
+            affected,
+            prepare_id,
+            columns,
+            retype,
+        } = handling;
         let mut reply = Reply::default();
         let mut first = true;
+        // Column definitions of the current result seen so far.
+        let mut definitions = 0;
         let flush_at_end = sink == Sink::Client;
         let mut sink = sink;
         loop {
             while let Some(len) = packet::next_raw_len(&self.side(conn).inbox) {
                 let mut raw = self.side(conn).inbox.split_to(len);
                 let column_count = tracker.at_result_start();
+                let definition = tracker.next_is_column_definition();
+                let row = tracker.next_is_row();
                 let progress = tracker
                     .feed_physical(&raw[HEADER_LEN..])
                     .map_err(|e| self.backend_broken(conn, &e))?;
@@ -84,6 +102,35 @@ impl Session {
                 }
                 if add_metadata_flag && column_count && progress == Progress::Continue {
                     raw = with_metadata_flag(raw);
+                }
+                // The last definition of a prepare answer may end it.
+                if definition {
+                    if columns {
+                        reply.columns.push(BytesMut::from(&raw[HEADER_LEN..]));
+                    }
+                    if let Some(source) = retype.and_then(|r| r.definition(definitions)) {
+                        raw = reframed(raw[3], source);
+                    }
+                    definitions += 1;
+                } else if progress == Progress::Continue {
+                    if column_count {
+                        definitions = 0;
+                    } else if let (true, Some(retype)) = (row, retype) {
+                        match retyped_row(retype, &raw) {
+                            Ok(converted) => raw = converted,
+                            Err(err) => {
+                                // The client's answer ends here; the rest
+                                // of the server's is not for it.
+                                tracing::warn!(error = %err.message, "a target row does not fit the source's column types");
+                                if sink == Sink::Client {
+                                    self.send_err(&err, self.seq);
+                                }
+                                reply.error.get_or_insert(err);
+                                sink = Sink::Swallow;
+                                continue;
+                            }
+                        }
+                    }
                 }
                 match progress {
                     Progress::Continue => self.sink(sink, raw, false),
@@ -285,6 +332,40 @@ impl Session {
 
 /// A column count packet with the "metadata follows" byte of
 /// MARIADB_CLIENT_CACHE_METADATA appended (the definitions do follow).
+/// One physical packet holding `payload`, numbered `seq`.
+fn reframed(seq: u8, payload: &[u8]) -> BytesMut {
+    let mut out = BytesMut::with_capacity(payload.len() + HEADER_LEN);
+    packet::encode(seq, payload, &mut out);
+    out
+}
+
+/// A binary row of the target re-encoded in the source's types; an ERR for
+/// the client when a value does not fit them.
+fn retyped_row(retype: &Retype, raw: &[u8]) -> Result<BytesMut, ErrPacket> {
+    let payload = &raw[HEADER_LEN..];
+    let converted = match payload.len() {
+        MAX_PACKET_PAYLOAD => Err("a row of 16 MiB or more cannot be re-encoded".to_string()),
+        _ => {
+            let mut row = BytesMut::with_capacity(payload.len() + HEADER_LEN);
+            row.put_slice(&raw[..HEADER_LEN]);
+            retype.row(payload, &mut row).map(|()| row)
+        }
+    };
+    converted
+        .map(|mut row| {
+            let len = (row.len() - HEADER_LEN) as u32;
+            row[..3].copy_from_slice(&len.to_le_bytes()[..3]);
+            row
+        })
+        .map_err(|why| {
+            ErrPacket::new(
+                code::OUT_OF_RANGE,
+                "22003",
+                format!("switchyard: the migration's target answered a value the source's column type cannot hold ({why}); keep this read on the source until the tables agree"),
+            )
+        })
+}
+
 fn with_metadata_flag(mut raw: BytesMut) -> BytesMut {
     raw.put_u8(1);
     let len = ((raw.len() - HEADER_LEN) as u32).to_le_bytes();

@@ -14,7 +14,9 @@
 use std::sync::Arc;
 
 use super::{Conn, Form, Portal, Prepared, Session, SessionEnd};
-use crate::route::{Decision, Plan, Stage};
+use switchyard_core::config::ReadPath;
+
+use crate::route::{Decision, Plan, ReadRoute, Stage};
 use crate::wire::pg::message::{self, BindMsg, ParseMsg, TargetMsg};
 use crate::wire::pg::response::{Disposition, Expect, Pending};
 
@@ -152,8 +154,20 @@ impl Session {
             Decision::Relay => (Conn::Own, None, None),
             Decision::Plan(plan) if plan.is_passthrough() => (Conn::Own, None, Some(plan)),
             Decision::Plan(plan) => {
-                let conn = self.connection_for(&plan.connection).await?;
-                (conn, plan.sql.clone(), Some(plan))
+                let unknown = bind.binary_params() && !all_types_given(&prepared.param_types);
+                match plan.read.as_ref() {
+                    // The server would infer the routed form's parameter
+                    // types from the target's columns, and binary values
+                    // are sized by type: without the statement's own
+                    // types, the client's form answers.
+                    Some(read) if unknown && read.path == ReadPath::Target => {
+                        (Conn::Own, None, Some(Arc::new(types_unknown(read))))
+                    }
+                    _ => {
+                        let conn = self.connection_for(&plan.connection).await?;
+                        (conn, plan.sql.clone(), Some(plan))
+                    }
+                }
             }
         };
         let index = match prepared
@@ -337,6 +351,16 @@ impl Session {
 
 /// Whether a Parse names a type for every parameter (a count, then OIDs;
 /// 0 leaves one to the server).
+/// The source read a routed read becomes when its parameter types are not
+/// known.
+fn types_unknown(read: &ReadRoute) -> Plan {
+    Plan::source_read(ReadRoute {
+        path: ReadPath::Source,
+        unroutable: Some("param_types"),
+        ..read.clone()
+    })
+}
+
 fn all_types_given(param_types: &[u8]) -> bool {
     let Some(count) = param_types
         .get(..2)

@@ -448,7 +448,6 @@ impl Session {
             backend: &self.own.name,
             schema: self.schema.as_deref(),
             params,
-            binary: false,
             pinned: self.affinity.as_slice(),
         };
         let decision = self.shared.router.decide(&routing, &facts, &statement, sql);

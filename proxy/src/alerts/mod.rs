@@ -269,3 +269,5 @@ fn count(migration: &str, kind: AlertKind, outcome: &'static str) {
     .increment(1);
 }
 
+#[cfg(test)]
+mod tests;

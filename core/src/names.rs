@@ -38,4 +38,6 @@ pub const REPAIR_QUEUE_DEPTH: &str = "switchyard_repair_queue_depth";
 pub const OUTBOX_LAG_SECONDS: &str = "switchyard_outbox_lag_seconds";
 pub const SHADOW_COMPARE_TOTAL: &str = "switchyard_shadow_compare_total";
 pub const ROLLBACKS_TOTAL: &str = "switchyard_rollbacks_total";
+/// Alert webhook posts, by `migration`, `kind` and `outcome` (`sent`, `failed`, `suppressed`, `dropped`).
+pub const ALERTS_TOTAL: &str = "switchyard_alerts_total";
 pub const BACKFILL_ROWS_TOTAL: &str = "switchyard_backfill_rows_total";

@@ -10,12 +10,15 @@
 //! - [`catalog`]: the live schemas of every migration's two tables, loaded
 //!   over the proxy's own connections and checked against the mapping.
 //! - [`admin`]: the admin HTTP listener (`/metrics`, `/healthz`, `/status`).
+//! - [`alerts`]: alert webhooks: read warnings and rollbacks posted to each
+//!   migration's `alerts.webhooks`, off the sessions' path.
 //! - [`state`]: what every session shares: the config snapshot, counters,
 //!   the cancel-key registry.
 //! - [`reload`]: config hot reload (file change and SIGHUP).
 //! - [`server`]: starts the listeners and drains them on shutdown.
 
 pub mod admin;
+pub mod alerts;
 pub mod catalog;
 pub mod relay;
 pub mod reload;

@@ -15,6 +15,32 @@ use switchyard_core::names;
 
 use crate::route::ReadRoute;
 
+/// How a routed read ended on its path.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReadEnd {
+    /// The server answered.
+    Ok,
+    /// The path failed; when the read was re-run on the source, the source
+    /// answered, so the failure is the path's.
+    Failed,
+    /// The path ran past `rollback.read_timeout`.
+    TimedOut,
+    /// Both paths gave an error: the client's own, not held against the
+    /// target.
+    ClientError,
+}
+
+impl ReadEnd {
+    /// The `outcome` label value.
+    fn label(self) -> &'static str {
+        match self {
+            ReadEnd::Ok => "ok",
+            ReadEnd::Failed | ReadEnd::ClientError => "error",
+            ReadEnd::TimedOut => "timeout",
+        }
+    }
+}
+
 /// Reads in flight on one session, by the token their response carries,
 /// and the session's metric handles (looked up once per label set rather
 /// than per read).
@@ -25,7 +51,7 @@ pub struct ReadMeters {
     /// The next token.
     next: u32,
     /// `switchyard_reads_total` by migration, path, arm and outcome.
-    counters: HashMap<(Arc<str>, ReadPath, Option<String>, bool), Counter>,
+    counters: HashMap<(Arc<str>, ReadPath, Option<String>, &'static str), Counter>,
     /// `switchyard_read_duration_seconds` by migration and path.
     durations: HashMap<(Arc<str>, ReadPath), Histogram>,
 }
@@ -45,22 +71,22 @@ impl ReadMeters {
     }
 
     /// The response of read `token` ended.
-    pub fn finish(&mut self, token: u32, ok: bool) {
+    pub fn finish(&mut self, token: u32, end: ReadEnd) {
         let Some((read, started)) = self.open.remove(&token) else {
             return;
         };
         let path = path_label(read.path);
         let ReadRoute { migration, arm, .. } = read;
-        let key = (migration.clone(), read.path, arm, ok);
+        let key = (migration.clone(), read.path, arm, end.label());
         self.counters
             .entry(key)
-            .or_insert_with_key(|(migration, _, arm, ok)| {
+            .or_insert_with_key(|(migration, _, arm, outcome)| {
                 metrics::counter!(
                     names::READS_TOTAL,
                     "migration" => migration.to_string(),
                     "path" => path,
                     "arm" => arm.clone().unwrap_or_default(),
-                    "outcome" => if *ok { "ok" } else { "error" },
+                    "outcome" => *outcome,
                 )
             })
             .increment(1);

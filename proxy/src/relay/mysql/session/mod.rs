@@ -28,7 +28,7 @@ use response::Handling;
 
 use super::backend::{self, MyBackend};
 use super::code;
-use crate::relay::reads::ReadMeters;
+use crate::relay::reads::{ReadEnd, ReadMeters};
 use crate::relay::stream::ClientStream;
 use crate::route::classify::Dialect;
 use crate::route::{
@@ -48,6 +48,11 @@ use crate::wire::mysql::CodecError;
 
 /// Flush forwarded packets to the client once this much is waiting.
 const FLUSH_AT: usize = 64 * 1024;
+
+/// Server errors that mean a statement ran past its time limit: MariaDB's
+/// ER_STATEMENT_TIMEOUT (max_statement_time) and MySQL's ER_QUERY_TIMEOUT
+/// (max_execution_time).
+const TIMEOUT_CODES: [u16; 2] = [1969, 3024];
 
 /// Proxy-owned statement ids start here, far above the ids a server hands
 /// out on one connection, so the two never meet in the client's id space.
@@ -228,6 +233,23 @@ fn rows_of(client: &[BytesMut], columns: &[BytesMut]) -> Rows {
     }
 }
 
+/// How a read's response ended, as the read metrics count it.
+fn read_end(reply: &Reply) -> ReadEnd {
+    match &reply.error {
+        None => ReadEnd::Ok,
+        Some(err) if TIMEOUT_CODES.contains(&err.code) => ReadEnd::TimedOut,
+        Some(_) => ReadEnd::Failed,
+    }
+}
+
+/// A statement's rows are next fetched from the client's own form (its
+/// execute was answered there).
+fn prepared_last(statements: &mut HashMap<u32, Prepared>, id: u32) {
+    if let Some(prepared) = statements.get_mut(&id) {
+        prepared.last = 0;
+    }
+}
+
 /// The routed read a decision carries, if any.
 fn read_of(decision: &Decision) -> Option<&crate::route::ReadRoute> {
     match decision {
@@ -266,6 +288,9 @@ struct Reply {
     params: u16,
     /// The column definitions of a prepare answer, when asked for.
     columns: Vec<BytesMut>,
+    /// The response was an ERR kept from the client (see
+    /// [`Handling::withhold_error`]).
+    withheld: bool,
 }
 
 /// A logged-in session.
@@ -591,7 +616,7 @@ impl Session {
                     .exchange(Conn::Own, &payload, Sink::Client, None)
                     .await?;
                 if let Some(token) = meter {
-                    self.reads.finish(token, reply.error.is_none());
+                    self.reads.finish(token, read_end(&reply));
                 }
                 if reply.error.is_none() {
                     if let Some(database) = use_database(&sql) {
@@ -605,22 +630,70 @@ impl Session {
             Ok(conn) => conn,
             Err(err) => return self.fail_statement(&err).await,
         };
-        let payload = match &plan.sql {
-            Some(sql) => query_payload(sql),
-            None => payload,
-        };
         if plan.injects() {
-            self.run_injected(conn, &payload, &plan).await
-        } else {
-            let meter = plan.read.as_ref().map(|r| self.reads.start(r));
-            let reply = self
-                .exchange(conn, &payload, Sink::Client, plan.affected)
-                .await?;
-            if let Some(token) = meter {
-                self.reads.finish(token, reply.error.is_none());
-            }
-            Ok(())
+            let payload = match &plan.sql {
+                Some(sql) => query_payload(sql),
+                None => payload,
+            };
+            return self.run_injected(conn, &payload, &plan).await;
         }
+        let rewritten = plan.sql.as_deref().map(query_payload);
+        let meter = plan.read.as_ref().map(|r| self.reads.start(r));
+        let target = plan.read.as_ref().filter(|r| r.path == ReadPath::Target);
+        let handling = Handling {
+            affected: plan.affected,
+            withhold_error: target.is_some(),
+            ..Handling::default()
+        };
+        let sent = rewritten.as_ref().unwrap_or(&payload);
+        let reply = self
+            .exchange_with(conn, sent, Sink::Client, handling)
+            .await?;
+        match (target, meter) {
+            (Some(read), Some(token)) if reply.withheld => {
+                // The client's own statement, on the source.
+                self.read_on_source(read, token, &reply, &payload).await
+            }
+            (_, Some(token)) => {
+                self.reads.finish(token, read_end(&reply));
+                Ok(())
+            }
+            (_, None) => Ok(()),
+        }
+    }
+
+    /// A target read failed before any of its answer reached the client:
+    /// `payload` runs it on the source instead, the client gets the
+    /// source's answer, and the failure counts against the target only
+    /// when the source succeeded. A failed SELECT leaves a MySQL
+    /// transaction usable, so this holds inside one too.
+    async fn read_on_source(
+        &mut self,
+        read: &ReadRoute,
+        token: u32,
+        failed: &Reply,
+        payload: &[u8],
+    ) -> Result<(), SessionEnd> {
+        let source = ReadRoute {
+            path: ReadPath::Source,
+            unroutable: None,
+            ..read.clone()
+        };
+        let source_token = self.reads.start(&source);
+        let reply = self
+            .exchange(Conn::Own, payload, Sink::Client, None)
+            .await?;
+        let target_end = match (reply.error.is_none(), read_end(failed)) {
+            (false, _) => ReadEnd::ClientError,
+            (true, ReadEnd::TimedOut) => ReadEnd::TimedOut,
+            (true, _) => ReadEnd::Failed,
+        };
+        if let Some(err) = &failed.error {
+            tracing::debug!(migration = %read.migration, code = err.code, error = %err.message, "a target read failed; the source answered it");
+        }
+        self.reads.finish(token, target_end);
+        self.reads.finish(source_token, read_end(&reply));
+        Ok(())
     }
 
     async fn on_prepare(&mut self, payload: BytesMut) -> Result<(), SessionEnd> {
@@ -756,9 +829,21 @@ impl Session {
                 0
             }
         };
+        let client_payload = payload.clone();
         if command == COM_STMT_EXECUTE {
             payload = bind_types(&mut prepared, index, payload);
         }
+        // The client's execute as its own form would run it, kept for a
+        // target read that fails.
+        let fallback = match decided.as_ref().and_then(|p| p.read.as_ref()) {
+            Some(read) if read.path == ReadPath::Target && index != 0 => {
+                let mut own = bind_types(&mut prepared, 0, client_payload.clone());
+                message::set_statement_id(&mut own, prepared.forms[0].backend_id)
+                    .ok()
+                    .map(|_| (read.clone(), own))
+            }
+            _ => None,
+        };
         let form = &prepared.forms[index];
         let conn = form.conn;
         let retype = match &form.rows {
@@ -782,15 +867,23 @@ impl Session {
         let handling = Handling {
             affected: plan.and_then(|p| p.affected),
             retype: retype.as_deref(),
+            withhold_error: fallback.is_some(),
             ..Handling::default()
         };
         let reply = self
             .exchange_with(conn, &payload, Sink::Client, handling)
             .await?;
-        if let Some(token) = meter {
-            self.reads.finish(token, reply.error.is_none());
+        match (fallback, meter) {
+            (Some((read, own)), Some(token)) if reply.withheld => {
+                prepared_last(&mut self.statements, id);
+                self.read_on_source(&read, token, &reply, &own).await
+            }
+            (_, Some(token)) => {
+                self.reads.finish(token, read_end(&reply));
+                Ok(())
+            }
+            (_, None) => Ok(()),
         }
-        Ok(())
     }
 
     /// Decides where one execute of `prepared` runs, preparing that form on

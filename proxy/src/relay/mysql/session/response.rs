@@ -27,6 +27,9 @@ pub(super) struct Handling<'a> {
     /// Binary rows re-encoded in the source's types, under the source's
     /// column definitions.
     pub retype: Option<&'a Retype>,
+    /// An ERR that is the whole response is kept from the client (the
+    /// reply says so), so the caller can answer from elsewhere.
+    pub withhold_error: bool,
 }
 
 impl Session {
@@ -77,6 +80,7 @@ impl Session {
             prepare_id,
             columns,
             retype,
+            withhold_error,
         } = handling;
         let mut reply = Reply::default();
         let mut first = true;
@@ -94,6 +98,10 @@ impl Session {
                     .feed_physical(&raw[HEADER_LEN..])
                     .map_err(|e| self.backend_broken(conn, &e))?;
                 if std::mem::take(&mut first) {
+                    if withhold_error && raw.get(HEADER_LEN) == Some(&0xFF) {
+                        reply.withheld = true;
+                        sink = Sink::Swallow;
+                    }
                     if let (Some(id), Some(0x00)) = (prepare_id, raw.get(HEADER_LEN)) {
                         let backend_id = message::set_statement_id(&mut raw[HEADER_LEN..], id)
                             .map_err(|e| self.backend_broken(conn, &e))?;

@@ -18,7 +18,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt, ReadHalf, WriteHalf};
 use super::backend::{self, Login, PgBackend};
 use crate::relay::backend_stream::{BackendRead, BackendWrite};
 use crate::relay::make_room;
-use crate::relay::reads::ReadMeters;
+use crate::relay::reads::{ReadEnd, ReadMeters};
 use crate::relay::stream::ClientStream;
 use crate::route::classify::{Dialect, StatementKind};
 use crate::route::read::{search_path_schema, set_search_path};
@@ -555,7 +555,8 @@ impl Session {
         while self.drain(Conn::Own)? | self.drain(Conn::Second)? {}
         if self.responses.has_finished() {
             for (token, ok) in self.responses.take_finished() {
-                self.reads.finish(token, ok);
+                let end = if ok { ReadEnd::Ok } else { ReadEnd::Failed };
+                self.reads.finish(token, end);
             }
         }
         Ok(())

@@ -1,5 +1,20 @@
-//! Switchyard's consistency engine: chunked table diff, drill-down to rows
-//! and columns, and repair through the same row-image sync as the mirror.
+//! Switchyard's consistency engine: whether the target agrees with the
+//! source. It judges in two ways: by the target's live reads, and (to come)
+//! by diffing the tables.
 //!
-//! It never writes except through repair. Nothing is implemented yet; the
-//! crate exists so the workspace has its final shape.
+//! - `verdict`: the read verdict. A sliding window of one migration's reads
+//!   on both paths and of shadow comparisons, judged against the
+//!   migration's `rollback` thresholds as healthy, a warning, a breach
+//!   (roll back) or not enough samples. Pure: the proxy records events and
+//!   passes the time; nothing here reads a clock or does IO.
+//! - Chunked table diff, drill-down to rows and columns, and repair through
+//!   the same row-image sync as the mirror: not implemented yet.
+//!
+//! It never writes except through repair.
+
+pub mod verdict;
+
+pub use verdict::{
+    Figures, Finding, LatencyHistogram, PathTotals, ReadOutcome, ReadWindow, Reason, ShadowOutcome,
+    ShadowTotals, Thresholds, Verdict, WindowTotals,
+};

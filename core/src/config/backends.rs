@@ -52,6 +52,12 @@ pub struct Backend {
     /// PEM private key of `cert`.
     #[serde(default)]
     pub key: Option<PathBuf>,
+    /// Connections the proxy keeps to this server for shadow reads, shared
+    /// by every session. A shadow read that finds them all busy is skipped
+    /// rather than queued, so comparisons never add load or wait time
+    /// beyond this many connections.
+    #[serde(default = "Backend::default_shadow_pool")]
+    pub shadow_pool: usize,
 }
 
 /// How the proxy encrypts its connection to a backend: libpq's `sslmode`
@@ -147,6 +153,17 @@ impl std::fmt::Display for BackendKind {
 }
 
 impl Backend {
+    /// A few connections: shadow reads sample a share of traffic, and the
+    /// ones that find the pool busy are skipped.
+    pub const DEFAULT_SHADOW_POOL: usize = 4;
+    /// A comparison is a sample, not a second workload: beyond this many
+    /// connections the server works for the proxy's curiosity.
+    pub const MAX_SHADOW_POOL: usize = 64;
+
+    fn default_shadow_pool() -> usize {
+        Backend::DEFAULT_SHADOW_POOL
+    }
+
     /// The Unix socket to connect to, when `host` is a path: the file
     /// `.s.PGSQL.<port>` in the directory for PostgreSQL (libpq's rule), the
     /// path itself for MySQL.
@@ -207,6 +224,18 @@ impl Backend {
             errors.push(ConfigError::invalid(
                 field("user"),
                 "the user is empty; give the database user the proxy logs in as",
+            ));
+        }
+        let (max, default) = (Backend::MAX_SHADOW_POOL, Backend::DEFAULT_SHADOW_POOL);
+        if self.shadow_pool == 0 {
+            errors.push(ConfigError::invalid(
+                field("shadow_pool"),
+                format!("0 connections would skip every shadow read; use from 1 to {max} (the default is {default})"),
+            ));
+        } else if self.shadow_pool > max {
+            errors.push(ConfigError::invalid(
+                field("shadow_pool"),
+                format!("{} connections would make comparisons a second workload on the server; use at most {max} (the default is {default})", self.shadow_pool),
             ));
         }
         self.validate_tls(&field, socket, errors);

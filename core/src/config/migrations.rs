@@ -338,9 +338,38 @@ pub struct Arm {
 pub struct Shadow {
     /// Share of routed reads also run on the other path.
     pub percent: Percent,
+    /// Result rows a comparison holds at most; a longer result is not
+    /// compared (it counts as skipped), so a large scan cannot make the
+    /// proxy buffer it twice.
+    #[serde(default = "Shadow::default_max_rows")]
+    pub max_rows: u64,
+    /// Result bytes a comparison holds at most, on either path; a larger
+    /// result counts as skipped, for the same reason as `max_rows`.
+    #[serde(
+        default = "Shadow::default_max_bytes",
+        deserialize_with = "scalars::bytes"
+    )]
+    pub max_bytes: usize,
 }
 
-/// Thresholds of the automatic read rollback.
+impl Shadow {
+    /// Enough rows for the point and range reads a comparison is meant for.
+    pub const DEFAULT_MAX_ROWS: u64 = 1_000;
+    /// 1 MiB: a thousand rows of about a kilobyte.
+    pub const DEFAULT_MAX_BYTES: usize = 1 << 20;
+
+    fn default_max_rows() -> u64 {
+        Shadow::DEFAULT_MAX_ROWS
+    }
+
+    fn default_max_bytes() -> usize {
+        Shadow::DEFAULT_MAX_BYTES
+    }
+}
+
+/// Thresholds of the automatic read rollback (DESIGN.md, "Automatic read
+/// rollback"). A rollback holds until an operator sets a new rule: there is
+/// no cooldown timer that ramps the target again by itself.
 #[derive(Clone, Debug, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Rollback {
@@ -348,14 +377,27 @@ pub struct Rollback {
     #[serde(deserialize_with = "scalars::duration")]
     pub window: Duration,
     /// Target reads needed in the window before any verdict, so noise never
-    /// promotes or rolls back.
+    /// promotes or rolls back. Timeouts are the exception (`max_timeouts`).
     pub min_samples: u64,
-    /// Target read error rate (0..=1) that triggers a rollback.
+    /// Target read error rate (0..=1) that raises a warning alert without
+    /// rolling back; at most `max_error_rate`.
+    pub warn_error_rate: f64,
+    /// Target read error rate (0..=1) that triggers a rollback. Timeouts
+    /// count as errors.
     pub max_error_rate: f64,
     /// Shadow mismatch rate (0..=1) that triggers a rollback.
     pub max_mismatch_rate: f64,
     /// Target p99 latency over source p99 latency that triggers a rollback.
     pub max_latency_ratio: f64,
+    /// How long a target read may run before the proxy gives up on it and
+    /// counts a timeout; `None` (written `off`) lets reads run as long as
+    /// the server takes, and then only errors and latency can trip.
+    #[serde(deserialize_with = "scalars::optional_duration")]
+    pub read_timeout: Option<Duration>,
+    /// Target read timeouts in the window that trigger a rollback even
+    /// below `min_samples`: a hung target produces few samples, and must
+    /// not hold the reads it has until enough of them pile up.
+    pub max_timeouts: u64,
 }
 
 impl Default for Rollback {
@@ -363,19 +405,36 @@ impl Default for Rollback {
         Rollback {
             window: Duration::from_secs(30),
             min_samples: 200,
-            max_error_rate: 0.01,
+            warn_error_rate: 0.01,
+            max_error_rate: 0.05,
             max_mismatch_rate: 0.001,
             max_latency_ratio: 3.0,
+            read_timeout: Some(Duration::from_secs(2)),
+            max_timeouts: 3,
         }
     }
 }
 
 /// Alert destinations.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Alerts {
     /// URLs that receive a JSON POST per rollback or breach.
     pub webhooks: Vec<String>,
+    /// How long a repeat of the same alert (same migration, same reason) is
+    /// suppressed, so a breach that persists does not page on every
+    /// evaluation; 0 sends every repeat.
+    #[serde(deserialize_with = "scalars::duration")]
+    pub repeat_window: Duration,
+}
+
+impl Default for Alerts {
+    fn default() -> Alerts {
+        Alerts {
+            webhooks: Vec::new(),
+            repeat_window: Duration::from_secs(300),
+        }
+    }
 }
 
 /// The controller's read ramp.
@@ -557,6 +616,19 @@ fn check_reads(id: &str, reads: &Reads, fail: &mut impl FnMut(&str, String)) {
             );
         }
     }
+    if let Some(shadow) = &reads.shadow {
+        for (field, cap, default) in [
+            ("reads.shadow.max_rows", shadow.max_rows, "1000"),
+            ("reads.shadow.max_bytes", shadow.max_bytes as u64, "`1MiB`"),
+        ] {
+            if cap == 0 {
+                fail(
+                    field,
+                    format!("migration `{id}`: 0 would skip every comparison; use at least 1 (the default is {default}), or remove `shadow` to turn shadow reads off"),
+                );
+            }
+        }
+    }
     if let Some(tag) = &reads.canary.comment_tag {
         if tag.contains("*/") || tag.contains("/*") {
             fail(
@@ -582,21 +654,42 @@ fn validate_rollback(m: &Migration, fail: &mut impl FnMut(&str, String)) {
             format!("migration `{id}`: 0 samples would judge the target on no data; use at least 1 (200 is the default)"),
         );
     }
+    let is_rate = |rate: f64| (0.0..=1.0).contains(&rate);
     for (field, rate) in [
+        ("rollback.warn_error_rate", r.warn_error_rate),
         ("rollback.max_error_rate", r.max_error_rate),
         ("rollback.max_mismatch_rate", r.max_mismatch_rate),
     ] {
-        if !(0.0..=1.0).contains(&rate) {
+        if !is_rate(rate) {
             fail(
                 field,
                 format!("migration `{id}`: {rate} is not a rate; write a fraction from 0 to 1, e.g. `0.01` for 1%"),
             );
         }
     }
+    let (warn, max) = (r.warn_error_rate, r.max_error_rate);
+    if is_rate(warn) && is_rate(max) && warn > max {
+        fail(
+            "rollback.warn_error_rate",
+            format!("migration `{id}`: `warn_error_rate` {warn} is above `max_error_rate` {max}, so reads would roll back before any warning; set `warn_error_rate` to at most {max} (when omitted it is 0.01), or raise `max_error_rate`"),
+        );
+    }
     if r.max_latency_ratio <= 0.0 {
         fail(
             "rollback.max_latency_ratio",
             format!("migration `{id}`: {} is not a latency ratio; write how many times slower than the source the target may be, e.g. `3.0`", r.max_latency_ratio),
+        );
+    }
+    if r.read_timeout.is_some_and(|t| t.is_zero()) {
+        fail(
+            "rollback.read_timeout",
+            format!("migration `{id}`: a timeout of 0 would fail every target read; use a duration such as `2s`, or `off` to let reads take as long as the server needs"),
+        );
+    }
+    if r.max_timeouts == 0 {
+        fail(
+            "rollback.max_timeouts",
+            format!("migration `{id}`: 0 timeouts would roll back with no timeout at all; use at least 1 (3 is the default), or `read_timeout: off` for no timeouts"),
         );
     }
 }

@@ -329,6 +329,21 @@ pub(crate) fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::E
     parse_duration(&text).map_err(de::Error::custom)
 }
 
+/// `deserialize_with` for a duration that can be turned off: `off` is
+/// `None`. `0` is kept as zero rather than read as "off", so a setting where
+/// zero makes no sense can say so instead of silently disabling itself.
+pub(crate) fn optional_duration<'de, D: Deserializer<'de>>(
+    d: D,
+) -> Result<Option<Duration>, D::Error> {
+    let text = d.deserialize_any(ScalarVisitor("a duration such as `2s`, or `off`"))?;
+    if text.trim() == "off" {
+        return Ok(None);
+    }
+    parse_duration(&text)
+        .map(Some)
+        .map_err(|message| de::Error::custom(format!("{message}, or `off` for none")))
+}
+
 /// `deserialize_with` for a byte size written as `256MiB` or a number.
 pub(crate) fn bytes<'de, D: Deserializer<'de>>(d: D) -> Result<usize, D::Error> {
     let text = d.deserialize_any(ScalarVisitor("a size such as `256MiB`"))?;

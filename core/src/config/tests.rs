@@ -78,9 +78,9 @@ reads:
   sticky_by: column:tenant_id
   canary: { users: [alice], applications: [web], clients: [10.0.0.0/8], comment_tag: 'switchyard:target', keys: [42, abc] }
   arms: [{ name: control, path: source, weight: 50 }, { name: candidate, path: target, weight: 50 }]
-  shadow: { percent: 5 }
-rollback: { window: 1m30s, min_samples: 10, max_error_rate: 0.05, max_mismatch_rate: 0.002, max_latency_ratio: 2.5 }
-alerts: { webhooks: ['http://127.0.0.1:9099/hook'] }
+  shadow: { percent: 5, max_rows: 200, max_bytes: 64KiB }
+rollback: { window: 1m30s, min_samples: 10, warn_error_rate: 0.02, max_error_rate: 0.05, max_mismatch_rate: 0.002, max_latency_ratio: 2.5, read_timeout: 1500ms, max_timeouts: 5 }
+alerts: { webhooks: ['http://127.0.0.1:9099/hook'], repeat_window: 10m }
 ramp: { steps: [0.5, 5, 25, 100], bake: 10m, approval: true }
 ",
     );
@@ -104,9 +104,21 @@ ramp: { steps: [0.5, 5, 25, 100], bake: 10m, approval: true }
         Some("switchyard:target")
     );
     assert_eq!(m.reads.arms[1].path, ReadPath::Target);
-    assert_eq!(m.reads.shadow.as_ref().unwrap().percent.basis_points(), 500);
+    let shadow = m.reads.shadow.as_ref().unwrap();
+    assert_eq!(
+        (
+            shadow.percent.basis_points(),
+            shadow.max_rows,
+            shadow.max_bytes
+        ),
+        (500, 200, 64 << 10)
+    );
     assert_eq!(m.rollback.window, Duration::from_secs(90));
+    assert_eq!(m.rollback.warn_error_rate, 0.02);
     assert_eq!(m.rollback.max_latency_ratio, 2.5);
+    assert_eq!(m.rollback.read_timeout, Some(Duration::from_millis(1_500)));
+    assert_eq!(m.rollback.max_timeouts, 5);
+    assert_eq!(m.alerts.repeat_window, Duration::from_secs(600));
     let steps: Vec<u32> = m.ramp.steps.iter().map(|s| s.basis_points()).collect();
     assert_eq!(steps, [50, 500, 2_500, 10_000]);
     assert_eq!(m.ramp.bake, Duration::from_secs(600));
@@ -126,14 +138,58 @@ fn migration_defaults() {
     assert_eq!(m.reads.shadow, None);
     assert_eq!(m.rollback.window, Duration::from_secs(30));
     assert_eq!(m.rollback.min_samples, 200);
-    assert_eq!(m.rollback.max_error_rate, 0.01);
+    assert_eq!(m.rollback.warn_error_rate, 0.01);
+    assert_eq!(m.rollback.max_error_rate, 0.05);
     assert_eq!(m.rollback.max_mismatch_rate, 0.001);
     assert_eq!(m.rollback.max_latency_ratio, 3.0);
+    assert_eq!(m.rollback.read_timeout, Some(Duration::from_secs(2)));
+    assert_eq!(m.rollback.max_timeouts, 3);
+    assert_eq!(m.rollback, Rollback::default());
     let steps: Vec<u32> = m.ramp.steps.iter().map(|s| s.basis_points()).collect();
     assert_eq!(steps, [100, 500, 2_500, 5_000, 10_000]);
     assert_eq!(m.ramp.bake, Duration::from_secs(300));
     assert!(!m.ramp.approval);
     assert!(m.alerts.webhooks.is_empty());
+    assert_eq!(m.alerts.repeat_window, Duration::from_secs(300));
+    assert_eq!(config.backends["pg"].shadow_pool, 4);
+}
+
+#[test]
+fn shadow_caps_default_when_only_the_share_is_given() {
+    let config = load(&with_migration("reads: { shadow: { percent: 5 } }")).unwrap();
+    let shadow = config.migrations[0].reads.shadow.clone().unwrap();
+    assert_eq!(shadow.percent.basis_points(), 500);
+    assert_eq!(shadow.max_rows, 1_000);
+    assert_eq!(shadow.max_bytes, 1 << 20);
+    // The admin API reads a rule as JSON, with the same defaults.
+    let reads: Reads = serde_json::from_str(r#"{"shadow": {"percent": 5}}"#).unwrap();
+    assert_eq!(reads.shadow, Some(shadow));
+}
+
+#[test]
+fn read_timeout_turns_off_by_name_only() {
+    let timeout = |value: &str| {
+        load(&with_migration(&format!(
+            "rollback: {{ read_timeout: {value} }}"
+        )))
+        .map(|c| c.migrations[0].rollback.read_timeout)
+        .map_err(|e| e.to_string())
+    };
+    assert_eq!(timeout("off"), Ok(None));
+    assert_eq!(timeout("'off'"), Ok(None));
+    assert_eq!(timeout("500ms"), Ok(Some(Duration::from_millis(500))));
+    assert_eq!(
+        timeout("0"),
+        Err("`migrations[0].rollback.read_timeout`: migration `m1`: a timeout of 0 would fail every target read; use a duration such as `2s`, or `off` to let reads take as long as the server needs".into())
+    );
+    assert_eq!(
+        timeout("2"),
+        Err("`migrations[0].rollback.read_timeout`: `2` has no unit; write a number with a unit, e.g. `500ms`, `5s`, `1m` or `1m30s`, or `off` for none".into())
+    );
+    assert_eq!(
+        timeout("never"),
+        Err("`migrations[0].rollback.read_timeout`: `never` is not a duration; write a number with a unit, e.g. `500ms`, `5s`, `1m` or `1m30s`, or `off` for none".into())
+    );
 }
 
 #[test]
@@ -447,6 +503,18 @@ fn rejections() {
             base("user: root", "user: ''"),
             "`backends.my.user`: the user is empty; give the database user the proxy logs in as",
         ),
+        (
+            base("user: root", "user: root, shadow_pool: 0"),
+            "`backends.my.shadow_pool`: 0 connections would skip every shadow read; use from 1 to 64 (the default is 4)",
+        ),
+        (
+            base("user: root", "user: root, shadow_pool: 65"),
+            "`backends.my.shadow_pool`: 65 connections would make comparisons a second workload on the server; use at most 64 (the default is 4)",
+        ),
+        (
+            base("user: root", "user: root, shadow_pol: 8"),
+            "`backends.my.shadow_pol` is not a known setting; did you mean `shadow_pool`? (known here: `kind`, `host`, `port`, `user`, `password`, `database`, `tls`, `ca`, `cert`, `key`, `shadow_pool`)",
+        ),
         // Limits.
         (
             "limits: { max_connections: 0 }".into(),
@@ -556,6 +624,42 @@ fn rejections() {
         (
             with_migration("reads: { shadow: { percent: 101 } }"),
             "`migrations[0].reads.shadow.percent`: 101 is out of range; a share is a percentage from 0 to 100",
+        ),
+        (
+            with_migration("reads: { shadow: { percent: 5, max_rows: 0 } }"),
+            "`migrations[0].reads.shadow.max_rows`: migration `m1`: 0 would skip every comparison; use at least 1 (the default is 1000), or remove `shadow` to turn shadow reads off",
+        ),
+        (
+            with_migration("reads: { shadow: { percent: 5, max_bytes: 0 } }"),
+            "`migrations[0].reads.shadow.max_bytes`: migration `m1`: 0 would skip every comparison; use at least 1 (the default is `1MiB`), or remove `shadow` to turn shadow reads off",
+        ),
+        (
+            with_migration("reads: { shadow: { percent: 5, max_row: 10 } }"),
+            "`migrations[0].reads.shadow.max_row` is not a known setting; did you mean `max_rows`? (known here: `percent`, `max_rows`, `max_bytes`)",
+        ),
+        (
+            with_migration("rollback: { warn_eror_rate: 0.02 }"),
+            "`migrations[0].rollback.warn_eror_rate` is not a known setting; did you mean `warn_error_rate`? (known here: `window`, `min_samples`, `warn_error_rate`, `max_error_rate`, `max_mismatch_rate`, `max_latency_ratio`, `read_timeout`, `max_timeouts`)",
+        ),
+        (
+            with_migration("rollback: { warn_error_rate: 1.5 }"),
+            "`migrations[0].rollback.warn_error_rate`: migration `m1`: 1.5 is not a rate; write a fraction from 0 to 1, e.g. `0.01` for 1%",
+        ),
+        (
+            with_migration("rollback: { warn_error_rate: 0.1 }"),
+            "`migrations[0].rollback.warn_error_rate`: migration `m1`: `warn_error_rate` 0.1 is above `max_error_rate` 0.05, so reads would roll back before any warning; set `warn_error_rate` to at most 0.05 (when omitted it is 0.01), or raise `max_error_rate`",
+        ),
+        (
+            with_migration("rollback: { max_error_rate: 0.005 }"),
+            "`migrations[0].rollback.warn_error_rate`: migration `m1`: `warn_error_rate` 0.01 is above `max_error_rate` 0.005, so reads would roll back before any warning; set `warn_error_rate` to at most 0.005 (when omitted it is 0.01), or raise `max_error_rate`",
+        ),
+        (
+            with_migration("rollback: { max_timeouts: 0 }"),
+            "`migrations[0].rollback.max_timeouts`: migration `m1`: 0 timeouts would roll back with no timeout at all; use at least 1 (3 is the default), or `read_timeout: off` for no timeouts",
+        ),
+        (
+            with_migration("alerts: { repeat_window: 5 }"),
+            "`migrations[0].alerts.repeat_window`: `5` has no unit; write a number with a unit, e.g. `500ms`, `5s`, `1m` or `1m30s`",
         ),
         (
             with_migration("rollback: { max_error_rate: 5 }"),

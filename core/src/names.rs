@@ -37,7 +37,10 @@ pub const MIRROR_WRITES_TOTAL: &str = "switchyard_mirror_writes_total";
 pub const REPAIR_QUEUE_DEPTH: &str = "switchyard_repair_queue_depth";
 pub const OUTBOX_LAG_SECONDS: &str = "switchyard_outbox_lag_seconds";
 pub const SHADOW_COMPARE_TOTAL: &str = "switchyard_shadow_compare_total";
+/// Automatic read rollbacks, by `migration` and `reason`.
 pub const ROLLBACKS_TOTAL: &str = "switchyard_rollbacks_total";
+/// The verdict on a migration's target reads: 0 healthy, 1 warn, 2 breach, 3 not enough samples.
+pub const READ_VERDICT: &str = "switchyard_read_verdict";
 /// Alert webhook posts, by `migration`, `kind` and `outcome` (`sent`, `failed`, `suppressed`, `dropped`).
 pub const ALERTS_TOTAL: &str = "switchyard_alerts_total";
 pub const BACKFILL_ROWS_TOTAL: &str = "switchyard_backfill_rows_total";

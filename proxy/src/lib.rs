@@ -20,6 +20,7 @@
 pub mod admin;
 pub mod alerts;
 pub mod catalog;
+pub mod guard;
 pub mod relay;
 pub mod reload;
 pub mod route;

@@ -65,6 +65,7 @@ pub async fn start(
     // Always, not only with migrations at start: a reload may add the
     // first one. Idle, the task only compares a generation once a second.
     crate::catalog::spawn(shared.clone());
+    crate::guard::spawn(shared.clone());
     if let Some(path) = config_path {
         crate::reload::spawn(shared.clone(), path, Duration::from_secs(1));
     }

@@ -119,6 +119,8 @@ pub struct Shared {
     pub started: Instant,
     /// Flips to `true` when the proxy starts draining.
     pub draining: watch::Sender<bool>,
+    /// Each migration's window of read outcomes, judged by the guard.
+    pub guards: crate::guard::Guards,
 }
 
 impl Shared {
@@ -146,6 +148,7 @@ impl Shared {
             slots,
             started: Instant::now(),
             draining: watch::channel(false).0,
+            guards: crate::guard::Guards::default(),
         })
     }
 
@@ -170,13 +173,19 @@ impl Shared {
     pub fn publish_routing(&self, change: impl FnOnce(&mut Runtime)) {
         let snapshot = self.snapshot_full();
         let mut runtime = self.runtime.lock().unwrap_or_else(|e| e.into_inner());
+        let rolled_back: Vec<String> = runtime.rollbacks.keys().cloned().collect();
         change(&mut runtime);
         runtime.prune(&snapshot.config);
+        for id in rolled_back {
+            if !runtime.rollbacks.contains_key(&id) {
+                // Lifted by a new rule: the reads before it do not count.
+                self.guards.reset(&id);
+            }
+        }
         let routing = Routing::build(&snapshot.config, snapshot.generation, &runtime);
         for m in &routing.migrations {
-            let share = crate::route::rules::target_share(m.phase, &m.reads);
             metrics::gauge!(switchyard_core::names::TARGET_SHARE, "migration" => m.plan.id.clone())
-                .set(f64::from(share));
+                .set(f64::from(m.target_share()));
         }
         self.routing.store(Arc::new(routing));
     }

@@ -126,6 +126,19 @@ impl Figures {
         }
     }
 
+    /// The reads behind the figures: target reads, or compared shadow reads.
+    pub fn samples(&self) -> u64 {
+        match self {
+            Figures::Timeouts { reads, .. }
+            | Figures::ErrorRate { reads, .. }
+            | Figures::Latency {
+                target_reads: reads,
+                ..
+            } => *reads,
+            Figures::MismatchRate { compared, .. } => *compared,
+        }
+    }
+
     /// The limit the measured value reached, in the same unit.
     pub fn threshold(&self) -> f64 {
         match self {

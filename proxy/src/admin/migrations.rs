@@ -19,7 +19,6 @@ use switchyard_core::config::Reads;
 
 use super::AdminState;
 use crate::route::routing::{CatalogState, MigrationRoute, RuleOverride};
-use crate::route::rules;
 
 /// `GET /migrations`.
 pub async fn list(State(state): State<AdminState>) -> impl IntoResponse {
@@ -39,7 +38,12 @@ pub fn describe(m: &MigrationRoute) -> Value {
         "phase": m.phase,
         "reads": *m.reads,
         "rule_from": m.rule_from.as_str(),
-        "target_share_basis_points": rules::target_share(m.phase, &m.reads),
+        "target_share_basis_points": m.target_share(),
+        "rollback": m.rolled_back.as_ref().map(|r| json!({
+            "reason": r.reason,
+            "verdict": r.text,
+            "at": humantime::format_rfc3339_millis(r.at).to_string(),
+        })),
         "catalog": m.catalog.as_str(),
         "catalog_reason": catalog_reason,
         "mapped_columns": columns,
@@ -94,6 +98,8 @@ pub async fn put_reads(
         runtime
             .overrides
             .insert(id.clone(), RuleOverride { file, reads });
+        // An operator's new rule lifts an automatic rollback.
+        runtime.rollbacks.remove(&id);
     });
     tracing::info!(migration = %id, %peer, "read rule changed through the admin API");
     let routing = state.shared.routing();

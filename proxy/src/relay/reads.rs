@@ -14,6 +14,7 @@ use switchyard_core::config::ReadPath;
 use switchyard_core::names;
 
 use crate::route::ReadRoute;
+use crate::state::Shared;
 
 /// How a routed read ended on its path.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -41,22 +42,37 @@ impl ReadEnd {
     }
 }
 
+/// A `switchyard_reads_total` label set: migration, path, arm, outcome.
+type CounterKey = (Arc<str>, ReadPath, Option<String>, &'static str);
+
 /// Reads in flight on one session, by the token their response carries,
 /// and the session's metric handles (looked up once per label set rather
-/// than per read).
-#[derive(Default)]
+/// than per read). Every read that ends feeds its migration's guard.
 pub struct ReadMeters {
+    /// Where the guard's windows live.
+    shared: Arc<Shared>,
     /// Token → the read and when it was sent.
     open: HashMap<u32, (ReadRoute, Instant)>,
     /// The next token.
     next: u32,
     /// `switchyard_reads_total` by migration, path, arm and outcome.
-    counters: HashMap<(Arc<str>, ReadPath, Option<String>, &'static str), Counter>,
+    counters: HashMap<CounterKey, Counter>,
     /// `switchyard_read_duration_seconds` by migration and path.
     durations: HashMap<(Arc<str>, ReadPath), Histogram>,
 }
 
 impl ReadMeters {
+    /// Meters for one session.
+    pub fn new(shared: Arc<Shared>) -> ReadMeters {
+        ReadMeters {
+            shared,
+            open: HashMap::new(),
+            next: 0,
+            counters: HashMap::new(),
+            durations: HashMap::new(),
+        }
+    }
+
     /// Starts timing a read; returns the token its response carries.
     /// Counts the read as unroutable first when it is.
     pub fn start(&mut self, read: &ReadRoute) -> u32 {
@@ -76,6 +92,10 @@ impl ReadMeters {
             return;
         };
         let path = path_label(read.path);
+        let elapsed = started.elapsed();
+        self.shared
+            .guards
+            .record_read(&read.migration, read.path, end, elapsed);
         let ReadRoute { migration, arm, .. } = read;
         let key = (migration.clone(), read.path, arm, end.label());
         self.counters
@@ -95,7 +115,7 @@ impl ReadMeters {
             .or_insert_with_key(|(migration, _)| {
                 metrics::histogram!(names::READ_DURATION_SECONDS, "migration" => migration.to_string(), "path" => path)
             })
-            .record(started.elapsed().as_secs_f64());
+            .record(elapsed.as_secs_f64());
     }
 }
 

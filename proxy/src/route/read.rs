@@ -109,8 +109,9 @@ impl MigrationRouter {
         });
         let choice = match facts.pinned_path(&m.plan.id) {
             Some(path) => rules::Choice { path, arm: None },
-            // Row locks are taken where the writes run.
-            None if statement.locking => rules::Choice {
+            // Row locks are taken where the writes run, and a rolled-back
+            // migration reads there until an operator's new rule.
+            None if statement.locking || m.rolled_back.is_some() => rules::Choice {
                 path: primary,
                 arm: None,
             },

@@ -47,6 +47,22 @@ pub struct MigrationRoute {
     pub fields: Option<Arc<FieldPatch>>,
     /// The SQL dialect of the source's server.
     pub dialect: Dialect,
+    /// Set when the guard took the target's reads away; until an operator
+    /// gives a new rule, reads go to the table that takes the writes.
+    pub rolled_back: Option<Arc<RolledBack>>,
+}
+
+/// An automatic read rollback in force.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RolledBack {
+    /// What tripped it: `error_rate`, `mismatch_rate`, `latency`, `timeouts`.
+    pub reason: &'static str,
+    /// The verdict with its figures, for people.
+    pub text: String,
+    /// When it tripped.
+    pub at: std::time::SystemTime,
+    /// The file's rule then: a changed file rule lifts the rollback.
+    pub file: Reads,
 }
 
 impl MigrationRoute {
@@ -59,6 +75,20 @@ impl MigrationRoute {
             t.name.eq_ignore_ascii_case(&self.plan.source.table)
                 || (or_target && t.name.eq_ignore_ascii_case(&self.plan.target.table))
         })
+    }
+
+    /// The share of reads the target serves now, in basis points: none
+    /// while rolled back before the write switch.
+    pub fn target_share(&self) -> u32 {
+        match &self.rolled_back {
+            Some(_)
+                if super::read::primary_path(self.phase)
+                    == switchyard_core::config::ReadPath::Source =>
+            {
+                0
+            }
+            _ => super::rules::target_share(self.phase, &self.reads),
+        }
     }
 
     /// Whether the rule reads a key value from the statement (sticky by a
@@ -134,6 +164,8 @@ pub struct Runtime {
     pub overrides: HashMap<String, RuleOverride>,
     /// The catalog of each migration, by id, as last loaded.
     pub catalogs: HashMap<String, CatalogState>,
+    /// Automatic read rollbacks in force, by migration id.
+    pub rollbacks: HashMap<String, Arc<RolledBack>>,
 }
 
 impl Runtime {
@@ -145,6 +177,12 @@ impl Runtime {
                 .migrations
                 .iter()
                 .any(|m| &m.id == id && m.reads == o.file)
+        });
+        self.rollbacks.retain(|id, r| {
+            config
+                .migrations
+                .iter()
+                .any(|m| &m.id == id && m.reads == r.file)
         });
     }
 }
@@ -185,6 +223,7 @@ impl Routing {
                     table_map,
                     fields,
                     dialect,
+                    rolled_back: runtime.rollbacks.get(&m.id).cloned(),
                 }
             })
             .collect();

@@ -368,3 +368,6 @@ pub use http::{http_get, http_put};
 
 #[path = "../support/catalog.rs"]
 pub mod catalog;
+
+#[path = "../support/webhook.rs"]
+pub mod webhook;

@@ -7,6 +7,7 @@ mod catalog;
 mod clients;
 mod common;
 mod faults;
+mod guard;
 mod protocol;
 mod reads;
 mod seams;

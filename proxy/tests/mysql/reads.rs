@@ -18,7 +18,7 @@ const KEYS: u32 = 2_000;
 /// Source `api` and target `t_sys_api_endpoints` (two columns renamed,
 /// path retyped to varchar, id of type `id_type`), both with every key; the
 /// target's rows are marked `tgt`.
-async fn tables_with(prefix: &str, id_type: &str) -> String {
+pub async fn tables_with(prefix: &str, id_type: &str) -> String {
     let db = common::create_db(prefix).await;
     let mut conn = common::direct(Some(&db)).await;
     conn.query_drop(format!(
@@ -38,7 +38,7 @@ async fn tables_with(prefix: &str, id_type: &str) -> String {
 }
 
 /// The tables with the id widened to bigint on the target.
-async fn tables(prefix: &str) -> String {
+pub async fn tables(prefix: &str) -> String {
     tables_with(prefix, "bigint").await
 }
 
@@ -270,7 +270,10 @@ async fn a_retyped_column_reads_from_the_target_in_both_protocols() {
     assert_eq!(read(&mut conn, &stmt, 9).await, "tgt");
     let admin = proxy.running.admin.expect("admin listener");
     let (_, metrics) = common::http_get(admin, "/metrics").await;
-    assert!(!metrics.contains("switchyard_unroutable_total"), "{metrics}");
+    assert!(
+        !metrics.contains("switchyard_unroutable_total"),
+        "{metrics}"
+    );
     direct.disconnect().await.unwrap();
     conn.disconnect().await.unwrap();
     common::drop_db(&db).await;

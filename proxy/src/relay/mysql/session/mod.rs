@@ -250,6 +250,15 @@ fn prepared_last(statements: &mut HashMap<u32, Prepared>, id: u32) {
     }
 }
 
+/// The source read that answers instead of target read `read`.
+fn source_instead(read: &ReadRoute) -> Plan {
+    Plan::source_read(ReadRoute {
+        path: ReadPath::Source,
+        unroutable: None,
+        ..read.clone()
+    })
+}
+
 /// The routed read a decision carries, if any.
 fn read_of(decision: &Decision) -> Option<&crate::route::ReadRoute> {
     match decision {
@@ -338,6 +347,7 @@ impl Session {
         own: MyBackend,
     ) -> Session {
         let max_payload = shared.snapshot().config.limits.max_frame_bytes;
+        let reads = ReadMeters::new(shared.clone());
         Session {
             shared,
             client,
@@ -353,7 +363,7 @@ impl Session {
             max_payload,
             sticky: rand::random(),
             affinity: Affinity::default(),
-            reads: ReadMeters::default(),
+            reads,
             client_ip: info.host.parse().ok(),
             info,
         }
@@ -933,6 +943,18 @@ impl Session {
                     .exchange_with(conn, &prepare_payload(text), Sink::Swallow, handling)
                     .await
                     .map_err(Failed::Session)?;
+                let target = plan
+                    .as_ref()
+                    .and_then(|p| p.read.as_ref())
+                    .filter(|r| r.path == ReadPath::Target);
+                if let (None, Some(read)) = (reply.prepared, target) {
+                    // The target cannot prepare it: the client's own form
+                    // answers, and the target is held to the failure.
+                    let token = self.reads.start(read);
+                    self.reads.finish(token, ReadEnd::Failed);
+                    prepared.last = 0;
+                    return Ok((0, Some(Arc::new(source_instead(read)))));
+                }
                 let backend_id =
                     match (reply.prepared, reply.error) {
                         (Some(id), _) => id,
@@ -957,12 +979,11 @@ impl Session {
         };
         if let Rows::Unfit = prepared.forms[index].rows {
             // The client's own form answers instead, as a source read.
-            let read = plan.as_ref().and_then(|p| p.read.clone());
-            let source = read.map(|read| {
+            let source = plan.as_ref().and_then(|p| p.read.as_ref()).map(|read| {
                 Arc::new(Plan::source_read(ReadRoute {
                     path: ReadPath::Source,
                     unroutable: Some("binary_shape"),
-                    ..read
+                    ..read.clone()
                 }))
             });
             prepared.last = 0;

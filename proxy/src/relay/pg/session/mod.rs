@@ -215,6 +215,7 @@ impl Session {
     ) -> Session {
         let (client_read, client_write) = tokio::io::split(client);
         let max_frame = shared.snapshot().config.limits.max_frame_bytes;
+        let reads = ReadMeters::new(shared.clone());
         let schema = startup_schema(&info.params);
         Session {
             shared,
@@ -235,7 +236,7 @@ impl Session {
             sticky: rand::random(),
             schema,
             affinity: Affinity::default(),
-            reads: ReadMeters::default(),
+            reads,
             describing: HashMap::new(),
             next_capture: 0,
             meters: Meters::new(),

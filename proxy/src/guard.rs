@@ -1,0 +1,220 @@
+//! The read switch's guard: every routed read's outcome feeds its
+//! migration's sliding window (`switchyard_consistency::ReadWindow`), and a
+//! task judges the windows against the migration's `rollback` thresholds.
+//! A breach takes the target's reads away at once — the routing snapshot
+//! is republished with the migration rolled back, so the next statement of
+//! every session reads the source — and announces it; a warning is only
+//! announced.
+//!
+//! A rollback holds until an operator gives a new rule (the file's `reads`
+//! changes, or `PUT /migrations/{id}/reads`); it has no timer. Until the
+//! control store exists it is this proxy's alone and a restart forgets it.
+//! [`roll_back`] is the one function that carries one out, so the control
+//! store can call it for rollbacks decided elsewhere.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use dashmap::DashMap;
+use switchyard_consistency::{
+    Finding, ReadOutcome, ReadWindow, ShadowOutcome, Thresholds, Verdict,
+};
+use switchyard_core::config::ReadPath;
+use switchyard_core::names;
+use tokio::sync::Notify;
+
+use crate::alerts::{self, AlertKind, Alerter};
+use crate::relay::reads::ReadEnd;
+use crate::route::routing::{MigrationRoute, RolledBack};
+use crate::state::Shared;
+
+/// How often the windows are judged when no failure wakes the task early.
+const TICK: Duration = Duration::from_millis(100);
+
+/// The windows of every migration's reads, fed by sessions.
+#[derive(Default)]
+pub struct Guards {
+    /// Migration id → its window. Created on a migration's first read with
+    /// the default length; the judging task corrects the length.
+    windows: DashMap<Arc<str>, ReadWindow>,
+    /// Woken by a target failure, so a breach is judged at once rather
+    /// than at the next tick.
+    failed: Notify,
+}
+
+impl Guards {
+    /// Records how a read on `path` ended after `latency`.
+    pub fn record_read(
+        &self,
+        migration: &Arc<str>,
+        path: ReadPath,
+        end: ReadEnd,
+        latency: Duration,
+    ) {
+        let outcome = match end {
+            ReadEnd::Ok => ReadOutcome::Ok(latency),
+            ReadEnd::Failed => ReadOutcome::Error,
+            ReadEnd::TimedOut => ReadOutcome::Timeout,
+            // Both paths failed: the client's own error, not the target's.
+            ReadEnd::ClientError => return,
+        };
+        let now = Instant::now();
+        self.window(migration, now).record_read(now, path, outcome);
+        if path == ReadPath::Target && !matches!(outcome, ReadOutcome::Ok(_)) {
+            self.failed.notify_one();
+        }
+    }
+
+    /// Records how a shadow comparison ended.
+    pub fn record_shadow(&self, migration: &Arc<str>, outcome: ShadowOutcome) {
+        let now = Instant::now();
+        self.window(migration, now).record_shadow(now, outcome);
+        if outcome == ShadowOutcome::Mismatch {
+            self.failed.notify_one();
+        }
+    }
+
+    /// Forgets a migration's reads: a new rule starts a new window.
+    pub fn reset(&self, migration: &str) {
+        self.windows.remove(migration);
+    }
+
+    /// The migration's verdict now.
+    pub fn verdict(&self, m: &MigrationRoute) -> Verdict {
+        let thresholds = Thresholds::from(&m.plan.rollback);
+        let now = Instant::now();
+        match self.windows.get_mut(m.plan.id.as_str()) {
+            Some(mut window) => {
+                if window.window() != m.plan.rollback.window {
+                    *window = ReadWindow::new(m.plan.rollback.window, now);
+                }
+                window.evaluate(now, &thresholds)
+            }
+            None => Verdict::NotEnoughSamples {
+                have: 0,
+                need: thresholds.min_samples,
+            },
+        }
+    }
+
+    fn window(
+        &self,
+        migration: &Arc<str>,
+        now: Instant,
+    ) -> dashmap::mapref::one::RefMut<'_, Arc<str>, ReadWindow> {
+        self.windows
+            .entry(migration.clone())
+            .or_insert_with(|| ReadWindow::new(Duration::from_secs(30), now))
+    }
+}
+
+/// Starts the task that judges every migration's window.
+pub fn spawn(shared: Arc<Shared>) {
+    let alerter = match Alerter::spawn() {
+        Ok(alerter) => Some(alerter),
+        Err(e) => {
+            tracing::error!(error = %e, "alert webhooks are off: the HTTP client could not be built");
+            None
+        }
+    };
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                () = tokio::time::sleep(TICK) => {}
+                () = shared.guards.failed.notified() => {}
+            }
+            judge(&shared, alerter.as_ref());
+        }
+    });
+}
+
+/// Judges every migration once.
+fn judge(shared: &Shared, alerter: Option<&Alerter>) {
+    let routing = shared.routing();
+    for m in &routing.migrations {
+        let verdict = shared.guards.verdict(m);
+        metrics::gauge!(names::READ_VERDICT, "migration" => m.plan.id.clone())
+            .set(verdict_code(&verdict));
+        // Nothing to take away: the rule sends no reads to the target, or
+        // they were taken away already.
+        if m.target_share() == 0 {
+            continue;
+        }
+        match &verdict {
+            Verdict::Breach(finding) => {
+                roll_back(
+                    shared,
+                    &m.plan.id,
+                    finding.reason().label(),
+                    &finding.to_string(),
+                );
+                announce(alerter, m, AlertKind::Rollback, finding);
+            }
+            Verdict::Warn(finding) => announce(alerter, m, AlertKind::Warn, finding),
+            Verdict::Healthy | Verdict::NotEnoughSamples { .. } => {}
+        }
+    }
+}
+
+/// Takes migration `id`'s reads off the target at once, until an operator
+/// gives a new rule. Idempotent: a migration rolled back already keeps its
+/// first reason.
+pub fn roll_back(shared: &Shared, id: &str, reason: &'static str, text: &str) {
+    let mut first = false;
+    shared.publish_routing(|runtime| {
+        let Some(m) = shared
+            .snapshot()
+            .config
+            .migrations
+            .iter()
+            .find(|m| m.id == id)
+            .cloned()
+        else {
+            return;
+        };
+        runtime.rollbacks.entry(id.to_string()).or_insert_with(|| {
+            first = true;
+            Arc::new(RolledBack {
+                reason,
+                text: text.to_string(),
+                at: SystemTime::now(),
+                file: m.reads,
+            })
+        });
+    });
+    if first {
+        metrics::counter!(names::ROLLBACKS_TOTAL, "migration" => id.to_string(), "reason" => reason)
+            .increment(1);
+        tracing::warn!(migration = %id, reason, "reads rolled back to the source: {text}");
+    }
+}
+
+fn announce(alerter: Option<&Alerter>, m: &MigrationRoute, kind: AlertKind, finding: &Finding) {
+    let Some(alerter) = alerter else { return };
+    let figures = &finding.figures;
+    alerter.send(alerts::Alert {
+        migration: m.plan.id.clone(),
+        kind,
+        reason: finding.reason().label(),
+        text: finding.to_string(),
+        figures: alerts::Figures {
+            observed: figures.measured(),
+            threshold: figures.threshold(),
+            samples: figures.samples(),
+            window: finding.window,
+        },
+        at: SystemTime::now(),
+        webhooks: m.plan.alerts.webhooks.clone(),
+        repeat_window: m.plan.alerts.repeat_window,
+    });
+}
+
+/// `switchyard_read_verdict`: 0 healthy, 1 warn, 2 breach, 3 not enough samples.
+fn verdict_code(verdict: &Verdict) -> f64 {
+    match verdict {
+        Verdict::Healthy => 0.0,
+        Verdict::Warn(_) => 1.0,
+        Verdict::Breach(_) => 2.0,
+        Verdict::NotEnoughSamples { .. } => 3.0,
+    }
+}

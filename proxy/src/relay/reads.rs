@@ -86,6 +86,19 @@ impl ReadMeters {
         token
     }
 
+    /// Starts timing the source read that answers instead of target read
+    /// `token` (still open: it ends when the source's answer tells how).
+    pub fn on_source_instead(&mut self, token: u32) -> Option<u32> {
+        let (read, _) = self.open.get(&token)?;
+        let source = ReadRoute {
+            path: ReadPath::Source,
+            unroutable: None,
+            timeout: None,
+            ..read.clone()
+        };
+        Some(self.start(&source))
+    }
+
     /// The response of read `token` ended.
     pub fn finish(&mut self, token: u32, end: ReadEnd) {
         let Some((read, started)) = self.open.remove(&token) else {

@@ -72,6 +72,9 @@ pub struct ReadRoute {
     /// Why a read the rule sent to the target stays on the source (an
     /// `unroutable` reason label); `None` when it went where the rule said.
     pub unroutable: Option<&'static str>,
+    /// How long a target read may run before the source answers it
+    /// (`rollback.read_timeout`); `None` on the source or when off.
+    pub timeout: Option<std::time::Duration>,
 }
 
 impl Plan {

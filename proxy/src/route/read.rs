@@ -92,6 +92,7 @@ impl MigrationRouter {
                 path: ReadPath::Source,
                 arm,
                 unroutable,
+                timeout: None,
             })
         };
         let Some(map) = &m.table_map else {
@@ -148,6 +149,7 @@ impl MigrationRouter {
                 path: ReadPath::Target,
                 arm: choice.arm,
                 unroutable: None,
+                timeout: m.plan.rollback.read_timeout,
             }),
             fields: m.fields.clone(),
             ..Plan::rewrite(sql)

@@ -232,6 +232,9 @@ pub fn write_atomically(path: &Path, text: &str) {
 pub mod http;
 pub use http::{http_get, http_put, http_request};
 
+#[path = "../support/webhook.rs"]
+pub mod webhook;
+
 #[path = "../support/forwarder.rs"]
 mod forwarder;
 /// A relay to the real PostgreSQL that can be cut and restored.

@@ -6,6 +6,7 @@ mod auth;
 mod catalog;
 mod common;
 mod faults;
+mod guard;
 mod lifecycle;
 mod protocol;
 mod reads;

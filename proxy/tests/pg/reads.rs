@@ -16,7 +16,7 @@ const KEYS: i32 = 2_000;
 /// A database with the source `api` and the target `t_sys_api_endpoints`
 /// (id widened to bigint, two columns renamed, path retyped to varchar),
 /// both holding every key; the target's rows are marked `tgt`.
-async fn tables(prefix: &str) -> String {
+pub async fn tables(prefix: &str) -> String {
     let db = common::create_db(prefix).await;
     common::direct(&db)
         .await
@@ -33,7 +33,7 @@ async fn tables(prefix: &str) -> String {
 
 /// The test config: `base` (users, backend) plus the migration of `api` in
 /// `db` with these column renames and read rule.
-fn config(base: &str, db: &str, columns: &str, reads: &str) -> String {
+pub fn config(base: &str, db: &str, columns: &str, reads: &str) -> String {
     format!(
         "{base}
 migrations:
@@ -48,7 +48,7 @@ migrations:
     )
 }
 
-const RENAMES: &str = "{ path: endpoint_path, method: http_method }";
+pub const RENAMES: &str = "{ path: endpoint_path, method: http_method }";
 
 async fn proxy(db: &str, reads: &str) -> Proxy {
     let yaml = config(&common::base_yaml(), db, RENAMES, reads);

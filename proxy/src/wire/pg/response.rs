@@ -94,6 +94,26 @@ pub struct Pending {
     /// A DescribeStatement whose ParameterDescription the session keeps
     /// (under this token) to prepare the statement's other forms alike.
     pub capture: Option<u32>,
+    /// A simple query reading the target: what runs instead if it fails
+    /// before the client saw any of its answer.
+    pub fallback: Option<Box<Fallback>>,
+    /// Some frame of this response reached the client.
+    pub shown: bool,
+    /// The error that ended it was kept from the client, because
+    /// `fallback` answers instead; `true` when it was a statement timeout.
+    pub withheld: Option<bool>,
+    /// A fallback query: the meter token of the target read it replaces,
+    /// and whether that read timed out.
+    pub covers: Option<(u32, bool)>,
+}
+
+/// What answers a target read that failed before the client saw anything.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Fallback {
+    /// The simple query to send on the own connection.
+    pub query: String,
+    /// What the client sees of it.
+    pub disposition: Disposition,
 }
 
 impl Pending {
@@ -114,6 +134,10 @@ impl Pending {
             failed: false,
             capture: None,
             fields: None,
+            fallback: None,
+            shown: false,
+            withheld: None,
+            covers: None,
         }
     }
 
@@ -141,6 +165,16 @@ pub enum Step {
     },
     /// A frame no message in flight explains: the streams are out of step.
     Unexpected,
+    /// The ReadyForQuery ending a target read whose error was kept from
+    /// the client: send `fallback` and answer the client with that.
+    Retry {
+        /// What to send.
+        fallback: Box<Fallback>,
+        /// The target read's meter token.
+        covers: Option<u32>,
+        /// The target's error was a statement timeout.
+        timed_out: bool,
+    },
 }
 
 /// The queue of messages awaiting a response.
@@ -156,6 +190,10 @@ pub struct Responses {
     /// Metered responses that ended since the session last asked, with
     /// whether they succeeded.
     finished: Vec<(u32, bool)>,
+    /// Target reads answered by a fallback since the session last asked:
+    /// the target read's token, whether the fallback succeeded, and
+    /// whether the target timed out.
+    retried: Vec<(u32, bool, bool)>,
 }
 
 fn slot(conn: Conn) -> usize {
@@ -207,15 +245,32 @@ impl Responses {
         std::mem::take(&mut self.finished)
     }
 
+    /// Whether a target read that a fallback may answer is in flight: the
+    /// session takes no more client messages until it ends, so a fallback
+    /// never answers out of turn.
+    pub fn awaiting_fallback(&self) -> bool {
+        self.queue.iter().any(|p| p.fallback.is_some())
+    }
+
     /// Whether any metered response ended since the last `take_finished`.
     pub fn has_finished(&self) -> bool {
-        !self.finished.is_empty()
+        !self.finished.is_empty() || !self.retried.is_empty()
     }
 
     fn report(&mut self, pending: &Pending, ok: bool) {
         if let Some(token) = pending.meter {
             self.finished.push((token, ok));
         }
+        if let Some((token, timed_out)) = pending.covers {
+            self.retried.push((token, ok, timed_out));
+        }
+    }
+
+    /// Target reads a fallback answered since the last call: the target
+    /// read's token, whether the fallback succeeded, and whether the target
+    /// timed out.
+    pub fn take_retried(&mut self) -> Vec<(u32, bool, bool)> {
+        std::mem::take(&mut self.retried)
     }
 
     /// The field patch of the message whose response comes next.
@@ -271,15 +326,28 @@ impl Responses {
                 Step::Unexpected
             };
         }
-        match tag {
+        let step = match tag {
             b'N' => visible(front, Step::Forward),
+            b'E' if front.fallback.is_some() && !front.shown => {
+                // Kept from the client: the fallback answers instead.
+                front.withheld = Some(is_statement_timeout(body));
+                front.done += 1;
+                front.failed = true;
+                return Step::Swallow;
+            }
             b'E' => {
                 self.on_error(conn);
                 Step::Forward
             }
-            b'Z' => self.on_ready(),
+            b'Z' => return self.on_ready(),
             _ => self.on_response(tag, body),
+        };
+        if matches!(step, Step::Forward | Step::Retag(_)) {
+            if let Some(front) = self.queue.front_mut() {
+                front.shown = true;
+            }
         }
+        step
     }
 
     fn on_error(&mut self, conn: Conn) {
@@ -318,6 +386,13 @@ impl Responses {
 
     fn on_ready(&mut self) -> Step {
         let front = self.pop_front().expect("checked by caller");
+        if let (Some(fallback), Some(timed_out)) = (&front.fallback, front.withheld) {
+            return Step::Retry {
+                fallback: fallback.clone(),
+                covers: front.meter,
+                timed_out,
+            };
+        }
         self.report(&front, !front.failed);
         match front.expect {
             Expect::Query | Expect::Sync => Step::Ready {
@@ -391,6 +466,13 @@ impl Responses {
         });
         self.copy_in = !ended;
     }
+}
+
+/// Whether an ErrorResponse body is a statement timeout (SQLSTATE 57014
+/// with the server's statement-timeout message; a cancel has the same code).
+fn is_statement_timeout(body: &[u8]) -> bool {
+    let has = |needle: &[u8]| body.windows(needle.len()).any(|w| w == needle);
+    has(b"C57014\0") && has(b"statement timeout")
 }
 
 /// The client sees `step` unless the frame belongs to the proxy.

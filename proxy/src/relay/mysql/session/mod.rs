@@ -255,6 +255,7 @@ fn source_instead(read: &ReadRoute) -> Plan {
     Plan::source_read(ReadRoute {
         path: ReadPath::Source,
         unroutable: None,
+        timeout: None,
         ..read.clone()
     })
 }
@@ -687,6 +688,7 @@ impl Session {
         let source = ReadRoute {
             path: ReadPath::Source,
             unroutable: None,
+            timeout: None,
             ..read.clone()
         };
         let source_token = self.reads.start(&source);
@@ -983,6 +985,7 @@ impl Session {
                 Arc::new(Plan::source_read(ReadRoute {
                     path: ReadPath::Source,
                     unroutable: Some("binary_shape"),
+                    timeout: None,
                     ..read.clone()
                 }))
             });

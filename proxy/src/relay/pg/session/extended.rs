@@ -357,6 +357,7 @@ fn types_unknown(read: &ReadRoute) -> Plan {
     Plan::source_read(ReadRoute {
         path: ReadPath::Source,
         unroutable: Some("param_types"),
+        timeout: None,
         ..read.clone()
     })
 }

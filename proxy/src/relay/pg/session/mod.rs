@@ -12,6 +12,7 @@ use std::io;
 use std::sync::Arc;
 
 use bytes::BytesMut;
+use switchyard_core::config::ReadPath;
 use switchyard_core::names;
 use tokio::io::{AsyncReadExt, AsyncWriteExt, ReadHalf, WriteHalf};
 
@@ -22,12 +23,14 @@ use crate::relay::reads::{ReadEnd, ReadMeters};
 use crate::relay::stream::ClientStream;
 use crate::route::classify::{Dialect, StatementKind};
 use crate::route::read::{search_path_schema, set_search_path};
-use crate::route::{kind_label, Affinity, Connection, Decision, Plan, SessionFacts, Stage};
+use crate::route::{
+    kind_label, Affinity, Connection, Decision, Plan, ReadRoute, SessionFacts, Stage,
+};
 
 mod extended;
 use crate::state::Shared;
 use crate::wire::pg::message::{self, sqlstate};
-use crate::wire::pg::response::{Conn, Disposition, Expect, Pending, Responses, Step};
+use crate::wire::pg::response::{Conn, Disposition, Expect, Fallback, Pending, Responses, Step};
 use crate::wire::pg::{frame, CodecError};
 
 /// Stop reading from one side while this much is waiting to be written to
@@ -273,7 +276,13 @@ impl Session {
             if drain_requested && self.idle() {
                 return SessionEnd::Drained;
             }
-            let take_client = self.own.outbox.len() < HIGH_WATER
+            if self.held_client_frame() {
+                if let Err(end) = self.on_client().await {
+                    return end;
+                }
+            }
+            let take_client = !self.responses.awaiting_fallback()
+                && self.own.outbox.len() < HIGH_WATER
                 && self
                     .second
                     .as_ref()
@@ -323,6 +332,17 @@ impl Session {
                 return end;
             }
         }
+    }
+
+    /// A complete client message waits while nothing holds it back (it was
+    /// held while a target read that a fallback may answer was in flight).
+    fn held_client_frame(&self) -> bool {
+        !self.client_inbox.is_empty()
+            && !self.responses.awaiting_fallback()
+            && matches!(
+                frame::frame_len(&self.client_inbox, self.max_frame),
+                Ok(Some(_))
+            )
     }
 
     /// Nothing in flight, no transaction open: the session may be closed
@@ -376,7 +396,12 @@ impl Session {
     // ---- client → backend ----------------------------------------------
 
     async fn on_client(&mut self) -> Result<(), SessionEnd> {
-        while let Some(frame) = frame::decode(&mut self.client_inbox, self.max_frame)? {
+        // While a target read that a fallback may answer is in flight, the
+        // client's next messages wait in the inbox.
+        while !self.responses.awaiting_fallback() {
+            let Some(frame) = frame::decode(&mut self.client_inbox, self.max_frame)? else {
+                break;
+            };
             match frame.tag {
                 b'Q' => self.on_query(&frame.bytes).await?,
                 b'P' => self.on_parse(&frame.bytes).await?,
@@ -477,6 +502,19 @@ impl Session {
         };
         let meter = plan.read.as_ref().map(|r| self.reads.start(r));
         let conn = self.connection_for(&plan.connection).await?;
+        if let Some(read) = plan.read.as_ref().filter(|r| r.path == ReadPath::Target) {
+            if !plan.injects() && count == 1 && self.status != b'E' {
+                let target = plan.sql.as_deref().unwrap_or(sql);
+                // A second connection's transaction is not the client's.
+                let status = if conn == Conn::Own { self.status } else { b'I' };
+                let (pending, text) = guarded_read(status, read, target, sql, &plan);
+                message::query(self.outbox(conn), &text);
+                let mut pending = Pending { conn, ..pending }.metered(meter);
+                pending.fields = plan.fields.clone();
+                self.responses.push(pending);
+                return Ok(());
+            }
+        }
         let sql = plan.sql.clone().unwrap_or_else(|| sql.to_string());
         let disposition = if plan.injects() {
             // One multi-statement query runs as one transaction (or inside
@@ -559,6 +597,14 @@ impl Session {
                 let end = if ok { ReadEnd::Ok } else { ReadEnd::Failed };
                 self.reads.finish(token, end);
             }
+            for (token, source_ok, timed_out) in self.responses.take_retried() {
+                let end = match (source_ok, timed_out) {
+                    (false, _) => ReadEnd::ClientError,
+                    (true, true) => ReadEnd::TimedOut,
+                    (true, false) => ReadEnd::Failed,
+                };
+                self.reads.finish(token, end);
+            }
         }
         Ok(())
     }
@@ -615,6 +661,21 @@ impl Session {
                         message::ready_for_query(&mut self.client_outbox, self.status);
                     }
                 }
+                Step::Retry {
+                    fallback,
+                    covers,
+                    timed_out,
+                } => {
+                    if conn == Conn::Own {
+                        self.status = frame[5];
+                    }
+                    let meter = covers.and_then(|token| self.reads.on_source_instead(token));
+                    message::query(self.outbox(Conn::Own), &fallback.query);
+                    let mut pending =
+                        Pending::new(Conn::Own, Expect::Query, fallback.disposition).metered(meter);
+                    pending.covers = covers.map(|token| (token, timed_out));
+                    self.responses.push(pending);
+                }
                 Step::Unexpected => {
                     return Err(SessionEnd::Backend(format!(
                         "backend `{}` sent an unexpected '{}' message; closing the session to stay in step",
@@ -650,6 +711,72 @@ enum SecondIo {
 
 /// Reads or writes the second connection, whichever is ready; never
 /// completes while there is none.
+/// The savepoint a target read inside the client's transaction runs behind.
+const READ_SAVEPOINT: &str = "switchyard_read";
+
+/// A simple-query target read with its fallback: the query to send and
+/// what the client sees of it. Outside a transaction the read runs under
+/// `SET LOCAL statement_timeout` (one implicit transaction, so the setting
+/// ends with it) and a failure is re-run on the source as the client sent
+/// it. Inside one (`status` `T`) it runs behind a savepoint that is rolled
+/// back after it (undoing the timeout; a read changes nothing else), and a
+/// failure is rolled back to the savepoint before the source answers, so
+/// the client's transaction, tags and status are the source's alone.
+fn guarded_read(
+    status: u8,
+    read: &ReadRoute,
+    target: &str,
+    client: &str,
+    plan: &Plan,
+) -> (Pending, String) {
+    let in_transaction = status == b'T';
+    let mut statements = Vec::new();
+    if in_transaction {
+        statements.push(format!("SAVEPOINT {READ_SAVEPOINT}"));
+    }
+    if let Some(timeout) = read.timeout {
+        statements.push(format!(
+            "SET LOCAL statement_timeout = {}",
+            timeout.as_millis().max(1)
+        ));
+    }
+    let skip = statements.len();
+    statements.push(target.trim().trim_end_matches(';').to_string());
+    if in_transaction {
+        statements.push(format!("ROLLBACK TO SAVEPOINT {READ_SAVEPOINT}"));
+        statements.push(format!("RELEASE SAVEPOINT {READ_SAVEPOINT}"));
+    }
+    let disposition = match statements.len() {
+        1 => Disposition::Forward {
+            tag: plan.tag.clone(),
+        },
+        _ => Disposition::Filter {
+            skip,
+            keep: 1,
+            tag: plan.tag.clone(),
+        },
+    };
+    let fallback = match in_transaction {
+        true => Fallback {
+            query: format!(
+                "ROLLBACK TO SAVEPOINT {READ_SAVEPOINT}\n;\nRELEASE SAVEPOINT {READ_SAVEPOINT}\n;\n{client}"
+            ),
+            disposition: Disposition::Filter {
+                skip: 2,
+                keep: 1,
+                tag: None,
+            },
+        },
+        false => Fallback {
+            query: client.to_string(),
+            disposition: Disposition::FORWARD,
+        },
+    };
+    let mut pending = Pending::new(Conn::Own, Expect::Query, disposition);
+    pending.fallback = Some(Box::new(fallback));
+    (pending, statements.join("\n;\n"))
+}
+
 async fn second_io(side: &mut Option<Side>, read: bool) -> SecondIo {
     let Some(side) = side else {
         return std::future::pending().await;

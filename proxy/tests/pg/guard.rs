@@ -1,0 +1,185 @@
+//! The read switch's guard on PostgreSQL: a target read that fails before
+//! the client saw any of it is answered by the source (inside a transaction
+//! too, behind a savepoint the client never sees), a hung target read is
+//! ended by the server's statement timeout and answered by the source, and
+//! enough failures roll the target's reads back and are announced once.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use switchyard_proxy::route::MigrationRouter;
+use tokio_postgres::SimpleQueryMessage;
+
+use crate::common::{self, catalog, webhook::Webhook, Proxy};
+use crate::reads::{config, tables, RENAMES};
+
+async fn proxy(db: &str, reads: &str, rollback: &str, hook: &Webhook) -> Proxy {
+    let yaml = format!(
+        "{}    rollback: {rollback}\n    alerts: {{ webhooks: ['{}'] }}\n",
+        config(&common::base_yaml(), db, RENAMES, reads),
+        hook.url()
+    );
+    let proxy = common::start(&yaml, Arc::new(MigrationRouter::default())).await;
+    catalog::ready(&proxy.running, "api_move").await;
+    proxy
+}
+
+async fn migration(proxy: &Proxy) -> serde_json::Value {
+    let (_, body) = common::http_get(proxy.admin(), "/migrations").await;
+    let listing: serde_json::Value = serde_json::from_str(&body).unwrap();
+    listing["migrations"][0].clone()
+}
+
+/// The `method` of key `id` read with a simple query, after checking the
+/// row is the key's.
+async fn read(client: &tokio_postgres::Client, id: i32) -> String {
+    let messages = client
+        .simple_query(&format!("SELECT id, path, method FROM api WHERE id = {id}"))
+        .await
+        .unwrap_or_else(|e| panic!("key {id}: {e}"));
+    let row = messages
+        .iter()
+        .find_map(|m| match m {
+            SimpleQueryMessage::Row(row) => Some(row),
+            _ => None,
+        })
+        .expect("a row");
+    assert_eq!(row.get(0), Some(id.to_string().as_str()));
+    assert_eq!(row.get(1), Some(format!("/p/{id}").as_str()));
+    row.get(2).unwrap().to_string()
+}
+
+/// Reads keys 1..=n over `clients` connections; returns the target's answers.
+async fn read_all(proxy: &Proxy, db: &str, clients: i32, n: i32) -> usize {
+    let mut tasks = Vec::new();
+    for c in 0..clients {
+        let client = proxy.connect(db).await;
+        tasks.push(tokio::spawn(async move {
+            let mut on_target = 0;
+            for id in (1..=n).filter(|id| id % clients == c) {
+                on_target += usize::from(read(&client, id).await == "tgt");
+            }
+            on_target
+        }));
+    }
+    let mut total = 0;
+    for task in tasks {
+        total += task.await.unwrap();
+    }
+    total
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broken_target_is_hidden_rolled_back_and_announced_once() {
+    let db = tables("guard_break").await;
+    let hook = Webhook::start().await;
+    let proxy = proxy(
+        &db,
+        "{ strategy: percentage, percent: 50, sticky_by: 'column:id' }",
+        "{ window: 10s, min_samples: 40, max_error_rate: 0.05 }",
+        &hook,
+    )
+    .await;
+    assert!(read_all(&proxy, &db, 4, 200).await > 50);
+    let direct = common::direct(&db).await;
+    direct
+        .batch_execute("ALTER TABLE t_sys_api_endpoints RENAME TO t_broken")
+        .await
+        .unwrap();
+    let broken = Instant::now();
+    assert_eq!(read_all(&proxy, &db, 4, 400).await, 0);
+    let m = migration(&proxy).await;
+    assert_eq!(m["rollback"]["reason"], "error_rate", "{m}");
+    assert_eq!(m["target_share_basis_points"], 0, "{m}");
+    assert!(broken.elapsed() < Duration::from_secs(10));
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    let bodies = hook.bodies();
+    let rollbacks: Vec<_> = bodies.iter().filter(|b| b["kind"] == "rollback").collect();
+    assert_eq!(rollbacks.len(), 1, "{bodies:?}");
+    assert_eq!(rollbacks[0]["reason"], "error_rate");
+    common::drop_db(&db).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_target_read_inside_a_transaction_is_answered_by_the_source() {
+    let db = tables("guard_tx").await;
+    let hook = Webhook::start().await;
+    let proxy = proxy(
+        &db,
+        "{ strategy: immediate, path: target }",
+        "{ min_samples: 1000 }",
+        &hook,
+    )
+    .await;
+    common::direct(&db)
+        .await
+        .batch_execute("ALTER TABLE t_sys_api_endpoints DROP COLUMN http_method")
+        .await
+        .unwrap();
+    let client = proxy.connect(&db).await;
+    let messages = client
+        .simple_query("BEGIN; INSERT INTO api VALUES (5000, '/p/5000', 'new')")
+        .await
+        .unwrap();
+    assert_eq!(messages.len(), 2);
+    // The target read fails (its column is gone); the source answers, and
+    // the transaction goes on as if the source alone had been read.
+    assert_eq!(read(&client, 7).await, "src");
+    let messages = client
+        .simple_query("SELECT count(*) FROM api WHERE id = 5000")
+        .await
+        .unwrap();
+    let tags: Vec<_> = messages
+        .iter()
+        .filter_map(|m| match m {
+            SimpleQueryMessage::CommandComplete(n) => Some(*n),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(tags, [1]);
+    client.simple_query("COMMIT").await.unwrap();
+    let count: i64 = common::direct(&db)
+        .await
+        .query_one("SELECT count(*) FROM api WHERE id = 5000", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(count, 1, "the client's transaction committed");
+    common::drop_db(&db).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hung_target_read_times_out_to_the_source_and_trips_the_rollback() {
+    let db = tables("guard_hang").await;
+    let hook = Webhook::start().await;
+    let proxy = proxy(
+        &db,
+        "{ strategy: immediate, path: target }",
+        "{ read_timeout: 300ms, max_timeouts: 3 }",
+        &hook,
+    )
+    .await;
+    // A session holding an exclusive lock on the target: every target
+    // read blocks until it lets go.
+    let mut locker = common::direct(&db).await;
+    let lock = locker.transaction().await.unwrap();
+    lock.batch_execute("LOCK TABLE t_sys_api_endpoints IN ACCESS EXCLUSIVE MODE")
+        .await
+        .unwrap();
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for id in 1..=4 {
+        let client = proxy.connect(&db).await;
+        tasks.push(tokio::spawn(async move { read(&client, id).await }));
+    }
+    for task in tasks {
+        assert_eq!(task.await.unwrap(), "src");
+    }
+    assert!(started.elapsed() < Duration::from_secs(5));
+    let m = migration(&proxy).await;
+    assert_eq!(m["rollback"]["reason"], "timeouts", "{m}");
+    lock.rollback().await.unwrap();
+    let (_, metrics) = common::http_get(proxy.admin(), "/metrics").await;
+    assert!(metrics.contains("outcome=\"timeout\""), "{metrics}");
+    common::drop_db(&db).await;
+}

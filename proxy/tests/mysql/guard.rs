@@ -164,3 +164,35 @@ async fn fewer_failures_than_min_samples_do_not_roll_back() {
     direct.disconnect().await.unwrap();
     common::drop_db(&db).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hung_target_read_times_out_to_the_source_and_trips_the_rollback() {
+    let db = tables("guard_hang").await;
+    let hook = Webhook::start().await;
+    let proxy = proxy(&db, "{ read_timeout: 300ms, max_timeouts: 3 }", &hook).await;
+    let admin = proxy.running.admin.expect("admin listener");
+    let (code, text) = common::http_put(
+        admin,
+        "/migrations/api_move/reads",
+        &json!({"strategy": "immediate", "path": "target"}).to_string(),
+    )
+    .await;
+    assert_eq!(code, 200, "{text}");
+    // A session holding a write lock on the target: target reads wait.
+    let mut locker = common::direct(Some(&db)).await;
+    locker
+        .query_drop("LOCK TABLES t_sys_api_endpoints WRITE")
+        .await
+        .unwrap();
+    let started = Instant::now();
+    // Four clients, text and binary: each gets the source's answer.
+    assert_eq!(read_all(&proxy, &db, 4, 4).await, 0);
+    assert!(started.elapsed() < Duration::from_secs(5));
+    let m = migration(&proxy).await;
+    assert_eq!(m["rollback"]["reason"], "timeouts", "{m}");
+    locker.query_drop("UNLOCK TABLES").await.unwrap();
+    let (_, metrics) = common::http_get(admin, "/metrics").await;
+    assert!(metrics.contains("outcome=\"timeout\""), "{metrics}");
+    locker.disconnect().await.unwrap();
+    common::drop_db(&db).await;
+}

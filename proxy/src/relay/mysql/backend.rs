@@ -85,6 +85,9 @@ pub struct MyBackend {
     pub capabilities: u32,
     /// The MariaDB extended flags of the session.
     pub mariadb_capabilities: u32,
+    /// The server is MariaDB (its greeting's version says so), which
+    /// limits a statement's time with `SET STATEMENT ... FOR`.
+    pub mariadb: bool,
     /// Server status flags from its last OK / EOF (transaction, autocommit).
     pub status: u16,
 }
@@ -251,6 +254,7 @@ async fn login_inner(
                     thread_id: handshake.connection_id,
                     capabilities: login.capabilities(),
                     mariadb_capabilities: login.mariadb_capabilities(),
+                    mariadb: handshake.server_version.contains("MariaDB"),
                     status: ok.status,
                 });
             }

@@ -11,6 +11,7 @@
 //! streams, the client socket is watched too, so a client that vanishes
 //! mid-query is noticed at once.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::io;
 use std::sync::Arc;
@@ -230,6 +231,31 @@ fn rows_of(client: &[BytesMut], columns: &[BytesMut]) -> Rows {
             tracing::warn!(error = %e, "a routed form's columns do not fit the client's; it runs on the source");
             Rows::Unfit
         }
+    }
+}
+
+/// A target read's text limited to its `read_timeout` by the server
+/// itself: MariaDB's `SET STATEMENT max_statement_time = s FOR`, MySQL's
+/// `MAX_EXECUTION_TIME(ms)` hint (SELECT only). The server ends the
+/// statement, so no cancel can land on the next one.
+fn time_limited<'a>(sql: &'a str, read: Option<&ReadRoute>, mariadb: bool) -> Cow<'a, str> {
+    let Some(timeout) = read.and_then(|r| r.timeout) else {
+        return Cow::Borrowed(sql);
+    };
+    if mariadb {
+        return Cow::Owned(format!(
+            "SET STATEMENT max_statement_time = {:.3} FOR {sql}",
+            timeout.as_secs_f64().max(0.001)
+        ));
+    }
+    let head = sql.trim_start();
+    match head.get(..6) {
+        Some(select) if select.eq_ignore_ascii_case("select") => Cow::Owned(format!(
+            "SELECT /*+ MAX_EXECUTION_TIME({}) */{}",
+            timeout.as_millis().max(1),
+            &head[6..]
+        )),
+        _ => Cow::Borrowed(sql),
     }
 }
 
@@ -648,7 +674,11 @@ impl Session {
             };
             return self.run_injected(conn, &payload, &plan).await;
         }
-        let rewritten = plan.sql.as_deref().map(query_payload);
+        let mariadb = self.side(conn).mariadb;
+        let rewritten = plan
+            .sql
+            .as_deref()
+            .map(|sql| query_payload(&time_limited(sql, plan.read.as_ref(), mariadb)));
         let meter = plan.read.as_ref().map(|r| self.reads.start(r));
         let target = plan.read.as_ref().filter(|r| r.path == ReadPath::Target);
         let handling = Handling {
@@ -926,7 +956,12 @@ impl Session {
                     .connection_for(&plan.connection)
                     .await
                     .map_err(Failed::Statement)?;
-                (conn, plan.sql.clone(), Some(plan))
+                let mariadb = self.side(conn).mariadb;
+                let sql = plan
+                    .sql
+                    .as_deref()
+                    .map(|sql| time_limited(sql, plan.read.as_ref(), mariadb).into_owned());
+                (conn, sql, Some(plan))
             }
         };
         let found = prepared

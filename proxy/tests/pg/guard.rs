@@ -183,3 +183,50 @@ async fn a_hung_target_read_times_out_to_the_source_and_trips_the_rollback() {
     assert!(metrics.contains("outcome=\"timeout\""), "{metrics}");
     common::drop_db(&db).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_target_rolls_back_for_latency() {
+    let db = tables("guard_slow").await;
+    let hook = Webhook::start().await;
+    let proxy = proxy(
+        &db,
+        "{ strategy: percentage, percent: 50, sticky_by: 'column:id' }",
+        "{ read_timeout: off, min_samples: 30, max_latency_ratio: 3.0 }",
+        &hook,
+    )
+    .await;
+    // A session that keeps taking the target's lock for 40 ms at a time:
+    // target reads wait behind it, source reads do not.
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let slow = {
+        let stop = stop.clone();
+        let mut locker = common::direct(&db).await;
+        tokio::spawn(async move {
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let tx = locker.transaction().await.unwrap();
+                tx.batch_execute("LOCK TABLE t_sys_api_endpoints IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(0.04)")
+                    .await
+                    .unwrap();
+                tx.commit().await.unwrap();
+            }
+        })
+    };
+    let started = Instant::now();
+    while migration(&proxy).await["rollback"].is_null() {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "no rollback: {}",
+            migration(&proxy).await
+        );
+        read_all(&proxy, &db, 2, 40).await;
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    slow.await.unwrap();
+    let m = migration(&proxy).await;
+    assert_eq!(m["rollback"]["reason"], "latency", "{m}");
+    assert!(
+        m["rollback"]["verdict"].as_str().unwrap().contains("p99"),
+        "{m}"
+    );
+    common::drop_db(&db).await;
+}

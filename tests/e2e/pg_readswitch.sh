@@ -39,12 +39,14 @@ migrations:
     target: { table: accounts_copy }
     phase: read_ramp
     reads: { strategy: blue_green, path: source }
+    rollback: { max_latency_ratio: 1000 }
   - id: e2e_my
     backend: my
     source: { database: $SY_DB, table: sbtest1, primary_key: [id] }
     target: { table: sbtest1_copy }
     phase: read_ramp
     reads: { strategy: blue_green, path: source }
+    rollback: { max_latency_ratio: 1000 }
 EOF
 
 # ready ID: wait until the migration's catalog is loaded.

@@ -47,6 +47,7 @@ mod window;
 mod tests;
 
 use std::fmt;
+use std::time::Duration;
 
 use switchyard_core::config::Rollback;
 
@@ -68,6 +69,8 @@ pub struct Thresholds {
     pub max_mismatch_rate: f64,
     /// Target p99 over source p99 that breaches.
     pub max_latency_ratio: f64,
+    /// A target p99 below this never breaches for latency.
+    pub latency_floor: Duration,
     /// Target timeouts in the window that breach, whatever the samples.
     pub max_timeouts: u64,
 }
@@ -80,6 +83,7 @@ impl From<&Rollback> for Thresholds {
             max_error_rate: rollback.max_error_rate,
             max_mismatch_rate: rollback.max_mismatch_rate,
             max_latency_ratio: rollback.max_latency_ratio,
+            latency_floor: rollback.latency_floor,
             max_timeouts: rollback.max_timeouts,
         }
     }
@@ -215,6 +219,7 @@ impl WindowTotals {
             source_reads: source.count(),
             threshold: thresholds.max_latency_ratio,
         };
-        (figures.measured() >= thresholds.max_latency_ratio).then_some(figures)
+        let slow = target.p99()? >= thresholds.latency_floor;
+        (slow && figures.measured() >= thresholds.max_latency_ratio).then_some(figures)
     }
 }

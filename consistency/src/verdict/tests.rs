@@ -137,6 +137,10 @@ fn rules() {
          "breach: target p99 latency 4.2x the source's over 30s (84.2ms against 20ms, 1500 and 3000 reads) ≥ 3x"),
         ("target p99 under the ratio", slow(1500, 3000, 50, 20), &th,
          "healthy"),
+        ("a target p99 under the floor never breaches", slow(1500, 3000, 4, 1), &th,
+         "healthy"),
+        ("a target p99 over the floor does", slow(1500, 3000, 6, 1), &th,
+         "breach: target p99 latency 6.1x the source's over 30s (6ms against 993µs, 1500 and 3000 reads) ≥ 3x"),
         ("no source reads, no latency verdict", slow(1500, 0, 84, 20), &th,
          "healthy"),
         ("source one read short of min_samples", slow(1500, 199, 84, 20), &th,
@@ -203,6 +207,7 @@ fn thresholds_come_from_the_rollback_settings() {
             max_error_rate: 0.1,
             max_mismatch_rate: 0.005,
             max_latency_ratio: 2.0,
+            latency_floor: Duration::from_millis(5),
             max_timeouts: 7,
         }
     );

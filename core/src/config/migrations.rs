@@ -389,6 +389,10 @@ pub struct Rollback {
     pub max_mismatch_rate: f64,
     /// Target p99 latency over source p99 latency that triggers a rollback.
     pub max_latency_ratio: f64,
+    /// A target p99 below this never breaches, whatever the ratio: a
+    /// sub-millisecond source makes the ratio of small numbers noise.
+    #[serde(deserialize_with = "scalars::duration")]
+    pub latency_floor: Duration,
     /// How long a target read may run before the proxy gives up on it and
     /// counts a timeout; `None` (written `off`) lets reads run as long as
     /// the server takes, and then only errors and latency can trip.
@@ -409,6 +413,7 @@ impl Default for Rollback {
             max_error_rate: 0.05,
             max_mismatch_rate: 0.001,
             max_latency_ratio: 3.0,
+            latency_floor: Duration::from_millis(5),
             read_timeout: Some(Duration::from_secs(2)),
             max_timeouts: 3,
         }

@@ -639,7 +639,7 @@ fn rejections() {
         ),
         (
             with_migration("rollback: { warn_eror_rate: 0.02 }"),
-            "`migrations[0].rollback.warn_eror_rate` is not a known setting; did you mean `warn_error_rate`? (known here: `window`, `min_samples`, `warn_error_rate`, `max_error_rate`, `max_mismatch_rate`, `max_latency_ratio`, `read_timeout`, `max_timeouts`)",
+            "`migrations[0].rollback.warn_eror_rate` is not a known setting; did you mean `warn_error_rate`? (known here: `window`, `min_samples`, `warn_error_rate`, `max_error_rate`, `max_mismatch_rate`, `max_latency_ratio`, `latency_floor`, `read_timeout`, `max_timeouts`)",
         ),
         (
             with_migration("rollback: { warn_error_rate: 1.5 }"),

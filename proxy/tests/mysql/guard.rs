@@ -83,7 +83,7 @@ async fn a_broken_target_is_hidden_rolled_back_and_announced_once() {
     let hook = Webhook::start().await;
     let proxy = proxy(
         &db,
-        "{ window: 10s, min_samples: 40, max_error_rate: 0.05 }",
+        "{ window: 10s, min_samples: 40, max_error_rate: 0.05, max_latency_ratio: 1000 }",
         &hook,
     )
     .await;

@@ -53,6 +53,7 @@ migrations:
     columns: {{ path: endpoint_path, method: http_method }}
     phase: read_ramp
     reads: {reads}
+    rollback: {{ max_latency_ratio: 1000 }}
 ",
         common::base_yaml()
     );

@@ -49,15 +49,41 @@ async fn read(client: &tokio_postgres::Client, id: i32) -> String {
     row.get(2).unwrap().to_string()
 }
 
-/// Reads keys 1..=n over `clients` connections; returns the target's answers.
+/// The `method` of key `id` read with a prepared statement (the extended
+/// protocol), after checking the row is the key's.
+async fn read_prepared(
+    client: &tokio_postgres::Client,
+    stmt: &tokio_postgres::Statement,
+    id: i32,
+) -> String {
+    let row = client
+        .query_one(stmt, &[&id])
+        .await
+        .unwrap_or_else(|e| panic!("key {id}: {e}"));
+    assert_eq!(row.get::<_, i32>(0), id);
+    assert_eq!(row.get::<_, String>(1), format!("/p/{id}"));
+    row.get(2)
+}
+
+/// Reads keys 1..=n over `clients` connections, odd keys with simple
+/// queries and even ones with a prepared statement; returns the target's
+/// answers.
 async fn read_all(proxy: &Proxy, db: &str, clients: i32, n: i32) -> usize {
     let mut tasks = Vec::new();
     for c in 0..clients {
         let client = proxy.connect(db).await;
         tasks.push(tokio::spawn(async move {
+            let stmt = client
+                .prepare("SELECT id, path, method FROM api WHERE id = $1")
+                .await
+                .unwrap();
             let mut on_target = 0;
             for id in (1..=n).filter(|id| id % clients == c) {
-                on_target += usize::from(read(&client, id).await == "tgt");
+                let method = match id % 2 {
+                    0 => read_prepared(&client, &stmt, id).await,
+                    _ => read(&client, id).await,
+                };
+                on_target += usize::from(method == "tgt");
             }
             on_target
         }));
@@ -76,7 +102,7 @@ async fn a_broken_target_is_hidden_rolled_back_and_announced_once() {
     let proxy = proxy(
         &db,
         "{ strategy: percentage, percent: 50, sticky_by: 'column:id' }",
-        "{ window: 10s, min_samples: 40, max_error_rate: 0.05 }",
+        "{ window: 10s, min_samples: 40, max_error_rate: 0.05, max_latency_ratio: 1000 }",
         &hook,
     )
     .await;
@@ -228,5 +254,39 @@ async fn a_slow_target_rolls_back_for_latency() {
         m["rollback"]["verdict"].as_str().unwrap().contains("p99"),
         "{m}"
     );
+    common::drop_db(&db).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_prepared_read_survives_a_target_that_breaks_and_comes_back() {
+    let db = tables("guard_back").await;
+    let hook = Webhook::start().await;
+    let proxy = proxy(
+        &db,
+        "{ strategy: immediate, path: target }",
+        "{ min_samples: 1000 }",
+        &hook,
+    )
+    .await;
+    let client = proxy.connect(&db).await;
+    let stmt = client
+        .prepare("SELECT id, path, method FROM api WHERE id = $1")
+        .await
+        .unwrap();
+    assert_eq!(read_prepared(&client, &stmt, 3).await, "tgt");
+    let direct = common::direct(&db).await;
+    direct
+        .batch_execute("ALTER TABLE t_sys_api_endpoints RENAME COLUMN http_method TO gone")
+        .await
+        .unwrap();
+    // The target form fails at Bind, then (forgotten) at Parse: the
+    // client's own form answers both times.
+    assert_eq!(read_prepared(&client, &stmt, 3).await, "src");
+    assert_eq!(read_prepared(&client, &stmt, 4).await, "src");
+    direct
+        .batch_execute("ALTER TABLE t_sys_api_endpoints RENAME COLUMN gone TO http_method")
+        .await
+        .unwrap();
+    assert_eq!(read_prepared(&client, &stmt, 5).await, "tgt");
     common::drop_db(&db).await;
 }

@@ -94,9 +94,17 @@ pub struct Pending {
     /// A DescribeStatement whose ParameterDescription the session keeps
     /// (under this token) to prepare the statement's other forms alike.
     pub capture: Option<u32>,
-    /// A simple query reading the target: what runs instead if it fails
-    /// before the client saw any of its answer.
+    /// A simple query reading the target (or the Sync ending an extended
+    /// one): what runs instead if it fails before the client saw any of
+    /// its answer.
     pub fallback: Option<Box<Fallback>>,
+    /// Extended protocol, a message of a target read's batch: what to send
+    /// on the own connection instead, when the batch's target read fails,
+    /// so the client still gets its answer (`None`: the proxy's own
+    /// message, which needs none).
+    pub replay: Option<Vec<u8>>,
+    /// Part of a batch whose one target read a fallback may answer.
+    pub armed: bool,
     /// Some frame of this response reached the client.
     pub shown: bool,
     /// The error that ended it was kept from the client, because
@@ -110,10 +118,15 @@ pub struct Pending {
 /// What answers a target read that failed before the client saw anything.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Fallback {
-    /// The simple query to send on the own connection.
-    pub query: String,
-    /// What the client sees of it.
-    pub disposition: Disposition,
+    /// The messages to send on the own connection.
+    pub messages: Vec<u8>,
+    /// The response each of them expects, and what the client sees of it.
+    pub responses: Vec<(Expect, Disposition)>,
+    /// Which of them is the read (timed in place of the target read).
+    pub read: usize,
+    /// Extended protocol: the portal the fallback binds, which now lives
+    /// on the own connection.
+    pub portal: Option<String>,
 }
 
 impl Pending {
@@ -135,6 +148,8 @@ impl Pending {
             capture: None,
             fields: None,
             fallback: None,
+            replay: None,
+            armed: false,
             shown: false,
             withheld: None,
             covers: None,
@@ -249,7 +264,100 @@ impl Responses {
     /// session takes no more client messages until it ends, so a fallback
     /// never answers out of turn.
     pub fn awaiting_fallback(&self) -> bool {
-        self.queue.iter().any(|p| p.fallback.is_some())
+        self.queue.iter().any(|p| p.fallback.is_some() || p.armed)
+    }
+
+    /// Extended protocol, just after the session queued the Sync ending a
+    /// batch on `conn`: when the batch holds exactly one Execute, of a
+    /// target read, and every message the client awaits an answer to can
+    /// be replayed, the batch is armed so the source answers if the target
+    /// read fails. Anything else in the batch (another statement, a
+    /// message that cannot be replayed) leaves it unarmed: its errors pass
+    /// through.
+    pub fn arm_batch(&mut self, conn: Conn) {
+        let len = self.queue.len();
+        if len < 2 || self.queue[len - 1].expect != Expect::Sync {
+            return;
+        }
+        // Only a batch with nothing in flight before it: a fallback must
+        // not answer ahead of (or behind) another batch's answers.
+        if self
+            .queue
+            .iter()
+            .take(len - 1)
+            .any(|p| p.expect == Expect::Sync || p.conn != conn)
+        {
+            return;
+        }
+        let start = 0;
+        let batch = || self.queue.range(start..len - 1).filter(|p| p.conn == conn);
+        let executes = batch().filter(|p| p.expect == Expect::Execute).count();
+        let target_read = batch().any(|p| p.expect == Expect::Execute && p.replay.is_some());
+        // The client's own Parse, Describe or Close may come first (they
+        // are answered before the target read can fail); from the first
+        // message of the target read on, each is the proxy's or replayable.
+        let replayable = batch()
+            .skip_while(|p| {
+                p.replay.is_none()
+                    && p.disposition != Disposition::Swallow
+                    && matches!(
+                        p.expect,
+                        Expect::Parse | Expect::DescribeStatement | Expect::Close
+                    )
+            })
+            .all(|p| p.replay.is_some() || p.disposition == Disposition::Swallow);
+        if executes != 1 || !target_read || !replayable {
+            return;
+        }
+        for p in self.queue.range_mut(start..len - 1) {
+            if p.conn == conn {
+                p.armed = true;
+            }
+        }
+    }
+
+    /// An armed batch's target read failed (the error is at the front):
+    /// the server discards the rest of the batch up to its Sync, so every
+    /// message the client still awaits an answer to is replayed on the own
+    /// connection once that Sync's ReadyForQuery arrives.
+    fn replay_batch(&mut self, conn: Conn, timed_out: bool) {
+        let mut fallback = Fallback {
+            messages: Vec::new(),
+            responses: Vec::new(),
+            read: 0,
+            portal: None,
+        };
+        let mut meter = None;
+        while let Some(p) = self.queue.front() {
+            if p.conn == conn && p.expect == Expect::Sync {
+                break;
+            }
+            let Some(p) = self.queue.pop_front() else {
+                break;
+            };
+            if p.conn != conn {
+                continue;
+            }
+            let Some(replay) = p.replay else { continue };
+            if p.expect == Expect::Execute {
+                fallback.read = fallback.responses.len();
+                meter = p.meter;
+                fallback.portal = super::message::execute_portal(&replay[5..])
+                    .ok()
+                    .map(str::to_string);
+            }
+            fallback.messages.extend_from_slice(&replay);
+            fallback.responses.push((p.expect, p.disposition));
+        }
+        fallback.messages.extend_from_slice(b"S\0\0\0\x04");
+        fallback
+            .responses
+            .push((Expect::Sync, Disposition::FORWARD));
+        if let Some(sync) = self.queue.front_mut() {
+            sync.fallback = Some(Box::new(fallback));
+            sync.withheld = Some(timed_out);
+            sync.meter = meter;
+        }
     }
 
     /// Whether any metered response ended since the last `take_finished`.
@@ -333,6 +441,10 @@ impl Responses {
                 front.withheld = Some(is_statement_timeout(body));
                 front.done += 1;
                 front.failed = true;
+                return Step::Swallow;
+            }
+            b'E' if front.armed && !front.shown => {
+                self.replay_batch(conn, is_statement_timeout(body));
                 return Step::Swallow;
             }
             b'E' => {

@@ -13,6 +13,8 @@
 
 use std::sync::Arc;
 
+use bytes::BytesMut;
+
 use super::{Conn, Form, Portal, Prepared, Session, SessionEnd};
 use switchyard_core::config::ReadPath;
 
@@ -184,10 +186,24 @@ impl Session {
         };
         let form = &prepared.forms[index];
         message::bind(self.outbox(conn), bind.portal, &form.name, bind.rest);
-        self.responses.push(Pending::forward(conn, Expect::Bind));
+        let mut pending = Pending::forward(conn, Expect::Bind);
+        let own_form = &prepared.forms[0];
+        if conn == Conn::Own && own_form.conn == Conn::Own && reads_target(plan.as_deref()) {
+            // Should the target fail, the client's own form binds instead.
+            let mut replay = BytesMut::new();
+            message::bind(&mut replay, bind.portal, &own_form.name, bind.rest);
+            pending.replay = Some(replay.to_vec());
+        }
+        self.responses.push(pending);
         self.note_conn(conn);
-        self.portals
-            .insert(bind.portal.to_string(), Portal { conn, plan });
+        self.portals.insert(
+            bind.portal.to_string(),
+            Portal {
+                conn,
+                plan,
+                form: Some((bind.statement.to_string(), index)),
+            },
+        );
         Ok(())
     }
 
@@ -220,6 +236,9 @@ impl Session {
         };
         self.outbox(conn).extend_from_slice(frame);
         let mut pending = Pending::forward(conn, Expect::DescribePortal);
+        if conn == Conn::Own && fields.is_some() {
+            pending.replay = Some(frame.to_vec());
+        }
         pending.fields = fields;
         self.responses.push(pending);
         self.note_conn(conn);
@@ -250,8 +269,16 @@ impl Session {
             self.inject(conn, sql);
         }
         self.outbox(conn).extend_from_slice(frame);
-        self.responses
-            .push(Pending::new(conn, Expect::Execute, Disposition::Forward { tag }).metered(meter));
+        let mut pending =
+            Pending::new(conn, Expect::Execute, Disposition::Forward { tag }).metered(meter);
+        if conn == Conn::Own
+            && before.is_empty()
+            && after.is_empty()
+            && reads_target(plan.as_deref())
+        {
+            pending.replay = Some(frame.to_vec());
+        }
+        self.responses.push(pending);
         for sql in after {
             self.inject(conn, sql);
         }
@@ -340,6 +367,11 @@ impl Session {
             ));
         }
         self.relay_frame(Conn::Own, frame, Some(Expect::Sync));
+        if self.status == b'I' {
+            // Outside a transaction a target read alone before its Sync
+            // can be answered by the source if it fails.
+            self.responses.arm_batch(Conn::Own);
+        }
     }
 
     fn note_conn(&mut self, conn: Conn) {
@@ -349,8 +381,12 @@ impl Session {
     }
 }
 
-/// Whether a Parse names a type for every parameter (a count, then OIDs;
-/// 0 leaves one to the server).
+/// Whether a plan reads the target.
+fn reads_target(plan: Option<&Plan>) -> bool {
+    plan.and_then(|p| p.read.as_ref())
+        .is_some_and(|r| r.path == ReadPath::Target)
+}
+
 /// The source read a routed read becomes when its parameter types are not
 /// known.
 fn types_unknown(read: &ReadRoute) -> Plan {
@@ -362,6 +398,8 @@ fn types_unknown(read: &ReadRoute) -> Plan {
     })
 }
 
+/// Whether a Parse names a type for every parameter (a count, then OIDs;
+/// 0 leaves one to the server).
 fn all_types_given(param_types: &[u8]) -> bool {
     let Some(count) = param_types
         .get(..2)

@@ -105,6 +105,8 @@ struct Portal {
     conn: Conn,
     /// The plan decided at its Bind; `None` relays.
     plan: Option<Arc<Plan>>,
+    /// The client's statement and the index of the form it was bound to.
+    form: Option<(String, usize)>,
 }
 
 /// A backend connection's halves and buffers.
@@ -332,6 +334,35 @@ impl Session {
                 return end;
             }
         }
+    }
+
+    /// A portal's target form failed and the client's own form answered:
+    /// later Executes of the portal run where it now is, and the form is
+    /// closed and forgotten, so the next Bind prepares it anew (it may
+    /// have failed to parse, or the target may come back).
+    fn forget_failed_form(&mut self, portal: String) {
+        let form = self.portals.get(&portal).and_then(|p| p.form.clone());
+        self.portals.insert(
+            portal,
+            Portal {
+                conn: Conn::Own,
+                plan: None,
+                form: None,
+            },
+        );
+        let Some((statement, index)) = form.filter(|(_, index)| *index > 0) else {
+            return;
+        };
+        let Some(prepared) = self.statements.get_mut(&statement) else {
+            return;
+        };
+        if index >= prepared.forms.len() || !prepared.forms[index].proxy_owned {
+            return;
+        }
+        let form = prepared.forms.remove(index);
+        message::close(self.outbox(form.conn), b'S', &form.name);
+        self.responses
+            .push(Pending::new(form.conn, Expect::Close, Disposition::Swallow));
     }
 
     /// A complete client message waits while nothing holds it back (it was
@@ -670,11 +701,24 @@ impl Session {
                         self.status = frame[5];
                     }
                     let meter = covers.and_then(|token| self.reads.on_source_instead(token));
-                    message::query(self.outbox(Conn::Own), &fallback.query);
-                    let mut pending =
-                        Pending::new(Conn::Own, Expect::Query, fallback.disposition).metered(meter);
-                    pending.covers = covers.map(|token| (token, timed_out));
-                    self.responses.push(pending);
+                    let Fallback {
+                        messages,
+                        responses,
+                        read,
+                        portal,
+                    } = *fallback;
+                    self.outbox(Conn::Own).extend_from_slice(&messages);
+                    for (i, (expect, disposition)) in responses.into_iter().enumerate() {
+                        let mut pending = Pending::new(Conn::Own, expect, disposition);
+                        if i == read {
+                            pending.meter = meter;
+                            pending.covers = covers.map(|token| (token, timed_out));
+                        }
+                        self.responses.push(pending);
+                    }
+                    if let Some(portal) = portal {
+                        self.forget_failed_form(portal);
+                    }
                 }
                 Step::Unexpected => {
                     return Err(SessionEnd::Backend(format!(
@@ -756,21 +800,26 @@ fn guarded_read(
             tag: plan.tag.clone(),
         },
     };
-    let fallback = match in_transaction {
-        true => Fallback {
-            query: format!(
+    let (query, fallback_disposition) = match in_transaction {
+        true => (
+            format!(
                 "ROLLBACK TO SAVEPOINT {READ_SAVEPOINT}\n;\nRELEASE SAVEPOINT {READ_SAVEPOINT}\n;\n{client}"
             ),
-            disposition: Disposition::Filter {
+            Disposition::Filter {
                 skip: 2,
                 keep: 1,
                 tag: None,
             },
-        },
-        false => Fallback {
-            query: client.to_string(),
-            disposition: Disposition::FORWARD,
-        },
+        ),
+        false => (client.to_string(), Disposition::FORWARD),
+    };
+    let mut messages = BytesMut::new();
+    message::query(&mut messages, &query);
+    let fallback = Fallback {
+        messages: messages.to_vec(),
+        responses: vec![(Expect::Query, fallback_disposition)],
+        read: 0,
+        portal: None,
     };
     let mut pending = Pending::new(Conn::Own, Expect::Query, disposition);
     pending.fallback = Some(Box::new(fallback));

@@ -270,7 +270,10 @@ async fn a_retyped_column_reads_from_the_target_in_both_protocols() {
     assert_eq!(read(&mut conn, &stmt, 9).await, "tgt");
     let admin = proxy.running.admin.expect("admin listener");
     let (_, metrics) = common::http_get(admin, "/metrics").await;
-    assert!(!metrics.contains("switchyard_unroutable_total"), "{metrics}");
+    assert!(
+        !metrics.contains("switchyard_unroutable_total"),
+        "{metrics}"
+    );
     direct.disconnect().await.unwrap();
     conn.disconnect().await.unwrap();
     common::drop_db(&db).await;

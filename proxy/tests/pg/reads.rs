@@ -559,7 +559,12 @@ async fn an_unnamed_statement_with_untyped_binary_values_reads_the_source() {
         raw.send(&batch).await;
         let frames = raw.until_ready().await;
         for (tag, body) in &frames {
-            assert_ne!(*tag, b'E', "round {round}: {:?}", common::error_fields(body));
+            assert_ne!(
+                *tag,
+                b'E',
+                "round {round}: {:?}",
+                common::error_fields(body)
+            );
         }
         let row = frames.iter().find(|(tag, _)| *tag == b'D').expect("a row");
         assert!(row.1.windows(3).any(|w| w == b"src"), "{row:?}");

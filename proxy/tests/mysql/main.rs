@@ -10,4 +10,5 @@ mod faults;
 mod protocol;
 mod reads;
 mod seams;
+mod shadow;
 mod transport;

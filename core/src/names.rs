@@ -36,6 +36,9 @@ pub const PHASE: &str = "switchyard_phase";
 pub const MIRROR_WRITES_TOTAL: &str = "switchyard_mirror_writes_total";
 pub const REPAIR_QUEUE_DEPTH: &str = "switchyard_repair_queue_depth";
 pub const OUTBOX_LAG_SECONDS: &str = "switchyard_outbox_lag_seconds";
+/// Shadowed reads, by `migration` and `result` (`match`, `mismatch`,
+/// `skipped`, `error`); `skipped` also has a `reason`, one of a fixed set
+/// (`shadow::Skip::label`).
 pub const SHADOW_COMPARE_TOTAL: &str = "switchyard_shadow_compare_total";
 /// Automatic read rollbacks, by `migration` and `reason`.
 pub const ROLLBACKS_TOTAL: &str = "switchyard_rollbacks_total";

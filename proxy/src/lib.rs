@@ -12,6 +12,8 @@
 //! - [`admin`]: the admin HTTP listener (`/metrics`, `/healthz`, `/status`).
 //! - [`alerts`]: alert webhooks: read warnings and rollbacks posted to each
 //!   migration's `alerts.webhooks`, off the sessions' path.
+//! - [`shadow`]: shadow compare: routed reads also run on both paths on the
+//!   proxy's own connections, in one snapshot, and the answers compared.
 //! - [`state`]: what every session shares: the config snapshot, counters,
 //!   the cancel-key registry.
 //! - [`reload`]: config hot reload (file change and SIGHUP).
@@ -25,5 +27,6 @@ pub mod relay;
 pub mod reload;
 pub mod route;
 pub mod server;
+pub mod shadow;
 pub mod state;
 pub mod wire;

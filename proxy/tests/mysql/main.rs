@@ -11,4 +11,5 @@ mod guard;
 mod protocol;
 mod reads;
 mod seams;
+mod shadow;
 mod transport;

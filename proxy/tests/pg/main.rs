@@ -11,4 +11,5 @@ mod lifecycle;
 mod protocol;
 mod reads;
 mod seams;
+mod shadow;
 mod transport;

@@ -26,6 +26,8 @@ use tokio::sync::Notify;
 use crate::alerts::{self, AlertKind, Alerter};
 use crate::relay::reads::ReadEnd;
 use crate::route::routing::{MigrationRoute, RolledBack};
+use crate::route::{ReadRoute, ShadowRoute};
+use crate::shadow::{self, Backends, Shadow, ShadowLimits};
 use crate::state::Shared;
 
 /// How often the windows are judged when no failure wakes the task early.
@@ -126,6 +128,86 @@ pub fn spawn(shared: Arc<Shared>) {
             judge(&shared, alerter.as_ref());
         }
     });
+}
+
+/// Starts shadow compare, its outcomes feeding the windows. Its bounds
+/// are the configuration's at start: the largest `shadow_pool` of any
+/// backend and the largest `shadow.max_rows` / `max_bytes` of any
+/// migration.
+pub fn start_shadow(shared: &Arc<Shared>) {
+    let snapshot = shared.snapshot_full();
+    let config = &snapshot.config;
+    let defaults = ShadowLimits::default();
+    let shadows = || {
+        config
+            .migrations
+            .iter()
+            .filter_map(|m| m.reads.shadow.as_ref())
+    };
+    let limits = ShadowLimits {
+        pool_per_backend: config
+            .backends
+            .values()
+            .map(|b| b.shadow_pool)
+            .max()
+            .unwrap_or(defaults.pool_per_backend),
+        max_rows: shadows()
+            .map(|s| usize::try_from(s.max_rows).unwrap_or(usize::MAX))
+            .max()
+            .unwrap_or(defaults.max_rows),
+        max_bytes: shadows()
+            .map(|s| s.max_bytes)
+            .max()
+            .unwrap_or(defaults.max_bytes),
+        ..defaults
+    };
+    let weak = Arc::downgrade(shared);
+    let report: shadow::Report = Arc::new(move |outcome: shadow::ShadowOutcome| {
+        let Some(shared) = weak.upgrade() else { return };
+        let migration = outcome.migration;
+        let outcome = match outcome.result {
+            shadow::ShadowResult::Match => ShadowOutcome::Match,
+            shadow::ShadowResult::Mismatch(_) => ShadowOutcome::Mismatch,
+            shadow::ShadowResult::Skipped(_) => ShadowOutcome::Skipped,
+            shadow::ShadowResult::Error(_) => ShadowOutcome::Error,
+        };
+        shared.guards.record_shadow(&migration, outcome);
+    });
+    let backends = Arc::new(Followed(Arc::downgrade(shared)));
+    let _ = shared.shadow.set(Shadow::new(backends, limits, report));
+}
+
+/// The backends of the configuration in force, for the shadow, without
+/// keeping the shared state alive.
+struct Followed(std::sync::Weak<Shared>);
+
+impl Backends for Followed {
+    fn backend(
+        &self,
+        name: &str,
+    ) -> Option<(
+        switchyard_core::config::Backend,
+        crate::relay::backend_tls::BackendTls,
+    )> {
+        self.0.upgrade()?.backend(name)
+    }
+}
+
+/// Hands a routed read to the shadow when its migration shadows a share
+/// of reads and this one is drawn; `job` builds what the session knows.
+/// Never waits: a full queue skips the read.
+pub fn offer_shadow(
+    shared: &Shared,
+    read: &ReadRoute,
+    job: impl FnOnce(&ShadowRoute) -> shadow::ShadowJob,
+) {
+    let Some(route) = &read.shadow else { return };
+    if rand::random::<u32>() % 10_000 >= route.basis_points {
+        return;
+    }
+    if let Some(shadow) = shared.shadow.get() {
+        shadow.submit(job(route));
+    }
 }
 
 /// Judges every migration once.

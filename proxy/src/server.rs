@@ -66,6 +66,7 @@ pub async fn start(
     // first one. Idle, the task only compares a generation once a second.
     crate::catalog::spawn(shared.clone());
     crate::guard::spawn(shared.clone());
+    crate::guard::start_shadow(&shared);
     if let Some(path) = config_path {
         crate::reload::spawn(shared.clone(), path, Duration::from_secs(1));
     }

@@ -121,6 +121,8 @@ pub struct Shared {
     pub draining: watch::Sender<bool>,
     /// Each migration's window of read outcomes, judged by the guard.
     pub guards: crate::guard::Guards,
+    /// Shadow compare, started with the listeners.
+    pub shadow: std::sync::OnceLock<crate::shadow::Shadow>,
 }
 
 impl Shared {
@@ -149,6 +151,7 @@ impl Shared {
             started: Instant::now(),
             draining: watch::channel(false).0,
             guards: crate::guard::Guards::default(),
+            shadow: std::sync::OnceLock::new(),
         })
     }
 

@@ -19,16 +19,26 @@ use switchyard_core::config::Reads;
 
 use super::AdminState;
 use crate::route::routing::{CatalogState, MigrationRoute, RuleOverride};
+use crate::state::Shared;
 
 /// `GET /migrations`.
 pub async fn list(State(state): State<AdminState>) -> impl IntoResponse {
     let routing = state.shared.routing();
-    let migrations: Vec<Value> = routing.migrations.iter().map(describe).collect();
+    let migrations: Vec<Value> = routing
+        .migrations
+        .iter()
+        .map(|m| describe(&state.shared, m))
+        .collect();
     Json(json!({ "generation": routing.generation, "migrations": migrations }))
 }
 
 /// One migration as `/migrations` and `/status` report it.
-pub fn describe(m: &MigrationRoute) -> Value {
+pub fn describe(shared: &Shared, m: &MigrationRoute) -> Value {
+    let mismatches = shared
+        .shadow
+        .get()
+        .map(|s| s.mismatches(&m.plan.id))
+        .unwrap_or_default();
     let (catalog_reason, columns) = match &m.catalog {
         CatalogState::Pending(why) | CatalogState::Refused(why) => (Some(why.clone()), None),
         CatalogState::Ready(mapping) => (None, Some(mapping.columns.len())),
@@ -44,6 +54,9 @@ pub fn describe(m: &MigrationRoute) -> Value {
             "verdict": r.text,
             "at": humantime::format_rfc3339_millis(r.at).to_string(),
         })),
+        "verdict": shared.guards.verdict(m).to_string(),
+        "shadow_mismatches": mismatches.len(),
+        "last_mismatch": mismatches.last(),
         "catalog": m.catalog.as_str(),
         "catalog_reason": catalog_reason,
         "mapped_columns": columns,
@@ -104,12 +117,27 @@ pub async fn put_reads(
     tracing::info!(migration = %id, %peer, "read rule changed through the admin API");
     let routing = state.shared.routing();
     match routing.migration(&id) {
-        Some(m) => (StatusCode::OK, Json(describe(m))).into_response(),
+        Some(m) => (StatusCode::OK, Json(describe(&state.shared, m))).into_response(),
         None => error(
             StatusCode::CONFLICT,
             format!("migration `{id}` was removed meanwhile"),
         ),
     }
+}
+
+/// `GET /migrations/{id}/mismatches`: the last shadow mismatches kept for
+/// the migration, oldest first.
+pub async fn mismatches(State(state): State<AdminState>, Path(id): Path<String>) -> Response {
+    if state.shared.routing().migration(&id).is_none() {
+        return error(StatusCode::NOT_FOUND, format!("no migration `{id}`"));
+    }
+    let samples = state
+        .shared
+        .shadow
+        .get()
+        .map(|s| s.mismatches(&id))
+        .unwrap_or_default();
+    Json(json!({ "migration": id, "mismatches": samples })).into_response()
 }
 
 /// `None` when the change may go ahead, else the refusal to send.

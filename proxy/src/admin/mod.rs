@@ -56,6 +56,7 @@ pub async fn serve(shared: Arc<Shared>, addr: SocketAddr) -> anyhow::Result<Sock
         .route("/status", get(status))
         .route("/migrations", get(migrations::list))
         .route("/migrations/{id}/reads", put(migrations::put_reads))
+        .route("/migrations/{id}/mismatches", get(migrations::mismatches))
         .with_state(state);
     tokio::spawn(async move {
         let app = app.into_make_service_with_connect_info::<SocketAddr>();
@@ -103,7 +104,7 @@ async fn status(State(state): State<AdminState>) -> impl IntoResponse {
             },
             "migrations": config.migrations.iter().map(|m| m.id.clone()).collect::<Vec<_>>(),
         },
-        "migrations": shared.routing().migrations.iter().map(migrations::describe).collect::<Vec<_>>(),
+        "migrations": shared.routing().migrations.iter().map(|m| migrations::describe(shared, m)).collect::<Vec<_>>(),
         "classifier_cache_entries": shared.classifier.len(),
     }))
 }

@@ -94,6 +94,7 @@ impl ReadMeters {
             path: ReadPath::Source,
             unroutable: None,
             timeout: None,
+            shadow: None,
             ..read.clone()
         };
         Some(self.start(&source))

@@ -75,6 +75,23 @@ pub struct ReadRoute {
     /// How long a target read may run before the source answers it
     /// (`rollback.read_timeout`); `None` on the source or when off.
     pub timeout: Option<std::time::Duration>,
+    /// The migration shadows a share of its reads: what a shadow of this
+    /// one needs. `None` when it does not, or the read has no target form.
+    pub shadow: Option<Arc<ShadowRoute>>,
+}
+
+/// What the shadow of a routed read needs from the router.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ShadowRoute {
+    /// The share of reads shadowed, in basis points.
+    pub basis_points: u32,
+    /// The read's target form.
+    pub target_sql: String,
+    /// The source table's primary key.
+    pub key: Vec<String>,
+    /// The target's backend when it is not the source's (such reads are
+    /// not compared: no snapshot spans two servers).
+    pub target_backend: Option<String>,
 }
 
 impl Plan {

@@ -9,7 +9,9 @@ pub mod rewrite;
 pub mod routing;
 pub mod rules;
 
-pub use decide::{Affected, Connection, Decision, Plan, ReadRoute, Route, SessionFacts, Stage};
+pub use decide::{
+    Affected, Connection, Decision, Plan, ReadRoute, Route, SessionFacts, ShadowRoute, Stage,
+};
 pub use read::{Affinity, MigrationRouter};
 
 use classify::StatementKind;

@@ -12,7 +12,9 @@ use dashmap::DashMap;
 use switchyard_core::config::{Phase, ReadPath, StickyBy};
 
 use super::classify::{Statement, StatementKind};
-use super::decide::{Connection, Decision, Plan, ReadRoute, Route, SessionFacts, Stage};
+use super::decide::{
+    Connection, Decision, Plan, ReadRoute, Route, SessionFacts, ShadowRoute, Stage,
+};
 use super::rewrite::{self, KeyValue, ReadForm, Scope};
 use super::routing::{MigrationRoute, Routing};
 use super::rules::{self, ReadFacts};
@@ -86,18 +88,21 @@ impl MigrationRouter {
         if m.dialect != facts.dialect {
             return None;
         }
-        let source = |arm: Option<String>, unroutable: Option<&'static str>| {
+        let source = |arm: Option<String>,
+                      unroutable: Option<&'static str>,
+                      shadow: Option<Arc<ShadowRoute>>| {
             Plan::source_read(ReadRoute {
                 migration: m.plan.id.as_str().into(),
                 path: ReadPath::Source,
                 arm,
                 unroutable,
                 timeout: None,
+                shadow,
             })
         };
         let Some(map) = &m.table_map else {
             // The catalog is not ready: every read stays on the source.
-            return m.names(statement, false).then(|| source(None, None));
+            return m.names(statement, false).then(|| source(None, None, None));
         };
         let form = self.form(generation, index, m, map, facts, sql);
         let ReadForm::Source { target, key } = &*form else {
@@ -130,12 +135,24 @@ impl MigrationRouter {
                 },
             ),
         };
+        let shadow = match (&m.reads.shadow, target) {
+            (Some(shadow), Ok(sql)) if shadow.percent.basis_points() > 0 => {
+                Some(Arc::new(ShadowRoute {
+                    basis_points: shadow.percent.basis_points(),
+                    target_sql: sql.clone(),
+                    key: m.plan.source.primary_key.clone(),
+                    target_backend: (m.target_backend() != m.plan.backend)
+                        .then(|| m.target_backend().to_string()),
+                }))
+            }
+            _ => None,
+        };
         if choice.path == ReadPath::Source {
-            return Some(source(choice.arm, None));
+            return Some(source(choice.arm, None, shadow));
         }
         let sql = match target {
             Ok(sql) => sql.clone(),
-            Err(reason) => return Some(source(choice.arm, Some(reason.label()))),
+            Err(reason) => return Some(source(choice.arm, Some(reason.label()), None)),
         };
         let connection = if m.target_backend() == facts.backend {
             Connection::Own
@@ -150,6 +167,7 @@ impl MigrationRouter {
                 arm: choice.arm,
                 unroutable: None,
                 timeout: m.plan.rollback.read_timeout,
+                shadow,
             }),
             fields: m.fields.clone(),
             ..Plan::rewrite(sql)

@@ -31,7 +31,7 @@ pub mod value;
 use std::sync::Arc;
 
 pub use eligibility::{shadowable, RowOrder, Skip};
-pub use runner::{Backends, Shadow, ShadowLimits};
+pub use runner::{Backends, Report, Shadow, ShadowLimits};
 pub use samples::MismatchSample;
 
 use crate::route::fingerprint::Dialect;

@@ -234,3 +234,109 @@ async fn concurrent_mirrored_writes_never_mismatch() {
     );
     common::drop_db(&db).await;
 }
+
+/// `switchyard_shadow_compare_total{migration="shadow_e2e_my",result}` now.
+async fn compared(proxy: &common::Proxy, result: &str) -> u64 {
+    let admin = proxy.running.admin.expect("admin listener");
+    let (_, metrics) = common::http_get(admin, "/metrics").await;
+    metrics
+        .lines()
+        .filter(|l| {
+            l.starts_with("switchyard_shadow_compare_total{")
+                && l.contains("migration=\"shadow_e2e_my\"")
+                && l.contains(&format!("result=\"{result}\""))
+        })
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+        .sum()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reads_through_the_proxy_are_shadowed_and_a_changed_row_is_found() {
+    let db = tables("shadow_proxy").await;
+    let yaml = format!(
+        "{}
+migrations:
+  - id: shadow_e2e_my
+    backend: my
+    source: {{ database: {db}, table: api, primary_key: [id] }}
+    target: {{ table: t_api }}
+    columns: {{ path: endpoint_path }}
+    phase: read_ramp
+    reads: {{ strategy: immediate, path: source, shadow: {{ percent: 100 }} }}
+",
+        common::base_yaml()
+    );
+    let proxy = common::start(
+        &yaml,
+        Arc::new(switchyard_proxy::route::MigrationRouter::default()),
+    )
+    .await;
+    common::catalog::ready(&proxy.running, "shadow_e2e_my").await;
+    let mut conn = proxy.connect(&db).await;
+    let mut writer = proxy.connect(&db).await;
+    let writes = tokio::spawn(async move {
+        for i in 0..150u32 {
+            writer
+                .exec_drop("UPDATE api SET hits = hits + 1 WHERE id = ?", (i % 50 + 1,))
+                .await
+                .unwrap();
+        }
+        writer.disconnect().await.unwrap();
+    });
+    let stmt = conn
+        .prep("SELECT id, path, price, hits FROM api WHERE id = ?")
+        .await
+        .unwrap();
+    for i in 0..80u32 {
+        let id = i % 50 + 1;
+        if i % 2 == 0 {
+            let _: Option<mysql_async::Row> = conn.exec_first(&stmt, (id,)).await.unwrap();
+        } else {
+            let _: Option<mysql_async::Row> = conn
+                .query_first(format!("SELECT id, path, hits FROM api WHERE id = {id}"))
+                .await
+                .unwrap();
+        }
+    }
+    writes.await.unwrap();
+    let started = std::time::Instant::now();
+    while compared(&proxy, "match").await < 70 {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "shadow results did not arrive: {} matched",
+            compared(&proxy, "match").await
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(compared(&proxy, "mismatch").await, 0);
+
+    let mut direct = common::direct(Some(&db)).await;
+    direct
+        .query_drop("UPDATE t_api SET endpoint_path = '/changed' WHERE id = 7")
+        .await
+        .unwrap();
+    direct.disconnect().await.unwrap();
+    let _: Option<mysql_async::Row> = conn.exec_first(&stmt, (7,)).await.unwrap();
+    let admin = proxy.running.admin.expect("admin listener");
+    let started = std::time::Instant::now();
+    let sample = loop {
+        let (_, body) = common::http_get(admin, "/migrations/shadow_e2e_my/mismatches").await;
+        let body: serde_json::Value = serde_json::from_str(&body).unwrap();
+        if let Some(sample) = body["mismatches"].as_array().and_then(|m| m.first()) {
+            break sample.clone();
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "no mismatch: {body}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(sample["key"], serde_json::json!([["id", "7"]]), "{sample}");
+    let columns = sample["columns"].to_string();
+    assert!(
+        columns.contains("/changed") && columns.contains("/p/7"),
+        "{sample}"
+    );
+    conn.disconnect().await.unwrap();
+    common::drop_db(&db).await;
+}

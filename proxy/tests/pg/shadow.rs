@@ -238,3 +238,138 @@ async fn concurrent_mirrored_writes_never_mismatch() {
     );
     common::drop_db(&db).await;
 }
+
+/// The proxy with migration `shadow_e2e` of `api` in `db`: reads stay on
+/// the source, and every one is shadowed.
+async fn proxy_shadowing(db: &str) -> common::Proxy {
+    let yaml = format!(
+        "{}
+migrations:
+  - id: shadow_e2e
+    backend: pg
+    source: {{ database: {db}, schema: public, table: api, primary_key: [id] }}
+    target: {{ table: t_api }}
+    columns: {{ path: endpoint_path }}
+    phase: read_ramp
+    reads: {{ strategy: immediate, path: source, shadow: {{ percent: 100 }} }}
+",
+        common::base_yaml()
+    );
+    let proxy = common::start(
+        &yaml,
+        Arc::new(switchyard_proxy::route::MigrationRouter::default()),
+    )
+    .await;
+    common::catalog::ready(&proxy.running, "shadow_e2e").await;
+    proxy
+}
+
+/// `switchyard_shadow_compare_total{migration="shadow_e2e",result}` now.
+async fn compared(proxy: &common::Proxy, result: &str) -> u64 {
+    let (_, metrics) = common::http_get(proxy.admin(), "/metrics").await;
+    metrics
+        .lines()
+        .filter(|l| {
+            l.starts_with("switchyard_shadow_compare_total{")
+                && l.contains("migration=\"shadow_e2e\"")
+                && l.contains(&format!("result=\"{result}\""))
+        })
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+        .sum()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reads_through_the_proxy_are_shadowed_and_a_changed_row_is_found() {
+    let db = tables("shadow_proxy").await;
+    let proxy = proxy_shadowing(&db).await;
+    let client = proxy.connect(&db).await;
+    let writer = proxy.connect(&db).await;
+    let stmt = client
+        .prepare("SELECT id, path, price, at, hits FROM api WHERE id = $1")
+        .await
+        .unwrap();
+    // Reads while another client writes through the proxy (the trigger
+    // mirrors each write in its transaction): no false mismatch.
+    let writes = tokio::spawn(async move {
+        for i in 0..200 {
+            writer
+                .execute(
+                    "UPDATE api SET hits = hits + 1 WHERE id = $1",
+                    &[&(i % 50 + 1)],
+                )
+                .await
+                .unwrap();
+        }
+    });
+    for i in 0..100 {
+        let id = i % 50 + 1;
+        if i % 2 == 0 {
+            client.query_one(&stmt, &[&id]).await.unwrap();
+        } else {
+            client
+                .simple_query(&format!("SELECT id, path, hits FROM api WHERE id = {id}"))
+                .await
+                .unwrap();
+        }
+    }
+    writes.await.unwrap();
+    let started = std::time::Instant::now();
+    while compared(&proxy, "match").await < 80 {
+        if started.elapsed() > Duration::from_secs(20) {
+            let (_, metrics) = common::http_get(proxy.admin(), "/metrics").await;
+            let lines: Vec<_> = metrics.lines().filter(|l| l.contains("shadow")).collect();
+            panic!("shadow results did not arrive: {lines:#?}");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(compared(&proxy, "mismatch").await, 0);
+
+    // Reads whose answer is not determined are skipped, not compared.
+    let skipped = compared(&proxy, "skipped").await;
+    for sql in [
+        "SELECT id, now() FROM api WHERE id = 3",
+        "SELECT id FROM api LIMIT 3",
+        "SELECT id, random() FROM api WHERE id = 4",
+    ] {
+        client.simple_query(sql).await.unwrap();
+    }
+    let started = std::time::Instant::now();
+    while compared(&proxy, "skipped").await < skipped + 3 {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "skips were not counted"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    // A row changed on the target alone is found, with its key and both values.
+    common::direct(&db)
+        .await
+        .batch_execute("UPDATE t_api SET endpoint_path = '/changed' WHERE id = 7")
+        .await
+        .unwrap();
+    client.query_one(&stmt, &[&7]).await.unwrap();
+    let started = std::time::Instant::now();
+    let sample = loop {
+        let (_, body) = common::http_get(proxy.admin(), "/migrations/shadow_e2e/mismatches").await;
+        let body: serde_json::Value = serde_json::from_str(&body).unwrap();
+        if let Some(sample) = body["mismatches"].as_array().and_then(|m| m.first()) {
+            break sample.clone();
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "no mismatch: {body}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(sample["key"], serde_json::json!([["id", "7"]]), "{sample}");
+    let columns = sample["columns"].to_string();
+    assert!(
+        columns.contains("/changed") && columns.contains("/p/7"),
+        "{sample}"
+    );
+    let (_, listing) = common::http_get(proxy.admin(), "/migrations").await;
+    assert!(listing.contains("\"shadow_mismatches\":1"), "{listing}");
+    drop(client);
+    common::drop_db(&db).await;
+}

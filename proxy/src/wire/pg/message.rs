@@ -302,6 +302,61 @@ impl BindMsg<'_> {
     /// reads the same in either format); other binary values and NULL are
     /// `None`. `None` overall when the message is malformed.
     pub fn params(&self) -> Option<Vec<Option<String>>> {
+        let values = self.values()?;
+        Some(
+            values
+                .into_iter()
+                .map(|v| match v? {
+                    (0, value) => std::str::from_utf8(value).ok().map(str::to_string),
+                    (_, value) => match value.len() {
+                        2 => Some(i16::from_be_bytes(value.try_into().ok()?).to_string()),
+                        4 => Some(i32::from_be_bytes(value.try_into().ok()?).to_string()),
+                        8 => Some(i64::from_be_bytes(value.try_into().ok()?).to_string()),
+                        _ => None,
+                    },
+                })
+                .collect(),
+        )
+    }
+
+    /// The bound values exactly as text (`None` is NULL), binary ones
+    /// decoded by the parameter types of `types` (a ParameterDescription
+    /// or Parse layout: a count, then OIDs); `None` when a binary value's
+    /// type is not one decoded here (integers, booleans, floats, text), so
+    /// the values could not be given again faithfully.
+    pub fn params_exact(&self, types: &[u8]) -> Option<Vec<Option<String>>> {
+        let oid = |i: usize| -> Option<u32> {
+            let at = 2 + 4 * i;
+            Some(u32::from_be_bytes(types.get(at..at + 4)?.try_into().ok()?))
+        };
+        let values = self.values()?;
+        values
+            .into_iter()
+            .enumerate()
+            .map(|(i, v)| {
+                let Some((format, value)) = v else {
+                    return Some(None);
+                };
+                let text = match (format, oid(i).unwrap_or(0)) {
+                    (0, _) => std::str::from_utf8(value).ok()?.to_string(),
+                    (_, 16) => (value.first()? != &0).to_string(),
+                    (_, 21) => i16::from_be_bytes(value.try_into().ok()?).to_string(),
+                    (_, 23) => i32::from_be_bytes(value.try_into().ok()?).to_string(),
+                    (_, 20) => i64::from_be_bytes(value.try_into().ok()?).to_string(),
+                    (_, 26) => u32::from_be_bytes(value.try_into().ok()?).to_string(),
+                    (_, 700) => f32::from_be_bytes(value.try_into().ok()?).to_string(),
+                    (_, 701) => f64::from_be_bytes(value.try_into().ok()?).to_string(),
+                    (_, 19 | 25 | 1042 | 1043) => std::str::from_utf8(value).ok()?.to_string(),
+                    _ => return None,
+                };
+                Some(Some(text))
+            })
+            .collect()
+    }
+
+    /// Each bound value with its format code; `None` for NULL. `None`
+    /// overall when the message is malformed.
+    fn values(&self) -> Option<Vec<Option<BoundValue<'_>>>> {
         let mut rest = self.rest;
         let mut take = |n: usize| -> Option<&[u8]> {
             let (head, tail) = rest.split_at_checked(n)?;
@@ -326,17 +381,14 @@ impl BindMsg<'_> {
                 1 => formats[0],
                 _ => *formats.get(i)?,
             };
-            values.push(match (format, value.len()) {
-                (0, _) => std::str::from_utf8(value).ok().map(str::to_string),
-                (_, 2) => Some(i16::from_be_bytes(value.try_into().ok()?).to_string()),
-                (_, 4) => Some(i32::from_be_bytes(value.try_into().ok()?).to_string()),
-                (_, 8) => Some(i64::from_be_bytes(value.try_into().ok()?).to_string()),
-                _ => None,
-            });
+            values.push(Some((format, value)));
         }
         Some(values)
     }
 }
+
+/// One bound value: its format code and bytes.
+type BoundValue<'a> = (u16, &'a [u8]);
 
 /// A client's Describe or Close: a kind byte and a name.
 #[derive(Debug, PartialEq, Eq)]

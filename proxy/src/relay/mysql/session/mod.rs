@@ -35,6 +35,7 @@ use crate::route::classify::Dialect;
 use crate::route::{
     kind_label, Affected, Affinity, Connection, Decision, Plan, ReadRoute, SessionFacts, Stage,
 };
+use crate::shadow::ShadowJob;
 use crate::state::Shared;
 use crate::wire::mysql::login::BackendLoginConfig;
 use crate::wire::mysql::message::{
@@ -282,6 +283,7 @@ fn source_instead(read: &ReadRoute) -> Plan {
         path: ReadPath::Source,
         unroutable: None,
         timeout: None,
+        shadow: None,
         ..read.clone()
     })
 }
@@ -645,6 +647,7 @@ impl Session {
                 return self.flush().await;
             }
         }
+        self.offer_shadow(read_of(&decision), &sql, Vec::new);
         let plan = match decision {
             Decision::Plan(plan) if !plan.is_passthrough() => plan,
             decision => {
@@ -703,6 +706,35 @@ impl Session {
         }
     }
 
+    /// Offers a routed read to the shadow, outside a transaction only (a
+    /// transaction's reads see its own writes, which no other connection
+    /// can). `params` gives the bound values, decoded only if drawn.
+    fn offer_shadow(
+        &self,
+        read: Option<&ReadRoute>,
+        sql: &str,
+        params: impl FnOnce() -> Vec<Option<String>>,
+    ) {
+        let Some(read) = read else { return };
+        if self.own.status & SERVER_STATUS_IN_TRANS != 0 {
+            return;
+        }
+        crate::guard::offer_shadow(&self.shared, read, |route| ShadowJob {
+            migration: read.migration.clone(),
+            dialect: Dialect::Mysql,
+            backend: self.info.backend_name.clone(),
+            target_backend: route.target_backend.clone(),
+            database: self.info.database.clone(),
+            role: None,
+            settings: Vec::new(),
+            source_sql: sql.to_string(),
+            target_sql: route.target_sql.clone(),
+            params: params(),
+            key_columns: route.key.clone(),
+            order: None,
+        });
+    }
+
     /// A target read failed before any of its answer reached the client:
     /// `payload` runs it on the source instead, the client gets the
     /// source's answer, and the failure counts against the target only
@@ -719,6 +751,7 @@ impl Session {
             path: ReadPath::Source,
             unroutable: None,
             timeout: None,
+            shadow: None,
             ..read.clone()
         };
         let source_token = self.reads.start(&source);
@@ -871,6 +904,12 @@ impl Session {
                 0
             }
         };
+        if let Some(read) = decided.as_ref().and_then(|p| p.read.as_ref()) {
+            let (types, count) = (prepared.types.as_deref(), prepared.params);
+            let params =
+                || message::execute_params_text(&payload, count, types).unwrap_or_default();
+            self.offer_shadow(Some(read), &prepared.sql, params);
+        }
         let client_payload = payload.clone();
         if command == COM_STMT_EXECUTE {
             payload = bind_types(&mut prepared, index, payload);
@@ -1021,6 +1060,7 @@ impl Session {
                     path: ReadPath::Source,
                     unroutable: Some("binary_shape"),
                     timeout: None,
+                    shadow: None,
                     ..read.clone()
                 }))
             });

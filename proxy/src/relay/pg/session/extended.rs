@@ -152,6 +152,14 @@ impl Session {
             false => Vec::new(),
         };
         let (decision, _, _) = self.decide(&prepared.sql, Stage::Execute, &params);
+        if let Decision::Plan(plan) = &decision {
+            // A binary value of a type not decoded here cannot be given to
+            // the shadow again: such executions are not shadowed.
+            let read = plan.read.as_ref().filter(|r| r.shadow.is_some());
+            if let Some(values) = read.and_then(|_| bind.params_exact(&prepared.param_types)) {
+                self.offer_shadow(read, &prepared.sql, values);
+            }
+        }
         let (conn, sql, plan) = match decision {
             Decision::Relay => (Conn::Own, None, None),
             Decision::Plan(plan) if plan.is_passthrough() => (Conn::Own, None, Some(plan)),
@@ -394,6 +402,7 @@ fn types_unknown(read: &ReadRoute) -> Plan {
         path: ReadPath::Source,
         unroutable: Some("param_types"),
         timeout: None,
+        shadow: None,
         ..read.clone()
     })
 }

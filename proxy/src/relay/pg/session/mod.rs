@@ -28,6 +28,7 @@ use crate::route::{
 };
 
 mod extended;
+use crate::shadow::ShadowJob;
 use crate::state::Shared;
 use crate::wire::pg::message::{self, sqlstate};
 use crate::wire::pg::response::{Conn, Disposition, Expect, Fallback, Pending, Responses, Step};
@@ -336,6 +337,34 @@ impl Session {
         }
     }
 
+    /// Offers a routed read to the shadow, outside a transaction only (a
+    /// transaction's reads see its own writes, which no other connection
+    /// can).
+    fn offer_shadow(&self, read: Option<&ReadRoute>, sql: &str, params: Vec<Option<String>>) {
+        let Some(read) = read else { return };
+        if self.status != b'I' {
+            return;
+        }
+        crate::guard::offer_shadow(&self.shared, read, |route| ShadowJob {
+            migration: read.migration.clone(),
+            dialect: Dialect::Postgres,
+            backend: self.own.name.clone(),
+            target_backend: route.target_backend.clone(),
+            database: self.info.database.clone(),
+            role: None,
+            settings: self
+                .schema
+                .iter()
+                .map(|schema| ("search_path".to_string(), quote_ident(schema)))
+                .collect(),
+            source_sql: sql.to_string(),
+            target_sql: route.target_sql.clone(),
+            params,
+            key_columns: route.key.clone(),
+            order: None,
+        });
+    }
+
     /// A portal's target form failed and the client's own form answered:
     /// later Executes of the portal run where it now is, and the form is
     /// closed and forgotten, so the next Bind prepares it anew (it may
@@ -517,6 +546,9 @@ impl Session {
     async fn on_query(&mut self, frame: &[u8]) -> Result<(), SessionEnd> {
         let sql = message::query_text(&frame[5..])?;
         let (decision, _, count) = self.decide(sql, Stage::Execute, &[]);
+        if let Decision::Plan(plan) = &decision {
+            self.offer_shadow(plan.read.as_ref(), sql, Vec::new());
+        }
         let plan = match decision {
             Decision::Plan(plan) if !plan.is_passthrough() => plan,
             Decision::Plan(plan) => {
@@ -755,6 +787,11 @@ enum SecondIo {
 
 /// Reads or writes the second connection, whichever is ready; never
 /// completes while there is none.
+/// `name` as a quoted identifier.
+fn quote_ident(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
 /// The savepoint a target read inside the client's transaction runs behind.
 const READ_SAVEPOINT: &str = "switchyard_read";
 

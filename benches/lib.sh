@@ -180,6 +180,28 @@ check_routed() {
     awk -v s="$ds" -v t="$dt" 'BEGIN { printf "%.1f", 100 * t / (s + t) }'
 }
 
+# check_not_rolled_back NAME ADMIN_PORT: the guard must not have taken the
+# migration's reads off the copy during the run (its ratio would then be
+# the passthrough's, not the routing's).
+check_not_rolled_back() {
+    local reason
+    reason=$(curl -fsS --max-time 5 "http://127.0.0.1:$2/migrations" |
+        python3 -c 'import json, sys; print(next((m["rollback"]["verdict"] for m in json.load(sys.stdin)["migrations"] if m.get("rollback")), ""))')
+    [ -z "$reason" ] || die "$1: the guard rolled the migration's reads back during the run: $reason"
+}
+
+# shadow_counts ADMIN_PORT: "match N, mismatch N, skipped N, error N" from
+# switchyard_shadow_compare_total on a proxy's /metrics.
+shadow_counts() {
+    curl -fsS --max-time 5 "http://127.0.0.1:$1/metrics" | awk '
+        /^switchyard_shadow_compare_total\{/ {
+            match($0, /result="[a-z]+"/)
+            r = substr($0, RSTART + 8, RLENGTH - 9)
+            n[r] += $NF
+        }
+        END { printf "match %d, mismatch %d, skipped %d, error %d", n["match"], n["mismatch"], n["skipped"], n["error"] }'
+}
+
 # share_range PERCENT...: "lowest–highest%" of check_routed's shares.
 share_range() {
     printf '%s\n' "$@" | sort -n | awk 'NR == 1 { lo = $1 } { hi = $1 } END { printf "%s–%s%%", lo, hi }'

@@ -18,14 +18,21 @@
 # keys to the copy sticky by aid. Its reads are parsed, routed per execution
 # and half of them rewritten; the table then also shows each target's ratio
 # to switchyard's passthrough over the same transport. After every routed run
-# the script checks on the proxy's /metrics that reads did go to the copy.
+# the script checks on the proxy's /metrics that reads did go to the copy,
+# and on /migrations that the guard did not roll them back.
+#
+# The shadow's cost (BENCH_TARGETS="routed shadowed"): `shadowed` is `routed`
+# with `shadow: { percent: 5 }`, so one routed read in twenty is also run on
+# both tables by the proxy's own connections and compared; the table then
+# shows its ratio to `routed`, the same rule without shadow.
 #
 # Usage: benches/pgbench.sh
 #        BENCH_TARGETS="switchyard routed" BENCH_TRANSPORTS=tcp benches/pgbench.sh
 # Environment (defaults in brackets):
 #   BENCH_ROUNDS [5]  BENCH_SECONDS [10]  BENCH_CLIENTS ["8 1"]
 #   BENCH_MODES ["simple extended prepared"]  BENCH_SCALE [10]
-#   BENCH_TARGETS ["direct switchyard pgbouncer haproxy"]; also `routed`
+#   BENCH_TARGETS ["direct switchyard pgbouncer haproxy"]; also `routed`,
+#                 `shadowed`
 #   BENCH_TRANSPORTS ["tcp unix"]  backend legs of the relays
 #   PROXY_BIN     use this proxy binary instead of building the release one
 #   BENCH_NO_RECORD=1  print the table without appending it to RESULTS.md
@@ -49,7 +56,7 @@ check_positive_int BENCH_ROUNDS "$ROUNDS"
 check_positive_int BENCH_SECONDS "$SECONDS_PER_RUN"
 check_positive_int BENCH_SCALE "$SCALE"
 for t in "${TARGETS[@]}"; do
-    case "$t" in direct | switchyard | routed | pgbouncer | haproxy) ;; *) die "unknown target \`$t\` (direct, switchyard, routed, pgbouncer, haproxy)" ;; esac
+    case "$t" in direct | switchyard | routed | shadowed | pgbouncer | haproxy) ;; *) die "unknown target \`$t\` (direct, switchyard, routed, shadowed, pgbouncer, haproxy)" ;; esac
 done
 for t in "${TRANSPORTS[@]}"; do
     case "$t" in tcp | unix) ;; *) die "unknown transport \`$t\` (tcp, unix)" ;; esac
@@ -57,14 +64,19 @@ done
 has_target() { [[ " ${TARGETS[*]} " == *" $1 "* ]]; }
 has_target direct || warn "no \`direct\` target: ratios to direct and added latency will read n/a"
 REPORT_ARGS=()
-if has_target routed; then
+if has_target shadowed; then
+    has_target routed || warn "\`shadowed\` without \`routed\`: its ratio to routed will read n/a"
+    REPORT_ARGS=(--against routed)
+elif has_target routed; then
     has_target switchyard || warn "\`routed\` without \`switchyard\`: its ratio to switchyard will read n/a"
     REPORT_ARGS=(--against switchyard)
 fi
+migrated() { has_target routed || has_target shadowed; }
 # The routed target's migration: pgbench_accounts to an identical copy.
 MIGRATION=bench_accounts_copy
 COPY_TABLE=pgbench_accounts_copy
 ROUTED_PERCENT=50
+SHADOW_PERCENT=5
 
 bash "$REPO_ROOT/scripts/ensure-databases.sh" postgres
 if [[ " ${TARGETS[*]} " == *" pgbouncer "* ]]; then
@@ -73,7 +85,7 @@ fi
 if [[ " ${TARGETS[*]} " == *" haproxy "* ]]; then
     bash "$REPO_ROOT/scripts/ensure-tools.sh" haproxy
 fi
-if has_target switchyard || has_target routed; then
+if has_target switchyard || migrated; then
     PROXY=$(build_proxy_release)
 fi
 
@@ -103,7 +115,7 @@ if [ "$have_scale" != "$SCALE" ]; then
 else
     log "$DB already holds scale $SCALE"
 fi
-if has_target routed; then
+if migrated; then
     # Recreated every time: pgbench -i replaces pgbench_accounts, not the copy.
     log "copying pgbench_accounts to $COPY_TABLE"
     pg_direct -d "$DB" -c "DROP TABLE IF EXISTS $COPY_TABLE" \
@@ -125,9 +137,11 @@ take_port() {
 }
 
 # ---- switchyard-proxy: PostgreSQL listener only, SCRAM user app/app; with
-# a third argument `routed`, plus the migration of pgbench_accounts
+# a third argument `routed` or `shadowed`, plus the migration of
+# pgbench_accounts (shadowing SHADOW_PERCENT% of its reads for `shadowed`)
 start_switchyard_pg() {
-    local name=$1 transport=$2 routed=${3:-} dir="$WORK/$1"
+    local name=$1 transport=$2 routed=${3:-} dir="$WORK/$1" shadow=""
+    [ "$routed" != shadowed ] || shadow=", shadow: { percent: $SHADOW_PERCENT }"
     mkdir -p "$dir"
     take_port "$name"
     take_port "$name/admin"
@@ -148,7 +162,7 @@ migrations:
     source: { database: $DB, schema: public, table: pgbench_accounts, primary_key: [aid] }
     target: { table: $COPY_TABLE }
     phase: read_ramp
-    reads: { strategy: percentage, percent: $ROUTED_PERCENT, sticky_by: "column:aid" }
+    reads: { strategy: percentage, percent: $ROUTED_PERCENT, sticky_by: "column:aid"$shadow }
 EOF
     fi
     start_switchyard "$PROXY" "$dir/switchyard.yaml" "${PORT_OF[$name/admin]}"
@@ -206,7 +220,7 @@ for t in "${TARGETS[@]}"; do
         RUN_TARGETS+=("$name")
         case "$t" in
         switchyard) start_switchyard_pg "$name" "$transport" ;;
-        routed) start_switchyard_pg "$name" "$transport" routed ;;
+        routed | shadowed) start_switchyard_pg "$name" "$transport" "$t" ;;
         pgbouncer) start_pgbouncer "$name" "$transport" ;;
         haproxy)
             take_port "$name"
@@ -222,7 +236,7 @@ done
 target_args() {
     case "$1" in
     direct) echo "-h 127.0.0.1 -p 5432 -U postgres" ;;
-    switchyard/* | routed/* | pgbouncer/*) echo "-h 127.0.0.1 -p ${PORT_OF[$1]} -U app" ;;
+    switchyard/* | routed/* | shadowed/* | pgbouncer/*) echo "-h 127.0.0.1 -p ${PORT_OF[$1]} -U app" ;;
     haproxy/*) echo "-h 127.0.0.1 -p ${PORT_OF[$1]} -U postgres" ;;
     esac
 }
@@ -248,7 +262,9 @@ for ((round = 0; round < ROUNDS; round++)); do
                 n=$((n + 1))
                 out="$WORK/run-$n.log"
                 cpu_before=$(cpu_ticks "${PID_OF[$target]:-}")
-                [[ "$target" != routed/* ]] || reads_before=$(read_counts "${PORT_OF[$target/admin]}")
+                routes=""
+                [[ "$target" != routed/* && "$target" != shadowed/* ]] || routes=1
+                [ -z "$routes" ] || reads_before=$(read_counts "${PORT_OF[$target/admin]}")
                 if ! PGPASSWORD=app pgbench -n -S -M "$mode" -c "$clients" -j "$threads" -T "$SECONDS_PER_RUN" \
                     $(target_args "$target") "$DB" >"$out" 2>&1; then
                     cat "$out" >&2
@@ -256,8 +272,9 @@ for ((round = 0; round < ROUNDS; round++)); do
                 fi
                 cpu_after=$(cpu_ticks "${PID_OF[$target]:-}")
                 share=""
-                if [[ "$target" == routed/* ]]; then
+                if [ -n "$routes" ]; then
                     share=$(check_routed "$target" "$reads_before" "$(read_counts "${PORT_OF[$target/admin]}")")
+                    check_not_rolled_back "$target" "${PORT_OF[$target/admin]}"
                     SHARES+=("$share")
                     share="  target share ${share}%"
                 fi
@@ -282,9 +299,12 @@ details="$WORK/details.md"
     echo "- PostgreSQL $pg_version on 127.0.0.1:5432; pgbench -S -s $SCALE, database $DB"
     echo "- targets: ${RUN_TARGETS[*]} (relay/transport of its backend leg: tcp = 127.0.0.1:5432, unix = $PG_SOCKET_DIR; clients reach every relay over TCP)$([ -n "${PROXY:-}" ] && echo "; switchyard-proxy (release build), SCRAM user app")$(has_target pgbouncer && echo "; pgbouncer $(pgbouncer --version | head -n 1 | awk '{ print $2 }') session mode, md5 user app")$(has_target haproxy && echo "; haproxy $(haproxy -v | head -n 1 | awk '{ print $3 }') TCP mode, $(nproc) threads")"
     echo "- relay CPU/tx: the relay process's user and system CPU over the run (/proc/PID/stat) divided by its transactions"
-    if has_target routed; then
+    if has_target shadowed; then
+        echo "- shadowed: routed plus shadow.percent $SHADOW_PERCENT (one routed read in $((100 / SHADOW_PERCENT)) also run on both tables by the proxy's own connections and compared); shadow outcomes over the runs, last transport: $(shadow_counts "${PORT_OF[shadowed/${TRANSPORTS[-1]}/admin]}")"
+    fi
+    if migrated; then
         echo "- routed: the same switchyard-proxy with migration $MIGRATION (pgbench_accounts → $COPY_TABLE, an identical copy: LIKE ... INCLUDING ALL, same rows), phase read_ramp, percentage $ROUTED_PERCENT% sticky by column:aid; share of its routed reads the copy answered, lowest–highest over the runs (switchyard_reads_total on /metrics): $(share_range "${SHARES[@]}")"
     fi
     echo "- $ROUNDS rounds × ${SECONDS_PER_RUN} s per run, clients ${CLIENT_COUNTS[*]} (-j 2, or 1 for one client), targets interleaved, medians over rounds"
 } >"$details"
-append_results "pgbench -S$(has_target routed && echo ": routed vs switchyard")" "$details" "$RUNS" "${REPORT_ARGS[@]}"
+append_results "pgbench -S$(has_target shadowed && echo ": shadowed vs routed" || { has_target routed && echo ": routed vs switchyard"; })" "$details" "$RUNS" "${REPORT_ARGS[@]}"

@@ -27,8 +27,14 @@ const MIGRATION: &str = "bench_rollback";
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() -> anyhow::Result<()> {
-    let trials: usize = std::env::args().nth(1).and_then(|n| n.parse().ok()).unwrap_or(20);
-    let readers: usize = std::env::args().nth(2).and_then(|n| n.parse().ok()).unwrap_or(4);
+    let trials: usize = std::env::args()
+        .nth(1)
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(20);
+    let readers: usize = std::env::args()
+        .nth(2)
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(4);
     setup().await?;
     let yaml = format!(
         "listen: {{ postgres: 127.0.0.1:0 }}
@@ -69,7 +75,9 @@ migrations:
             }));
         }
         tokio::time::sleep(Duration::from_millis(300)).await;
-        direct.batch_execute("ALTER TABLE api_copy RENAME TO api_gone").await?;
+        direct
+            .batch_execute("ALTER TABLE api_copy RENAME TO api_gone")
+            .await?;
         let started = Instant::now();
         let mut breach = None;
         let share_zero = loop {
@@ -82,7 +90,10 @@ migrations:
                 breach = Some(Instant::now());
             }
             drop(routing);
-            anyhow::ensure!(started.elapsed() < Duration::from_secs(30), "no rollback within 30 s");
+            anyhow::ensure!(
+                started.elapsed() < Duration::from_secs(30),
+                "no rollback within 30 s"
+            );
             tokio::time::sleep(Duration::from_micros(100)).await;
         };
         // A probe that saw no breach before the share fell: the guard was
@@ -98,7 +109,9 @@ migrations:
         for task in tasks {
             task.await?;
         }
-        direct.batch_execute("ALTER TABLE api_gone RENAME TO api_copy").await?;
+        direct
+            .batch_execute("ALTER TABLE api_gone RENAME TO api_copy")
+            .await?;
         lift(&shared);
     }
     reactions.sort();
@@ -126,15 +139,19 @@ async fn connect(host: &str, port: u16, user: &str) -> anyhow::Result<tokio_post
 }
 
 async fn setup() -> anyhow::Result<()> {
-    let (admin, connection) =
-        tokio_postgres::connect("host=127.0.0.1 port=5432 user=postgres dbname=postgres", NoTls)
-            .await?;
+    let (admin, connection) = tokio_postgres::connect(
+        "host=127.0.0.1 port=5432 user=postgres dbname=postgres",
+        NoTls,
+    )
+    .await?;
     tokio::spawn(connection);
     // Two statements: CREATE DATABASE cannot share a transaction.
     admin
         .batch_execute(&format!("DROP DATABASE IF EXISTS {DB} WITH (FORCE)"))
         .await?;
-    admin.batch_execute(&format!("CREATE DATABASE {DB}")).await?;
+    admin
+        .batch_execute(&format!("CREATE DATABASE {DB}"))
+        .await?;
     let db = connect("127.0.0.1", 5432, "postgres").await?;
     db.batch_execute(
         "CREATE TABLE api (id int PRIMARY KEY, v text);

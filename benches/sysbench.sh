@@ -26,7 +26,8 @@
 #   BENCH_ROUNDS [5]  BENCH_SECONDS [10]  BENCH_CLIENTS ["8 1"] (sysbench threads)
 #   BENCH_TESTS ["oltp_point_select oltp_read_only"]  BENCH_PS_MODES ["auto disable"]
 #   BENCH_TABLES [4]  BENCH_TABLE_SIZE [100000]
-#   BENCH_TARGETS ["direct switchyard haproxy"]; also `routed`
+#   BENCH_TARGETS ["direct switchyard haproxy"]; also `routed`, `shadowed`
+#                 (`routed` with shadow.percent 5, compared with `routed`)
 #   BENCH_TRANSPORTS ["tcp unix"]  backend legs of the relays
 #   PROXY_BIN     use this proxy binary instead of building the release one
 #   BENCH_NO_RECORD=1  print the table without appending it to RESULTS.md
@@ -53,21 +54,26 @@ check_positive_int BENCH_SECONDS "$SECONDS_PER_RUN"
 check_positive_int BENCH_TABLES "$TABLES"
 check_positive_int BENCH_TABLE_SIZE "$TABLE_SIZE"
 for t in "${TARGETS[@]}"; do
-    case "$t" in direct | switchyard | routed | haproxy) ;; *) die "unknown target \`$t\` (direct, switchyard, routed, haproxy)" ;; esac
+    case "$t" in direct | switchyard | routed | shadowed | haproxy) ;; *) die "unknown target \`$t\` (direct, switchyard, routed, shadowed, haproxy)" ;; esac
 done
 for t in "${TRANSPORTS[@]}"; do
     case "$t" in tcp | unix) ;; *) die "unknown transport \`$t\` (tcp, unix)" ;; esac
 done
 has_target() { [[ " ${TARGETS[*]} " == *" $1 "* ]]; }
 REPORT_ARGS=()
-if has_target routed; then
+if has_target shadowed; then
+    has_target routed || warn "\`shadowed\` without \`routed\`: its ratio to routed will read n/a"
+    REPORT_ARGS=(--against routed)
+elif has_target routed; then
     has_target switchyard || warn "\`routed\` without \`switchyard\`: its ratio to switchyard will read n/a"
     REPORT_ARGS=(--against switchyard)
 fi
+migrated() { has_target routed || has_target shadowed; }
 # The routed target's migration: sbtest1 to an identical copy.
 MIGRATION=bench_sbtest1_copy
 COPY_TABLE=sbtest1_copy
 ROUTED_PERCENT=50
+SHADOW_PERCENT=5
 
 bash "$REPO_ROOT/scripts/ensure-databases.sh" mysql
 bash "$REPO_ROOT/scripts/ensure-tools.sh" sysbench
@@ -104,7 +110,7 @@ if [ "$have" != "$TABLE_SIZE" ]; then
 else
     log "$DB already holds $TABLES tables × $TABLE_SIZE rows"
 fi
-if has_target routed; then
+if migrated; then
     # Recreated every time: a new prepare replaces sbtest1, not the copy.
     log "copying sbtest1 to $COPY_TABLE"
     my_direct -D "$DB" -e "DROP TABLE IF EXISTS $COPY_TABLE; CREATE TABLE $COPY_TABLE LIKE sbtest1;
@@ -119,9 +125,11 @@ take_port() {
 }
 
 # ---- switchyard-proxy: MySQL listener only, user app/app; with a third
-# argument `routed`, plus the migration of sbtest1
+# argument `routed` or `shadowed`, plus the migration of sbtest1
+# (shadowing SHADOW_PERCENT% of its reads for `shadowed`)
 start_switchyard_my() {
-    local name=$1 transport=$2 routed=${3:-} dir="$WORK/$1" backend
+    local name=$1 transport=$2 routed=${3:-} dir="$WORK/$1" backend shadow=""
+    [ "$routed" != shadowed ] || shadow=", shadow: { percent: $SHADOW_PERCENT }"
     mkdir -p "$dir"
     take_port "$name"
     take_port "$name/admin"
@@ -144,7 +152,7 @@ migrations:
     source: { database: $DB, table: sbtest1, primary_key: [id] }
     target: { table: $COPY_TABLE }
     phase: read_ramp
-    reads: { strategy: percentage, percent: $ROUTED_PERCENT, sticky_by: "column:id" }
+    reads: { strategy: percentage, percent: $ROUTED_PERCENT, sticky_by: "column:id"$shadow }
 EOF
     fi
     start_switchyard "$PROXY" "$dir/switchyard.yaml" "${PORT_OF[$name/admin]}"
@@ -173,7 +181,7 @@ for t in "${TARGETS[@]}"; do
         RUN_TARGETS+=("$name")
         case "$t" in
         switchyard) start_switchyard_my "$name" "$transport" ;;
-        routed) start_switchyard_my "$name" "$transport" routed ;;
+        routed | shadowed) start_switchyard_my "$name" "$transport" "$t" ;;
         haproxy)
             take_port "$name"
             server=127.0.0.1:3306
@@ -188,7 +196,7 @@ done
 target_args() {
     case "$1" in
     direct) echo "--mysql-host=127.0.0.1 --mysql-port=3306 --mysql-user=root --mysql-password=" ;;
-    switchyard/* | routed/*) echo "--mysql-host=127.0.0.1 --mysql-port=${PORT_OF[$1]} --mysql-user=app --mysql-password=app" ;;
+    switchyard/* | routed/* | shadowed/*) echo "--mysql-host=127.0.0.1 --mysql-port=${PORT_OF[$1]} --mysql-user=app --mysql-password=app" ;;
     haproxy/*) echo "--mysql-host=127.0.0.1 --mysql-port=${PORT_OF[$1]} --mysql-user=root --mysql-password=" ;;
     esac
 }
@@ -209,7 +217,9 @@ for ((round = 0; round < ROUNDS; round++)); do
                     n=$((n + 1))
                     out="$WORK/run-$n.log"
                     cpu_before=$(cpu_ticks "${PID_OF[$target]:-}")
-                    [[ "$target" != routed/* ]] || reads_before=$(read_counts "${PORT_OF[$target/admin]}")
+                    routes=""
+                    [[ "$target" != routed/* && "$target" != shadowed/* ]] || routes=1
+                    [ -z "$routes" ] || reads_before=$(read_counts "${PORT_OF[$target/admin]}")
                     if ! timeout $((SECONDS_PER_RUN + 60)) sysbench "$test" "${SB_COMMON[@]}" $(target_args "$target") \
                         --threads="$threads" --time="$SECONDS_PER_RUN" --events=0 --db-ps-mode="$ps" run >"$out" 2>&1; then
                         tail -n 30 "$out" >&2
@@ -217,8 +227,9 @@ for ((round = 0; round < ROUNDS; round++)); do
                     fi
                     cpu_after=$(cpu_ticks "${PID_OF[$target]:-}")
                     share=""
-                    if [[ "$target" == routed/* ]]; then
+                    if [ -n "$routes" ]; then
                         share=$(check_routed "$target" "$reads_before" "$(read_counts "${PORT_OF[$target/admin]}")")
+                        check_not_rolled_back "$target" "${PORT_OF[$target/admin]}"
                         SHARES+=("$share")
                         share="  target share ${share}%"
                     fi
@@ -241,9 +252,12 @@ details="$WORK/details.md"
     echo "- MariaDB $(my_direct -Nse 'select version()') on 127.0.0.1:3306; sysbench $(sysbench --version | awk '{ print $2 }'), $TABLES tables × $TABLE_SIZE rows, database $DB"
     echo "- targets: ${RUN_TARGETS[*]} (relay/transport of its backend leg: tcp = 127.0.0.1:3306, unix = $MY_SOCKET; clients reach every relay over TCP); direct as root; switchyard-proxy (release build) MySQL listener, user app$(has_target haproxy && echo "; haproxy $(haproxy -v | head -n 1 | awk '{ print $3 }') TCP mode, $(nproc) threads, as root")"
     echo "- relay CPU/tx: the relay process's user and system CPU over the run (/proc/PID/stat) divided by its transactions"
-    if has_target routed; then
+    if has_target shadowed; then
+        echo "- shadowed: routed plus shadow.percent $SHADOW_PERCENT (one routed read in $((100 / SHADOW_PERCENT)) also run on both tables by the proxy's own connections and compared); shadow outcomes over the runs, last transport: $(shadow_counts "${PORT_OF[shadowed/${TRANSPORTS[-1]}/admin]}")"
+    fi
+    if migrated; then
         echo "- routed: the same switchyard-proxy with migration $MIGRATION (sbtest1 → $COPY_TABLE, an identical copy: CREATE TABLE ... LIKE, same rows; sbtest2..$TABLES not migrated), phase read_ramp, percentage $ROUTED_PERCENT% sticky by column:id; share of its routed reads the copy answered, lowest–highest over the runs (switchyard_reads_total on /metrics): $(share_range "${SHARES[@]}")"
     fi
     echo "- $ROUNDS rounds × ${SECONDS_PER_RUN} s per run, threads ${CLIENT_COUNTS[*]}, targets interleaved, medians over rounds; mode = sysbench test and --db-ps-mode"
 } >"$details"
-append_results "sysbench$(has_target routed && echo ": routed vs switchyard")" "$details" "$RUNS" "${REPORT_ARGS[@]}"
+append_results "sysbench$(has_target shadowed && echo ": shadowed vs routed" || { has_target routed && echo ": routed vs switchyard"; })" "$details" "$RUNS" "${REPORT_ARGS[@]}"

@@ -37,11 +37,17 @@ append_results() {
         echo
         python3 "$REPO_ROOT/benches/report.py" "$@" <"$runs"
     )
-    printf '%s\n' "$section"
+    record_section "$section"
+}
+
+# record_section TEXT: print a results section and append it to RESULTS.md
+# (unless BENCH_NO_RECORD=1).
+record_section() {
+    printf '%s\n' "$1"
     if [ "${BENCH_NO_RECORD:-0}" = "1" ]; then
         log "BENCH_NO_RECORD=1: not writing $RESULTS"
     else
-        printf '%s\n' "$section" >>"$RESULTS"
+        printf '%s\n' "$1" >>"$RESULTS"
         log "appended to $RESULTS"
     fi
 }

@@ -49,10 +49,4 @@ section=$(
     cat "$details"
     if [ -n "${BENCH_NOTE:-}" ]; then echo "- note: $BENCH_NOTE"; fi
 )
-printf '%s\n' "$section"
-if [ "${BENCH_NO_RECORD:-0}" = "1" ]; then
-    log "BENCH_NO_RECORD=1: not writing $RESULTS"
-else
-    printf '%s\n' "$section" >>"$RESULTS"
-    log "appended to $RESULTS"
-fi
+record_section "$section"

@@ -90,13 +90,7 @@ impl ReadMeters {
     /// `token` (still open: it ends when the source's answer tells how).
     pub fn on_source_instead(&mut self, token: u32) -> Option<u32> {
         let (read, _) = self.open.get(&token)?;
-        let source = ReadRoute {
-            path: ReadPath::Source,
-            unroutable: None,
-            timeout: None,
-            shadow: None,
-            ..read.clone()
-        };
+        let source = read.on_source(None);
         Some(self.start(&source))
     }
 

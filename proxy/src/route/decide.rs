@@ -94,6 +94,21 @@ pub struct ShadowRoute {
     pub target_backend: Option<String>,
 }
 
+impl ReadRoute {
+    /// The same read answered by the source instead (no timeout, no
+    /// shadow), with `unroutable` as the reason when the rule's path could
+    /// not be taken.
+    pub fn on_source(&self, unroutable: Option<&'static str>) -> ReadRoute {
+        ReadRoute {
+            path: ReadPath::Source,
+            unroutable,
+            timeout: None,
+            shadow: None,
+            ..self.clone()
+        }
+    }
+}
+
 impl Plan {
     /// A plan that sends `sql` instead of the client's statement.
     pub fn rewrite(sql: impl Into<String>) -> Plan {

@@ -37,9 +37,7 @@ migrations:
 
 async fn migration(proxy: &Proxy) -> serde_json::Value {
     let admin = proxy.running.admin.expect("admin listener");
-    let (_, body) = common::http_get(admin, "/migrations").await;
-    let listing: serde_json::Value = serde_json::from_str(&body).unwrap();
-    listing["migrations"][0].clone()
+    common::http::migration(admin, "api_move").await
 }
 
 /// Reads keys 1..=n through `clients` connections, text and binary,

@@ -238,16 +238,8 @@ async fn concurrent_mirrored_writes_never_mismatch() {
 /// `switchyard_shadow_compare_total{migration="shadow_e2e_my",result}` now.
 async fn compared(proxy: &common::Proxy, result: &str) -> u64 {
     let admin = proxy.running.admin.expect("admin listener");
-    let (_, metrics) = common::http_get(admin, "/metrics").await;
-    metrics
-        .lines()
-        .filter(|l| {
-            l.starts_with("switchyard_shadow_compare_total{")
-                && l.contains("migration=\"shadow_e2e_my\"")
-                && l.contains(&format!("result=\"{result}\""))
-        })
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
-        .sum()
+    let labels = [("migration", "shadow_e2e_my"), ("result", result)];
+    common::http::counter(admin, "switchyard_shadow_compare_total", &labels).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

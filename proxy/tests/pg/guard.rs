@@ -25,9 +25,7 @@ async fn proxy(db: &str, reads: &str, rollback: &str, hook: &Webhook) -> Proxy {
 }
 
 async fn migration(proxy: &Proxy) -> serde_json::Value {
-    let (_, body) = common::http_get(proxy.admin(), "/migrations").await;
-    let listing: serde_json::Value = serde_json::from_str(&body).unwrap();
-    listing["migrations"][0].clone()
+    common::http::migration(proxy.admin(), "api_move").await
 }
 
 /// The `method` of key `id` read with a simple query, after checking the

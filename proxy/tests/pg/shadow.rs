@@ -266,16 +266,8 @@ migrations:
 
 /// `switchyard_shadow_compare_total{migration="shadow_e2e",result}` now.
 async fn compared(proxy: &common::Proxy, result: &str) -> u64 {
-    let (_, metrics) = common::http_get(proxy.admin(), "/metrics").await;
-    metrics
-        .lines()
-        .filter(|l| {
-            l.starts_with("switchyard_shadow_compare_total{")
-                && l.contains("migration=\"shadow_e2e\"")
-                && l.contains(&format!("result=\"{result}\""))
-        })
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
-        .sum()
+    let labels = [("migration", "shadow_e2e"), ("result", result)];
+    common::http::counter(proxy.admin(), "switchyard_shadow_compare_total", &labels).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -58,3 +58,30 @@ async fn http(addr: std::net::SocketAddr, request: &str) -> (u16, String) {
         .unwrap_or_else(|| panic!("bad status line: {head}"));
     (status, body.to_string())
 }
+
+/// One migration as `GET /migrations` reports it.
+pub async fn migration(addr: std::net::SocketAddr, id: &str) -> serde_json::Value {
+    let (_, body) = http_get(addr, "/migrations").await;
+    let listing: serde_json::Value = serde_json::from_str(&body).expect("JSON from /migrations");
+    listing["migrations"]
+        .as_array()
+        .and_then(|ms| ms.iter().find(|m| m["id"] == id))
+        .cloned()
+        .unwrap_or_else(|| panic!("no migration `{id}` in {listing}"))
+}
+
+/// The sum of counter `name` over the series on `/metrics` whose labels
+/// include every `label="value"` of `labels`.
+pub async fn counter(addr: std::net::SocketAddr, name: &str, labels: &[(&str, &str)]) -> u64 {
+    let (_, metrics) = http_get(addr, "/metrics").await;
+    metrics
+        .lines()
+        .filter(|l| l.starts_with(&format!("{name}{{")))
+        .filter(|l| {
+            labels
+                .iter()
+                .all(|(k, v)| l.contains(&format!("{k}=\"{v}\"")))
+        })
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum::<f64>() as u64
+}

@@ -279,13 +279,7 @@ fn prepared_last(statements: &mut HashMap<u32, Prepared>, id: u32) {
 
 /// The source read that answers instead of target read `read`.
 fn source_instead(read: &ReadRoute) -> Plan {
-    Plan::source_read(ReadRoute {
-        path: ReadPath::Source,
-        unroutable: None,
-        timeout: None,
-        shadow: None,
-        ..read.clone()
-    })
+    Plan::source_read(read.on_source(None))
 }
 
 /// The routed read a decision carries, if any.
@@ -747,13 +741,7 @@ impl Session {
         failed: &Reply,
         payload: &[u8],
     ) -> Result<(), SessionEnd> {
-        let source = ReadRoute {
-            path: ReadPath::Source,
-            unroutable: None,
-            timeout: None,
-            shadow: None,
-            ..read.clone()
-        };
+        let source = read.on_source(None);
         let source_token = self.reads.start(&source);
         let reply = self
             .exchange(Conn::Own, payload, Sink::Client, None)
@@ -1055,15 +1043,10 @@ impl Session {
         };
         if let Rows::Unfit = prepared.forms[index].rows {
             // The client's own form answers instead, as a source read.
-            let source = plan.as_ref().and_then(|p| p.read.as_ref()).map(|read| {
-                Arc::new(Plan::source_read(ReadRoute {
-                    path: ReadPath::Source,
-                    unroutable: Some("binary_shape"),
-                    timeout: None,
-                    shadow: None,
-                    ..read.clone()
-                }))
-            });
+            let source = plan
+                .as_ref()
+                .and_then(|p| p.read.as_ref())
+                .map(|read| Arc::new(Plan::source_read(read.on_source(Some("binary_shape")))));
             prepared.last = 0;
             return Ok((0, source));
         }

@@ -398,13 +398,7 @@ fn reads_target(plan: Option<&Plan>) -> bool {
 /// The source read a routed read becomes when its parameter types are not
 /// known.
 fn types_unknown(read: &ReadRoute) -> Plan {
-    Plan::source_read(ReadRoute {
-        path: ReadPath::Source,
-        unroutable: Some("param_types"),
-        timeout: None,
-        shadow: None,
-        ..read.clone()
-    })
+    Plan::source_read(read.on_source(Some("param_types")))
 }
 
 /// Whether a Parse names a type for every parameter (a count, then OIDs;

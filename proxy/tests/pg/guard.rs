@@ -288,3 +288,40 @@ async fn a_prepared_read_survives_a_target_that_breaks_and_comes_back() {
     assert_eq!(read_prepared(&client, &stmt, 5).await, "tgt");
     common::drop_db(&db).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hung_prepared_target_read_times_out_to_the_source() {
+    let db = tables("guard_hang_ext").await;
+    let hook = Webhook::start().await;
+    let proxy = proxy(
+        &db,
+        "{ strategy: immediate, path: target }",
+        "{ read_timeout: 300ms, max_timeouts: 100, min_samples: 1000 }",
+        &hook,
+    )
+    .await;
+    let client = proxy.connect(&db).await;
+    let stmt = client
+        .prepare("SELECT id, path, method FROM api WHERE id = $1")
+        .await
+        .unwrap();
+    assert_eq!(read_prepared(&client, &stmt, 2).await, "tgt");
+    let mut locker = common::direct(&db).await;
+    let lock = locker.transaction().await.unwrap();
+    lock.batch_execute("LOCK TABLE t_sys_api_endpoints IN ACCESS EXCLUSIVE MODE")
+        .await
+        .unwrap();
+    let started = Instant::now();
+    assert_eq!(read_prepared(&client, &stmt, 3).await, "src");
+    assert!(started.elapsed() < Duration::from_secs(5));
+    lock.rollback().await.unwrap();
+    // The timeout ended with the read: the session's own setting is as it was.
+    let setting: String = client
+        .query_one("SHOW statement_timeout", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(setting, "0");
+    assert_eq!(read_prepared(&client, &stmt, 4).await, "tgt");
+    common::drop_db(&db).await;
+}

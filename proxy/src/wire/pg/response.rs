@@ -291,7 +291,11 @@ impl Responses {
         }
         let start = 0;
         let batch = || self.queue.range(start..len - 1).filter(|p| p.conn == conn);
-        let executes = batch().filter(|p| p.expect == Expect::Execute).count();
+        // The proxy's own statements (a `SET LOCAL` ahead of the read) are
+        // not the client's.
+        let executes = batch()
+            .filter(|p| p.expect == Expect::Execute && p.disposition != Disposition::Swallow)
+            .count();
         let target_read = batch().any(|p| p.expect == Expect::Execute && p.replay.is_some());
         // The client's own Parse, Describe or Close may come first (they
         // are answered before the target read can fail); from the first

@@ -180,6 +180,23 @@ impl Session {
                 }
             }
         };
+        let timeout = plan.as_ref().and_then(|p| p.read.as_ref()?.timeout);
+        if let (Conn::Own, Some(timeout), true) = (conn, timeout, reads_target(plan.as_deref())) {
+            if self.status == b'I'
+                && self.responses.is_empty()
+                && alone_before_sync(&self.client_inbox)
+            {
+                // The read alone before its Sync, outside a transaction:
+                // the batch is the read's own implicit transaction, so a
+                // `SET LOCAL` ahead of its Parse and Bind (both wait for
+                // the table's lock too) bounds it and ends with it.
+                let set = format!(
+                    "SET LOCAL statement_timeout = {}",
+                    timeout.as_millis().max(1)
+                );
+                self.inject(conn, &set);
+            }
+        }
         let index = match prepared
             .forms
             .iter()
@@ -276,14 +293,14 @@ impl Session {
         for sql in before {
             self.inject(conn, sql);
         }
+        let guarded = conn == Conn::Own
+            && before.is_empty()
+            && after.is_empty()
+            && reads_target(plan.as_deref());
         self.outbox(conn).extend_from_slice(frame);
         let mut pending =
             Pending::new(conn, Expect::Execute, Disposition::Forward { tag }).metered(meter);
-        if conn == Conn::Own
-            && before.is_empty()
-            && after.is_empty()
-            && reads_target(plan.as_deref())
-        {
+        if guarded {
             pending.replay = Some(frame.to_vec());
         }
         self.responses.push(pending);
@@ -387,6 +404,27 @@ impl Session {
             self.second_in_batch = true;
         }
     }
+}
+
+/// Whether the client's messages after a Bind are, in order, at most a
+/// Describe, one Execute and a Sync: the bound read is alone in its batch.
+fn alone_before_sync(inbox: &[u8]) -> bool {
+    let mut rest = inbox;
+    let mut tags = Vec::new();
+    while let Some(&tag) = rest.first() {
+        let Some(len) = rest
+            .get(1..5)
+            .map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]) as usize)
+        else {
+            return false;
+        };
+        tags.push(tag);
+        if tag == b'S' || tags.len() > 3 {
+            break;
+        }
+        rest = rest.get(1 + len..).unwrap_or_default();
+    }
+    matches!(tags.as_slice(), [b'E', b'S'] | [b'D', b'E', b'S'])
 }
 
 /// Whether a plan reads the target.

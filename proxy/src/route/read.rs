@@ -250,18 +250,22 @@ impl Affinity {
     /// Records what one statement run inside a transaction pins.
     pub fn note(&mut self, routing: &Routing, statement: &Statement, decision: &Decision) {
         if let Decision::Plan(plan) = decision {
-            if let Some(read) = &plan.read {
+            if let Some(read) = plan.read.as_ref().filter(|_| !statement.locking) {
                 self.pin(read.migration.clone(), read.path);
                 return;
             }
         }
         if statement.kind == StatementKind::Write || statement.locking {
+            // The reads after a write must see it: it re-pins the table
+            // that takes the writes, even over an earlier read's path.
             for m in routing
                 .migrations
                 .iter()
                 .filter(|m| m.names(statement, true))
             {
-                self.pin(m.plan.id.as_str().into(), primary_path(m.phase));
+                let migration: Arc<str> = m.plan.id.as_str().into();
+                self.pinned.retain(|(id, _)| *id != migration);
+                self.pinned.push((migration, primary_path(m.phase)));
             }
         }
     }

@@ -325,3 +325,55 @@ async fn a_hung_prepared_target_read_times_out_to_the_source() {
     assert_eq!(read_prepared(&client, &stmt, 4).await, "tgt");
     common::drop_db(&db).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_prepared_read_inside_a_transaction_is_answered_by_the_source() {
+    let db = tables("guard_tx_ext").await;
+    let hook = Webhook::start().await;
+    let proxy = proxy(
+        &db,
+        "{ strategy: immediate, path: target }",
+        "{ min_samples: 1000 }",
+        &hook,
+    )
+    .await;
+    let mut client = proxy.connect(&db).await;
+    let stmt = client
+        .prepare("SELECT id, path, method FROM api WHERE id = $1")
+        .await
+        .unwrap();
+    common::direct(&db)
+        .await
+        .batch_execute("ALTER TABLE t_sys_api_endpoints RENAME COLUMN http_method TO gone")
+        .await
+        .unwrap();
+    let tx = client.transaction().await.unwrap();
+    // The target read fails behind the proxy's savepoint; the source
+    // answers and the transaction goes on (a write first would pin it to
+    // the source).
+    for id in [8, 9] {
+        let row = tx
+            .query_one(&stmt, &[&id])
+            .await
+            .unwrap_or_else(|e| panic!("key {id}: {e}"));
+        assert_eq!(row.get::<_, String>(2), "src");
+    }
+    tx.execute("INSERT INTO api VALUES (5001, '/p/5001', 'new')", &[])
+        .await
+        .unwrap();
+    let n: i64 = tx
+        .query_one("SELECT count(*) FROM api WHERE id = 5001", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(n, 1);
+    tx.commit().await.unwrap();
+    let count: i64 = common::direct(&db)
+        .await
+        .query_one("SELECT count(*) FROM api WHERE id = 5001", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(count, 1, "the client's transaction committed");
+    common::drop_db(&db).await;
+}

@@ -10,6 +10,10 @@
 
 use std::collections::VecDeque;
 
+/// The savepoint a target read inside the client's transaction runs
+/// behind, so its failure can be rolled back before the source answers.
+pub const READ_SAVEPOINT: &str = "switchyard_read";
+
 /// Which backend connection a message went to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Conn {
@@ -105,6 +109,9 @@ pub struct Pending {
     pub replay: Option<Vec<u8>>,
     /// Part of a batch whose one target read a fallback may answer.
     pub armed: bool,
+    /// Extended protocol, a target read's Execute run behind
+    /// [`READ_SAVEPOINT`]: its fallback first rolls back to it.
+    pub rewind: bool,
     /// Some frame of this response reached the client.
     pub shown: bool,
     /// The error that ended it was kept from the client, because
@@ -150,6 +157,7 @@ impl Pending {
             fallback: None,
             replay: None,
             armed: false,
+            rewind: false,
             shown: false,
             withheld: None,
             covers: None,
@@ -343,6 +351,21 @@ impl Responses {
                 continue;
             }
             let Some(replay) = p.replay else { continue };
+            if p.rewind {
+                // The transaction is aborted up to the savepoint: roll
+                // back to it, unseen, before the source answers.
+                let mut rewind = bytes::BytesMut::new();
+                super::message::query(
+                    &mut rewind,
+                    &format!("ROLLBACK TO SAVEPOINT {READ_SAVEPOINT};\nRELEASE SAVEPOINT {READ_SAVEPOINT}"),
+                );
+                let mut messages = rewind.to_vec();
+                messages.append(&mut fallback.messages);
+                fallback.messages = messages;
+                fallback
+                    .responses
+                    .insert(0, (Expect::Query, Disposition::Swallow));
+            }
             if p.expect == Expect::Execute {
                 fallback.read = fallback.responses.len();
                 meter = p.meter;
@@ -362,6 +385,14 @@ impl Responses {
             sync.withheld = Some(timed_out);
             sync.meter = meter;
         }
+    }
+
+    /// Whether nothing the client awaits is in flight (only the proxy's own
+    /// messages, outside any batch the client ended with a Sync).
+    pub fn nothing_for_client(&self) -> bool {
+        self.queue
+            .iter()
+            .all(|p| p.disposition == Disposition::Swallow && p.expect != Expect::Sync)
     }
 
     /// Whether any metered response ended since the last `take_finished`.

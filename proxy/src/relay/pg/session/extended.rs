@@ -20,7 +20,7 @@ use switchyard_core::config::ReadPath;
 
 use crate::route::{Decision, Plan, ReadRoute, Stage};
 use crate::wire::pg::message::{self, BindMsg, ParseMsg, TargetMsg};
-use crate::wire::pg::response::{Disposition, Expect, Pending};
+use crate::wire::pg::response::{Disposition, Expect, Pending, READ_SAVEPOINT};
 
 impl Session {
     pub(super) async fn on_parse(&mut self, frame: &[u8]) -> Result<(), SessionEnd> {
@@ -180,16 +180,21 @@ impl Session {
                 }
             }
         };
-        let timeout = plan.as_ref().and_then(|p| p.read.as_ref()?.timeout);
-        if let (Conn::Own, Some(timeout), true) = (conn, timeout, reads_target(plan.as_deref())) {
-            if self.status == b'I'
-                && self.responses.is_empty()
-                && alone_before_sync(&self.client_inbox)
-            {
-                // The read alone before its Sync, outside a transaction:
-                // the batch is the read's own implicit transaction, so a
-                // `SET LOCAL` ahead of its Parse and Bind (both wait for
-                // the table's lock too) bounds it and ends with it.
+        let alone = conn == Conn::Own
+            && reads_target(plan.as_deref())
+            && self.responses.nothing_for_client()
+            && alone_before_sync(&self.client_inbox);
+        if alone && matches!(self.status, b'I' | b'T') {
+            // The read alone before its Sync. Outside a transaction the
+            // batch is its own implicit transaction; inside one it runs
+            // behind the read savepoint, rolled back after it. Either way
+            // a `SET LOCAL` ahead of its Parse and Bind (both wait for the
+            // table's lock too) bounds it and ends with it.
+            if self.status == b'T' {
+                self.inject(conn, &format!("SAVEPOINT {READ_SAVEPOINT}"));
+                self.read_savepoint = true;
+            }
+            if let Some(timeout) = plan.as_ref().and_then(|p| p.read.as_ref()?.timeout) {
                 let set = format!(
                     "SET LOCAL statement_timeout = {}",
                     timeout.as_millis().max(1)
@@ -302,8 +307,15 @@ impl Session {
             Pending::new(conn, Expect::Execute, Disposition::Forward { tag }).metered(meter);
         if guarded {
             pending.replay = Some(frame.to_vec());
+            pending.rewind = self.read_savepoint;
         }
         self.responses.push(pending);
+        if guarded && self.read_savepoint {
+            // A read changes nothing: rolling back to the savepoint only
+            // undoes the timeout.
+            self.inject(conn, &format!("ROLLBACK TO SAVEPOINT {READ_SAVEPOINT}"));
+            self.inject(conn, &format!("RELEASE SAVEPOINT {READ_SAVEPOINT}"));
+        }
         for sql in after {
             self.inject(conn, sql);
         }
@@ -392,9 +404,10 @@ impl Session {
             ));
         }
         self.relay_frame(Conn::Own, frame, Some(Expect::Sync));
-        if self.status == b'I' {
-            // Outside a transaction a target read alone before its Sync
-            // can be answered by the source if it fails.
+        if std::mem::take(&mut self.read_savepoint) || self.status == b'I' {
+            // A target read alone before its Sync, outside a transaction
+            // or behind the read savepoint, can be answered by the source
+            // if it fails.
             self.responses.arm_batch(Conn::Own);
         }
     }

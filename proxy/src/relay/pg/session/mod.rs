@@ -31,7 +31,9 @@ mod extended;
 use crate::shadow::ShadowJob;
 use crate::state::Shared;
 use crate::wire::pg::message::{self, sqlstate};
-use crate::wire::pg::response::{Conn, Disposition, Expect, Fallback, Pending, Responses, Step};
+use crate::wire::pg::response::{
+    Conn, Disposition, Expect, Fallback, Pending, Responses, Step, READ_SAVEPOINT,
+};
 use crate::wire::pg::{frame, CodecError};
 
 /// Stop reading from one side while this much is waiting to be written to
@@ -152,6 +154,9 @@ pub struct Session {
     second: Option<Side>,
     /// The second connection got messages since the client's last Sync.
     second_in_batch: bool,
+    /// The batch since the client's last Sync is a target read run behind
+    /// the read savepoint inside the client's transaction.
+    read_savepoint: bool,
     /// Messages in flight and what the client sees of their answers.
     responses: Responses,
     /// The own connection's transaction status from its last ReadyForQuery.
@@ -233,6 +238,7 @@ impl Session {
             own: Side::new(own, backend_name),
             second: None,
             second_in_batch: false,
+            read_savepoint: false,
             responses: Responses::default(),
             status: b'I',
             statements: HashMap::new(),
@@ -791,9 +797,6 @@ enum SecondIo {
 fn quote_ident(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
 }
-
-/// The savepoint a target read inside the client's transaction runs behind.
-const READ_SAVEPOINT: &str = "switchyard_read";
 
 /// A simple-query target read with its fallback: the query to send and
 /// what the client sees of it. Outside a transaction the read runs under

@@ -20,7 +20,7 @@ use crate::route::fingerprint::Dialect;
 /// well-formed literal: unterminated, or a backslash at the end.
 pub(super) fn string(dialect: Dialect, literal: &str) -> Option<Cow<'_, str>> {
     let quote = *literal.as_bytes().first()?;
-    let body = &literal[1..];
+    let body = literal.get(1..)?;
     let backslash = dialect == Dialect::Mysql;
     let stop = body
         .bytes()

@@ -7,7 +7,7 @@
 //! rewritten SQL is spliced only when the read goes to the target.
 
 use std::borrow::Cow;
-use std::hash::{BuildHasher, Hash, Hasher};
+use std::hash::{BuildHasher, BuildHasherDefault, Hash, Hasher};
 use std::sync::Arc;
 
 use dashmap::DashMap;
@@ -26,6 +26,31 @@ const CACHE_ENTRIES: usize = 10_000;
 /// one text lands on the same entry.
 static FIXED: std::hash::BuildHasherDefault<std::collections::hash_map::DefaultHasher> =
     std::hash::BuildHasherDefault::new();
+
+/// The shape map's hasher: its keys hold a hash already, so they are only
+/// folded together (Fx-style) rather than hashed again.
+#[derive(Default)]
+struct Prehashed(u64);
+
+impl Hasher for Prehashed {
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.write_u64(u64::from(b));
+        }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = (self.0.rotate_left(5) ^ n).wrapping_mul(0x517c_c1b7_2722_0a95);
+    }
+
+    fn write_usize(&mut self, n: usize) {
+        self.write_u64(n as u64);
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
 
 /// What a read form is computed under besides the text: the other
 /// arguments of `rewrite::read_form`.
@@ -53,7 +78,7 @@ impl FormInputs<'_> {
 pub struct FormCache {
     /// `(generation, migration index, hash of schema and skeleton)` → the
     /// shape's template, or that its texts are rewritten by exact text.
-    shapes: DashMap<(u64, usize, u64), Arc<Shape>>,
+    shapes: DashMap<(u64, usize, u64), Arc<Shape>, BuildHasherDefault<Prehashed>>,
     /// `(generation, migration index, hash of schema and text)` → the
     /// read form of a text the shape path does not take.
     texts: DashMap<(u64, usize, u64), Arc<Exact>>,
@@ -241,7 +266,11 @@ fn text_key(generation: u64, index: usize, schema: Option<&str>, sql: &str) -> (
 }
 
 /// Inserts into a bounded map, dropping half of it when full.
-fn insert<V>(map: &DashMap<(u64, usize, u64), V>, key: (u64, usize, u64), value: V) {
+fn insert<V, S: BuildHasher + Clone>(
+    map: &DashMap<(u64, usize, u64), V, S>,
+    key: (u64, usize, u64),
+    value: V,
+) {
     if map.len() >= CACHE_ENTRIES {
         let mut keep = CACHE_ENTRIES / 2;
         map.retain(|_, _| {

@@ -1,5 +1,6 @@
 //! Statement fingerprints: a 64-bit hash of a statement's *shape*, used as
-//! the classification cache key.
+//! the classification cache key, and the lexer that finds a statement's
+//! literals.
 //!
 //! Drivers and benchmarks send the same statement over and over with
 //! different literal values (`... WHERE aid = 48213`), so caching by exact
@@ -13,6 +14,11 @@
 //! placeholders (`$1`, `?`) and comments (a comment such as
 //! `/* switchyard:target */` can change routing). Two texts that differ in
 //! any of those get different fingerprints (up to hash collisions).
+//!
+//! The lexer ([`scan`]) reports what it finds to a [`Tokens`] sink: the
+//! fingerprint's hasher is one sink; `route::shape` collects the literals'
+//! byte spans with another, so that a read's rewrite can be cached per shape
+//! too. Each sink gets its own monomorphised copy of the lexer.
 //!
 //! This module must never allocate, do IO, or panic on any input: it runs
 //! once per statement on the hot path, on bytes straight from clients.
@@ -40,8 +46,9 @@ const TOKEN_END: u8 = 0xFE;
 /// FxHash-style word hasher: bytes are packed into 64-bit words and each
 /// word costs one rotate, xor and multiply, so the multiply chain is one per
 /// 8 bytes rather than one per byte. A final avalanche fixes Fx's weak
-/// mixing of the last word.
-struct ShapeHasher {
+/// mixing of the last word. `route::shape` hashes a text's skeleton with
+/// it too.
+pub(crate) struct ShapeHasher {
     /// Running hash over the full words so far.
     hash: u64,
     /// Bytes not yet mixed, packed little-endian.
@@ -56,7 +63,7 @@ struct ShapeHasher {
 impl ShapeHasher {
     const K: u64 = 0x517c_c1b7_2722_0a95;
 
-    fn new() -> ShapeHasher {
+    pub(crate) fn new() -> ShapeHasher {
         ShapeHasher {
             hash: 0,
             word: 0,
@@ -69,7 +76,7 @@ impl ShapeHasher {
         self.hash = (self.hash.rotate_left(5) ^ word).wrapping_mul(Self::K);
     }
 
-    fn byte(&mut self, b: u8) {
+    pub(crate) fn byte(&mut self, b: u8) {
         self.word |= u64::from(b) << (self.filled * 8);
         self.filled += 1;
         self.len += 1;
@@ -80,7 +87,7 @@ impl ShapeHasher {
         }
     }
 
-    fn bytes(&mut self, mut bs: &[u8]) {
+    pub(crate) fn bytes(&mut self, mut bs: &[u8]) {
         loop {
             // Whole words straight from the input when aligned to a word.
             while self.filled == 0 && bs.len() >= 8 {
@@ -105,7 +112,7 @@ impl ShapeHasher {
     }
 
     /// Mixes the tail and the length, then murmur3's fmix64 avalanche.
-    fn finish(mut self) -> u64 {
+    pub(crate) fn finish(mut self) -> u64 {
         if self.filled > 0 {
             self.mix(self.word);
         }
@@ -118,13 +125,77 @@ impl ShapeHasher {
     }
 }
 
+/// What kind of literal the lexer found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Literal {
+    /// A number: digits with an optional fraction and exponent, or a
+    /// `0x` / `0o` / `0b` integer, `_` separators allowed.
+    Number,
+    /// A string in quotes without a prefix: `'..'`, and in MySQL `".."`.
+    /// The span starts and ends with the quote (unless unterminated).
+    Quoted,
+    /// A string with a one-letter prefix, which is part of the span:
+    /// `E'..'`, `X'..'`, `B'..'`, `N'..'`.
+    Prefixed,
+    /// A PostgreSQL dollar-quoted string (`$$..$$`, `$tag$..$tag$`).
+    DollarQuoted,
+}
+
+/// Where the lexer reports a statement's tokens.
+pub trait Tokens {
+    /// Whether the sink reads kept tokens at all. A sink that only wants
+    /// literals says `false`, and its copy of the lexer skips the work of
+    /// telling which words fold.
+    const KEEPS: bool;
+
+    /// A token kept as written: an identifier, quoted identifier,
+    /// operator, punctuation, placeholder or comment.
+    fn kept(&mut self, token: &[u8]);
+
+    /// A keyword or unquoted identifier the server compares
+    /// case-insensitively: the sink folds it to lower case.
+    fn folded(&mut self, word: &[u8]);
+
+    /// A literal at `start..end` of the text.
+    fn literal(&mut self, kind: Literal, start: usize, end: usize);
+}
+
 /// Hashes the shape of `sql`: literals replaced by one marker, whitespace
 /// dropped, keywords case-folded, everything else kept. One pass, no
 /// allocation, never panics (unterminated strings and comments hash what is
 /// there).
 pub fn fingerprint(dialect: Dialect, sql: &str) -> u64 {
-    let b = sql.as_bytes();
     let mut h = ShapeHasher::new();
+    scan(dialect, sql, &mut h);
+    h.finish()
+}
+
+impl Tokens for ShapeHasher {
+    const KEEPS: bool = true;
+
+    fn kept(&mut self, token: &[u8]) {
+        self.bytes(token);
+        self.end_token();
+    }
+
+    fn folded(&mut self, word: &[u8]) {
+        for &c in word {
+            self.byte(c.to_ascii_lowercase());
+        }
+        self.end_token();
+    }
+
+    fn literal(&mut self, _kind: Literal, _start: usize, _end: usize) {
+        self.byte(LITERAL);
+        self.end_token();
+    }
+}
+
+/// Lexes `sql` into `sink`: whitespace is dropped, every other byte belongs
+/// to exactly one token or literal. Never allocates, never panics
+/// (unterminated strings and comments run to the end of the text).
+pub fn scan<T: Tokens>(dialect: Dialect, sql: &str, sink: &mut T) {
+    let b = sql.as_bytes();
     let mut i = 0;
     while i < b.len() {
         let c = b[i];
@@ -132,46 +203,50 @@ pub fn fingerprint(dialect: Dialect, sql: &str) -> u64 {
         i = match c {
             b' ' | b'\t' | b'\n' | b'\r' | 0x0b | 0x0c => i + 1,
             b'-' if next == Some(b'-') && line_comment_starts(dialect, b, i) => {
-                verbatim(&mut h, b, i, line_end(b, i))
+                verbatim(sink, b, i, line_end(b, i))
             }
-            b'#' if dialect == Dialect::Mysql => verbatim(&mut h, b, i, line_end(b, i)),
-            b'/' if next == Some(b'*') => verbatim(&mut h, b, i, block_comment_end(dialect, b, i)),
-            b'\'' => literal(&mut h, quoted_end(b, i, b'\'', dialect == Dialect::Mysql)),
-            b'"' if dialect == Dialect::Mysql => literal(&mut h, quoted_end(b, i, b'"', true)),
-            b'"' => verbatim(&mut h, b, i, quoted_end(b, i, b'"', false)),
+            b'#' if dialect == Dialect::Mysql => verbatim(sink, b, i, line_end(b, i)),
+            b'/' if next == Some(b'*') => verbatim(sink, b, i, block_comment_end(dialect, b, i)),
+            b'\'' => {
+                let end = quoted_end(b, i, b'\'', dialect == Dialect::Mysql);
+                literal(sink, Literal::Quoted, i, end)
+            }
+            b'"' if dialect == Dialect::Mysql => {
+                literal(sink, Literal::Quoted, i, quoted_end(b, i, b'"', true))
+            }
+            b'"' => verbatim(sink, b, i, quoted_end(b, i, b'"', false)),
             b'`' if dialect == Dialect::Mysql => {
-                verbatim(&mut h, b, i, quoted_end(b, i, b'`', false))
+                verbatim(sink, b, i, quoted_end(b, i, b'`', false))
             }
-            b'$' if dialect == Dialect::Postgres => dollar(&mut h, b, i),
-            b'0'..=b'9' => number(&mut h, b, i),
+            b'$' if dialect == Dialect::Postgres => dollar(sink, b, i),
+            b'0'..=b'9' => number(sink, b, i),
             b'.' if next.is_some_and(|n| n.is_ascii_digit()) && !after_word(b, i) => {
-                number(&mut h, b, i)
+                number(sink, b, i)
             }
-            _ if is_ident_start(c) => word(&mut h, dialect, b, i),
+            _ if is_ident_start(c) => word(sink, dialect, b, i),
             b'(' | b')' | b',' | b';' | b'.' | b'[' | b']' | b'{' | b'}' => {
-                verbatim(&mut h, b, i, i + 1)
+                verbatim(sink, b, i, i + 1)
             }
-            b'?' if dialect == Dialect::Mysql => verbatim(&mut h, b, i, i + 1),
-            _ if is_operator(c) => verbatim(&mut h, b, i, operator_end(dialect, b, i)),
+            b'?' if dialect == Dialect::Mysql => verbatim(sink, b, i, i + 1),
+            _ if is_operator(c) => verbatim(sink, b, i, operator_end(dialect, b, i)),
             // Anything else (control characters, stray backticks in
             // PostgreSQL): one token per byte, so nothing is lost.
-            _ => verbatim(&mut h, b, i, i + 1),
+            _ => verbatim(sink, b, i, i + 1),
         };
     }
-    h.finish()
 }
 
-/// Hashes `b[start..end]` as one token and returns `end`.
-fn verbatim(h: &mut ShapeHasher, b: &[u8], start: usize, end: usize) -> usize {
-    h.bytes(&b[start..end]);
-    h.end_token();
+/// Reports `b[start..end]` as one kept token and returns `end`.
+fn verbatim<T: Tokens>(sink: &mut T, b: &[u8], start: usize, end: usize) -> usize {
+    if T::KEEPS {
+        sink.kept(&b[start..end]);
+    }
     end
 }
 
-/// Hashes the literal marker as one token and returns `end`.
-fn literal(h: &mut ShapeHasher, end: usize) -> usize {
-    h.byte(LITERAL);
-    h.end_token();
+/// Reports a literal at `start..end` and returns `end`.
+fn literal<T: Tokens>(sink: &mut T, kind: Literal, start: usize, end: usize) -> usize {
+    sink.literal(kind, start, end);
     end
 }
 
@@ -290,11 +365,11 @@ fn quoted_end(b: &[u8], i: usize, quote: u8, backslash: bool) -> usize {
 
 /// `$` in PostgreSQL: `$1` bind placeholder (kept), `$tag$..$tag$` or
 /// `$$..$$` dollar-quoted string (a literal), or else an operator byte.
-fn dollar(h: &mut ShapeHasher, b: &[u8], i: usize) -> usize {
+fn dollar<T: Tokens>(sink: &mut T, b: &[u8], i: usize) -> usize {
     let rest = &b[i + 1..];
     if rest.first().is_some_and(|c| c.is_ascii_digit()) {
         let digits = rest.iter().take_while(|c| c.is_ascii_digit()).count();
-        return verbatim(h, b, i, i + 1 + digits);
+        return verbatim(sink, b, i, i + 1 + digits);
     }
     // A tag is an identifier without `$`: letters, digits (not first), `_`.
     let tag_len = if rest.first().is_some_and(|&c| is_ident_start(c)) {
@@ -305,7 +380,7 @@ fn dollar(h: &mut ShapeHasher, b: &[u8], i: usize) -> usize {
         0
     };
     if rest.get(tag_len) != Some(&b'$') {
-        return verbatim(h, b, i, operator_end(Dialect::Postgres, b, i));
+        return verbatim(sink, b, i, operator_end(Dialect::Postgres, b, i));
     }
     let delimiter = &b[i..i + tag_len + 2];
     let body = i + delimiter.len();
@@ -313,14 +388,14 @@ fn dollar(h: &mut ShapeHasher, b: &[u8], i: usize) -> usize {
         .windows(delimiter.len())
         .position(|w| w == delimiter)
         .map_or(b.len(), |p| body + p + delimiter.len());
-    literal(h, end)
+    literal(sink, Literal::DollarQuoted, i, end)
 }
 
 /// A numeric literal at `i` (digits, optional fraction and exponent, or a
 /// `0x`/`0o`/`0b` integer, `_` separators allowed). If letters follow
 /// directly (`123abc`, a legal MySQL identifier), the whole run is kept as a
 /// word instead: replacing it could merge distinct identifiers.
-fn number(h: &mut ShapeHasher, b: &[u8], i: usize) -> usize {
+fn number<T: Tokens>(sink: &mut T, b: &[u8], i: usize) -> usize {
     let digits_from = |j: usize, radix: u32| {
         j + b[j..]
             .iter()
@@ -350,14 +425,14 @@ fn number(h: &mut ShapeHasher, b: &[u8], i: usize) -> usize {
     }
     if b.get(j).is_some_and(|&c| is_ident_char(c)) {
         let end = j + b[j..].iter().take_while(|&&c| is_ident_char(c)).count();
-        return verbatim(h, b, i, end);
+        return verbatim(sink, b, i, end);
     }
-    literal(h, j)
+    literal(sink, Literal::Number, i, j)
 }
 
 /// An unquoted word at `i`: a keyword or identifier, or the prefix of a
 /// prefixed string literal (`E'..'`, `X'..'`, `B'..'`, `N'..'`).
-fn word(h: &mut ShapeHasher, dialect: Dialect, b: &[u8], i: usize) -> usize {
+fn word<T: Tokens>(sink: &mut T, dialect: Dialect, b: &[u8], i: usize) -> usize {
     let end = i + b[i..].iter().take_while(|&&c| is_ident_char(c)).count();
     let w = &b[i..end];
     if w.len() == 1 && b.get(end) == Some(&b'\'') {
@@ -365,8 +440,16 @@ fn word(h: &mut ShapeHasher, dialect: Dialect, b: &[u8], i: usize) -> usize {
         if matches!(prefix, b'e' | b'x' | b'b' | b'n') {
             // E'..' is PostgreSQL's escape string; MySQL escapes everywhere.
             let backslash = dialect == Dialect::Mysql || prefix == b'e';
-            return literal(h, quoted_end(b, end, b'\'', backslash));
+            return literal(
+                sink,
+                Literal::Prefixed,
+                i,
+                quoted_end(b, end, b'\'', backslash),
+            );
         }
+    }
+    if !T::KEEPS {
+        return end;
     }
     let fold = match dialect {
         // The server folds every unquoted identifier to lower case.
@@ -377,13 +460,10 @@ fn word(h: &mut ShapeHasher, dialect: Dialect, b: &[u8], i: usize) -> usize {
         Dialect::Mysql => (i == 0 || b[i - 1] != b'.') && is_mysql_reserved(w),
     };
     if fold {
-        for &c in w {
-            h.byte(c.to_ascii_lowercase());
-        }
+        sink.folded(w);
     } else {
-        h.bytes(w);
+        sink.kept(w);
     }
-    h.end_token();
     end
 }
 

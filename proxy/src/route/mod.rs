@@ -8,6 +8,7 @@ pub mod read;
 pub mod rewrite;
 pub mod routing;
 pub mod rules;
+pub mod shape;
 
 pub use decide::{
     Affected, Connection, Decision, Plan, ReadRoute, Route, SessionFacts, ShadowRoute, Stage,

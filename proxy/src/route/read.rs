@@ -2,49 +2,30 @@
 //! migration's phase and rule, rewritten for the target when they go
 //! there; everything else is relayed untouched.
 //!
-//! Deciding is pure. The one piece of memory is a cache of rewrites by
-//! statement text, so a prepared statement that runs for hours is parsed
-//! and rewritten once per routing generation, not per execution.
+//! Deciding is pure. The one piece of memory is the read-form cache
+//! (`route::shape`): a read is parsed and rewritten once per statement
+//! shape and routing generation, not per execution, whether its text
+//! carries literals or placeholders.
 
 use std::sync::Arc;
 
-use dashmap::DashMap;
 use switchyard_core::config::{Phase, ReadPath, StickyBy};
 
 use super::classify::{Statement, StatementKind};
 use super::decide::{
     Connection, Decision, Plan, ReadRoute, Route, SessionFacts, ShadowRoute, Stage,
 };
-use super::rewrite::{self, KeyValue, ReadForm, Scope};
+use super::rewrite::Scope;
 use super::routing::{MigrationRoute, Routing};
 use super::rules::{self, ReadFacts};
-
-/// Rewrites kept at most; half are dropped when full.
-const CACHE_ENTRIES: usize = 10_000;
-
-/// The cache's hasher: fixed keys, so every session's lookup of one text
-/// lands on the same entry.
-static FIXED: std::hash::BuildHasherDefault<std::collections::hash_map::DefaultHasher> =
-    std::hash::BuildHasherDefault::new();
+use super::shape::{FormCache, FormInputs, Key};
 
 /// Routes reads of migrated tables; relays everything else.
 #[derive(Debug, Default)]
 pub struct MigrationRouter {
-    /// `(generation, migration index, hash of schema and text)` → the text,
-    /// the schema and its read form. Keyed by a hash so a lookup allocates
-    /// nothing; the stored text and schema rule out a collision.
-    cache: DashMap<(u64, usize, u64), Arc<Cached>>,
-}
-
-/// One cached read form and what it was computed for.
-#[derive(Debug)]
-struct Cached {
-    /// The statement text.
-    sql: String,
-    /// The schema unqualified names resolved to.
-    schema: Option<String>,
-    /// The read form.
-    form: Arc<ReadForm>,
+    /// Read forms by statement shape (and by text where a shape cannot
+    /// serve), per generation and migration.
+    forms: FormCache,
 }
 
 impl Route for MigrationRouter {
@@ -104,14 +85,30 @@ impl MigrationRouter {
             // The catalog is not ready: every read stays on the source.
             return m.names(statement, false).then(|| source(None, None, None));
         };
-        let form = self.form(generation, index, m, map, facts, sql);
-        let ReadForm::Source { target, key } = &*form else {
-            return None;
+        let sticky_column = match &m.reads.sticky_by {
+            StickyBy::Column(column) => Some(column.as_str()),
+            _ => None,
         };
+        let inputs = FormInputs {
+            dialect: m.dialect,
+            map,
+            scope: Scope {
+                default_schema: facts.schema,
+            },
+            sticky_column,
+        };
+        let form = self.forms.form(generation, index, &inputs, sql);
+        if !form.reads_source() {
+            return None;
+        }
         let primary = primary_path(m.phase);
+        let key = form.key();
         let key = key.as_ref().and_then(|k| match k {
-            KeyValue::Literal(text) => Some(text.as_str()),
-            KeyValue::Param(n) => facts.params.get(n - 1).and_then(|v| v.as_deref()),
+            Key::Literal(text) => Some(&**text),
+            Key::Param(n) => facts
+                .params
+                .get(n.checked_sub(1)?)
+                .and_then(|v| v.as_deref()),
         });
         let choice = match facts.pinned_path(&m.plan.id) {
             Some(path) => rules::Choice { path, arm: None },
@@ -135,24 +132,31 @@ impl MigrationRouter {
                 },
             ),
         };
-        let shadow = match (&m.reads.shadow, target) {
-            (Some(shadow), Ok(sql)) if shadow.percent.basis_points() > 0 => {
-                Some(Arc::new(ShadowRoute {
+        // The target form is spliced only when it is needed: to shadow the
+        // read, or to send it there.
+        let shadow = match &m.reads.shadow {
+            Some(shadow) if shadow.percent.basis_points() > 0 => match form.target() {
+                Some(Ok(sql)) => Some(Arc::new(ShadowRoute {
                     basis_points: shadow.percent.basis_points(),
-                    target_sql: sql.clone(),
+                    target_sql: sql,
                     key: m.plan.source.primary_key.clone(),
                     target_backend: (m.target_backend() != m.plan.backend)
                         .then(|| m.target_backend().to_string()),
-                }))
-            }
+                })),
+                _ => None,
+            },
             _ => None,
         };
         if choice.path == ReadPath::Source {
             return Some(source(choice.arm, None, shadow));
         }
-        let sql = match target {
-            Ok(sql) => sql.clone(),
-            Err(reason) => return Some(source(choice.arm, Some(reason.label()), None)),
+        let sql = match &shadow {
+            Some(shadow) => shadow.target_sql.clone(),
+            None => match form.target() {
+                Some(Ok(sql)) => sql,
+                Some(Err(reason)) => return Some(source(choice.arm, Some(reason.label()), None)),
+                None => return None,
+            },
         };
         let connection = if m.target_backend() == facts.backend {
             Connection::Own
@@ -172,54 +176,6 @@ impl MigrationRouter {
             fields: m.fields.clone(),
             ..Plan::rewrite(sql)
         })
-    }
-
-    /// The read form of `sql` under one migration, from the cache when
-    /// this text was seen in this generation.
-    fn form(
-        &self,
-        generation: u64,
-        index: usize,
-        m: &MigrationRoute,
-        map: &rewrite::TableMap,
-        facts: &SessionFacts<'_>,
-        sql: &str,
-    ) -> Arc<ReadForm> {
-        let hash = {
-            use std::hash::{BuildHasher, Hash, Hasher};
-            let mut h = FIXED.build_hasher();
-            facts.schema.hash(&mut h);
-            sql.hash(&mut h);
-            h.finish()
-        };
-        let key = (generation, index, hash);
-        if let Some(hit) = self.cache.get(&key) {
-            if hit.sql == sql && hit.schema.as_deref() == facts.schema {
-                return hit.form.clone();
-            }
-        }
-        let sticky = match &m.reads.sticky_by {
-            StickyBy::Column(column) => Some(column.as_str()),
-            _ => None,
-        };
-        let scope = Scope {
-            default_schema: facts.schema,
-        };
-        let form = Arc::new(rewrite::read_form(m.dialect, sql, map, &scope, sticky));
-        if self.cache.len() >= CACHE_ENTRIES {
-            let mut keep = CACHE_ENTRIES / 2;
-            self.cache.retain(|_, _| {
-                keep = keep.saturating_sub(1);
-                keep > 0
-            });
-        }
-        let cached = Cached {
-            sql: sql.to_string(),
-            schema: facts.schema.map(str::to_string),
-            form: form.clone(),
-        };
-        self.cache.insert(key, Arc::new(cached));
-        form
     }
 }
 

@@ -58,6 +58,7 @@ use sqlparser::tokenizer::{Token, Tokenizer};
 
 use super::classify::parse;
 use super::fingerprint::Dialect;
+pub(crate) use names::text_names_table;
 use walk::Rewriter;
 
 /// A table name as the server resolves it: PostgreSQL schema and table,

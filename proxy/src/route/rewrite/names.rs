@@ -34,6 +34,16 @@ pub(super) fn same_column(dialect: Dialect, a: &str, b: &str) -> bool {
     }
 }
 
+/// Whether a string literal's value names the table `table` (`'api'`,
+/// `'public.api'`, `'"api"'`), as functions taking a table name get it.
+/// The statement-shape cache asks this too: a text whose string literal
+/// names the source is rewritten by its exact text.
+pub(crate) fn text_names_table(value: &str, table: &str) -> bool {
+    let value = value.trim_matches('"');
+    let name = value.rsplit('.').next().unwrap_or(value).trim_matches('"');
+    name.eq_ignore_ascii_case(table)
+}
+
 /// An identifier that the server reads back as exactly `name`: bare when it
 /// can be, quoted otherwise.
 pub(super) fn ident_for(dialect: Dialect, name: &str) -> Ident {

@@ -2,6 +2,7 @@
 //! property-style checks that hold for every dialect.
 
 use super::*;
+use crate::route::shape::tests::differences;
 
 /// `api (id, path, method, created_at)` → `t_sys_api_endpoints` with
 /// `path → endpoint_path`, `method → http_method`; `id` cast back to
@@ -80,7 +81,9 @@ fn describe(form: &ReadForm) -> String {
 }
 
 /// Runs a table of `input → expected` cases and reports every mismatch at
-/// once. Every rewritten text must parse again.
+/// once. Every rewritten text must parse again, and the statement-shape
+/// cache must give every case (and variants with other literal values)
+/// what the exact-text rewrite gives.
 pub(super) fn check(
     dialect: Dialect,
     map: &TableMap,
@@ -89,6 +92,9 @@ pub(super) fn check(
 ) {
     let scope = Scope { default_schema };
     let mut failures = Vec::new();
+    for (input, _) in cases {
+        failures.extend(differences(dialect, map, default_schema, None, input));
+    }
     for (input, expected) in cases {
         let form = read_form(dialect, input, map, &scope, None);
         let got = describe(&form);
@@ -116,7 +122,8 @@ pub(super) fn check(
     );
 }
 
-/// Runs a table of sticky-key cases: `input → key`.
+/// Runs a table of sticky-key cases: `input → key`, and checks the
+/// statement-shape cache against them as [`check`] does.
 pub(super) fn check_keys(dialect: Dialect, column: &str, cases: &[(&str, Option<KeyValue>)]) {
     let map = api_map(
         if dialect == Dialect::Postgres {
@@ -135,6 +142,15 @@ pub(super) fn check_keys(dialect: Dialect, column: &str, cases: &[(&str, Option<
         default_schema: Some(schema),
     };
     let mut failures = Vec::new();
+    for (input, _) in cases {
+        failures.extend(differences(
+            dialect,
+            &map,
+            Some(schema),
+            Some(column),
+            input,
+        ));
+    }
     for (input, expected) in cases {
         let got = match read_form(dialect, input, &map, &scope, Some(column)) {
             ReadForm::Source { key, .. } => key,

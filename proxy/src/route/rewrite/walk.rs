@@ -19,7 +19,7 @@ use sqlparser::dialect::PostgreSqlDialect;
 use sqlparser::parser::Parser;
 
 use super::exprs::ExprPass;
-use super::names::{fold, ident_for, same_column};
+use super::names::{fold, ident_for, same_column, text_names_table};
 use super::scope::{Entry, Frame};
 use super::{KeyValue, Scope, TableMap, Unroutable};
 use crate::route::fingerprint::Dialect;
@@ -498,9 +498,7 @@ impl<'m> Rewriter<'m> {
         let (Value::SingleQuotedString(s) | Value::DoubleQuotedString(s)) = value else {
             return false;
         };
-        let s = s.trim_matches('"');
-        let name = s.rsplit('.').next().unwrap_or(s).trim_matches('"');
-        name.eq_ignore_ascii_case(&self.map.source.name)
+        text_names_table(s, &self.map.source.name)
     }
 
     /// The target's name, qualified as the user qualified the source's: a

@@ -541,6 +541,7 @@ async fn login(
         proxy_id,
         backend_name: backend_name.to_string(),
         host: client.host.clone(),
+        backend_user: user.backend_user.clone(),
     };
     Ok((info, conn))
 }

@@ -324,6 +324,7 @@ async fn login(shared: &Arc<Shared>, client: &mut Client) -> Result<Option<Logge
         application,
         params: backend_params,
         client: None,
+        backend_user: user.backend_user.clone(),
     };
     Ok(Some((info, conn, backend_name.to_string(), key)))
 }

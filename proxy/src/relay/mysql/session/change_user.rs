@@ -130,6 +130,7 @@ impl Session {
             },
         );
         self.info.user = user.name.clone();
+        self.info.backend_user = user.backend_user.clone();
         self.info.database = change.database.unwrap_or_default();
         self.info.charset = change.charset;
         for p in packets {

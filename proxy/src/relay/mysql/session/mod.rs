@@ -92,6 +92,10 @@ pub struct ClientInfo {
     pub backend_name: String,
     /// The client's IP address, for "Access denied for user 'u'@'host'".
     pub host: String,
+    /// The backend user the session logged in as, when the proxy user
+    /// names its own (`backend_user`); shadow reads then skip, as MySQL
+    /// has no way to take another user's identity.
+    pub backend_user: Option<String>,
 }
 
 /// How a session ended.
@@ -719,7 +723,7 @@ impl Session {
             backend: self.info.backend_name.clone(),
             target_backend: route.target_backend.clone(),
             database: self.info.database.clone(),
-            role: None,
+            role: self.info.backend_user.clone(),
             settings: Vec::new(),
             source_sql: sql.to_string(),
             target_sql: route.target_sql.clone(),

@@ -52,6 +52,9 @@ pub struct ClientInfo {
     pub params: Vec<(String, String)>,
     /// The client's address (canary cohorts by network).
     pub client: Option<std::net::IpAddr>,
+    /// The backend role the session logged in as, when the proxy user
+    /// names its own (`backend_user`): shadow reads take it too.
+    pub backend_user: Option<String>,
 }
 
 /// How a session ended.
@@ -357,7 +360,7 @@ impl Session {
             backend: self.own.name.clone(),
             target_backend: route.target_backend.clone(),
             database: self.info.database.clone(),
-            role: None,
+            role: self.info.backend_user.clone(),
             settings: self
                 .schema
                 .iter()

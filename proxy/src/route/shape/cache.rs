@@ -171,8 +171,6 @@ impl FormCache {
                     };
                 }
             }
-            // A text the shape path cannot take builds nothing: the
-            // shape's next text may.
             None if admits(inputs, sql, &literals) => {
                 let exact = inputs.read_form(sql);
                 let template = template::build(inputs, sql, &literals, &exact).ok();
@@ -193,6 +191,8 @@ impl FormCache {
                 }
                 return TextForm::Exact(self.insert_exact(generation, index, schema, sql, exact));
             }
+            // A text the shape path cannot take builds no template: the
+            // shape's next text may.
             None => {}
         }
         self.exact(generation, index, inputs, sql)

@@ -93,6 +93,29 @@ async fn read_all(proxy: &Proxy, db: &str, clients: i32, n: i32) -> usize {
     total
 }
 
+/// Tables in a new database and a proxy whose rule sends every read of
+/// `api` to the target, with `rollback` and a test webhook.
+async fn all_to_target(prefix: &str, rollback: &str) -> (String, Proxy, Webhook) {
+    let db = tables(prefix).await;
+    let hook = Webhook::start().await;
+    let proxy = proxy(
+        &db,
+        "{ strategy: immediate, path: target }",
+        rollback,
+        &hook,
+    )
+    .await;
+    (db, proxy, hook)
+}
+
+/// The point read by key, prepared (the extended protocol).
+async fn prepare_read(client: &tokio_postgres::Client) -> tokio_postgres::Statement {
+    client
+        .prepare("SELECT id, path, method FROM api WHERE id = $1")
+        .await
+        .unwrap()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_broken_target_is_hidden_rolled_back_and_announced_once() {
     let db = tables("guard_break").await;
@@ -126,15 +149,7 @@ async fn a_broken_target_is_hidden_rolled_back_and_announced_once() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failed_target_read_inside_a_transaction_is_answered_by_the_source() {
-    let db = tables("guard_tx").await;
-    let hook = Webhook::start().await;
-    let proxy = proxy(
-        &db,
-        "{ strategy: immediate, path: target }",
-        "{ min_samples: 1000 }",
-        &hook,
-    )
-    .await;
+    let (db, proxy, _hook) = all_to_target("guard_tx", "{ min_samples: 1000 }").await;
     common::direct(&db)
         .await
         .batch_execute("ALTER TABLE t_sys_api_endpoints DROP COLUMN http_method")
@@ -174,15 +189,8 @@ async fn a_failed_target_read_inside_a_transaction_is_answered_by_the_source() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hung_target_read_times_out_to_the_source_and_trips_the_rollback() {
-    let db = tables("guard_hang").await;
-    let hook = Webhook::start().await;
-    let proxy = proxy(
-        &db,
-        "{ strategy: immediate, path: target }",
-        "{ read_timeout: 300ms, max_timeouts: 3 }",
-        &hook,
-    )
-    .await;
+    let (db, proxy, _hook) =
+        all_to_target("guard_hang", "{ read_timeout: 300ms, max_timeouts: 3 }").await;
     // A session holding an exclusive lock on the target: every target
     // read blocks until it lets go.
     let mut locker = common::direct(&db).await;
@@ -257,20 +265,9 @@ async fn a_slow_target_rolls_back_for_latency() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_prepared_read_survives_a_target_that_breaks_and_comes_back() {
-    let db = tables("guard_back").await;
-    let hook = Webhook::start().await;
-    let proxy = proxy(
-        &db,
-        "{ strategy: immediate, path: target }",
-        "{ min_samples: 1000 }",
-        &hook,
-    )
-    .await;
+    let (db, proxy, _hook) = all_to_target("guard_back", "{ min_samples: 1000 }").await;
     let client = proxy.connect(&db).await;
-    let stmt = client
-        .prepare("SELECT id, path, method FROM api WHERE id = $1")
-        .await
-        .unwrap();
+    let stmt = prepare_read(&client).await;
     assert_eq!(read_prepared(&client, &stmt, 3).await, "tgt");
     let direct = common::direct(&db).await;
     direct
@@ -291,20 +288,13 @@ async fn a_prepared_read_survives_a_target_that_breaks_and_comes_back() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hung_prepared_target_read_times_out_to_the_source() {
-    let db = tables("guard_hang_ext").await;
-    let hook = Webhook::start().await;
-    let proxy = proxy(
-        &db,
-        "{ strategy: immediate, path: target }",
+    let (db, proxy, _hook) = all_to_target(
+        "guard_hang_ext",
         "{ read_timeout: 300ms, max_timeouts: 100, min_samples: 1000 }",
-        &hook,
     )
     .await;
     let client = proxy.connect(&db).await;
-    let stmt = client
-        .prepare("SELECT id, path, method FROM api WHERE id = $1")
-        .await
-        .unwrap();
+    let stmt = prepare_read(&client).await;
     assert_eq!(read_prepared(&client, &stmt, 2).await, "tgt");
     let mut locker = common::direct(&db).await;
     let lock = locker.transaction().await.unwrap();
@@ -328,20 +318,9 @@ async fn a_hung_prepared_target_read_times_out_to_the_source() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failed_prepared_read_inside_a_transaction_is_answered_by_the_source() {
-    let db = tables("guard_tx_ext").await;
-    let hook = Webhook::start().await;
-    let proxy = proxy(
-        &db,
-        "{ strategy: immediate, path: target }",
-        "{ min_samples: 1000 }",
-        &hook,
-    )
-    .await;
+    let (db, proxy, _hook) = all_to_target("guard_tx_ext", "{ min_samples: 1000 }").await;
     let mut client = proxy.connect(&db).await;
-    let stmt = client
-        .prepare("SELECT id, path, method FROM api WHERE id = $1")
-        .await
-        .unwrap();
+    let stmt = prepare_read(&client).await;
     common::direct(&db)
         .await
         .batch_execute("ALTER TABLE t_sys_api_endpoints RENAME COLUMN http_method TO gone")

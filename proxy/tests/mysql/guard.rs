@@ -194,3 +194,47 @@ async fn a_hung_target_read_times_out_to_the_source_and_trips_the_rollback() {
     locker.disconnect().await.unwrap();
     common::drop_db(&db).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_target_rolls_back_for_latency() {
+    let db = tables("guard_slow").await;
+    let hook = Webhook::start().await;
+    let proxy = proxy(
+        &db,
+        "{ read_timeout: off, min_samples: 30, max_latency_ratio: 3.0 }",
+        &hook,
+    )
+    .await;
+    // A session that keeps taking the target's write lock for 40 ms at a
+    // time: target reads wait behind it, source reads do not.
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let slow = {
+        let stop = stop.clone();
+        let mut locker = common::direct(Some(&db)).await;
+        tokio::spawn(async move {
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                locker
+                    .query_drop("LOCK TABLES t_sys_api_endpoints WRITE")
+                    .await
+                    .unwrap();
+                locker.query_drop("DO SLEEP(0.04)").await.unwrap();
+                locker.query_drop("UNLOCK TABLES").await.unwrap();
+            }
+            locker.disconnect().await.unwrap();
+        })
+    };
+    let started = Instant::now();
+    while migration(&proxy).await["rollback"].is_null() {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "no rollback: {}",
+            migration(&proxy).await
+        );
+        read_all(&proxy, &db, 2, 40).await;
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    slow.await.unwrap();
+    let m = migration(&proxy).await;
+    assert_eq!(m["rollback"]["reason"], "latency", "{m}");
+    common::drop_db(&db).await;
+}

@@ -144,6 +144,41 @@ async fn a_broken_target_is_hidden_rolled_back_and_announced_once() {
     let rollbacks: Vec<_> = bodies.iter().filter(|b| b["kind"] == "rollback").collect();
     assert_eq!(rollbacks.len(), 1, "{bodies:?}");
     assert_eq!(rollbacks[0]["reason"], "error_rate");
+    // The rollback holds while nothing changes, and an operator's new rule
+    // lifts it.
+    direct
+        .batch_execute("ALTER TABLE t_broken RENAME TO t_sys_api_endpoints")
+        .await
+        .unwrap();
+    assert_eq!(read_all(&proxy, &db, 2, 100).await, 0);
+    let body =
+        serde_json::json!({"strategy": "percentage", "percent": 50, "sticky_by": "column:id"});
+    let (code, text) = common::http_put(
+        proxy.admin(),
+        "/migrations/api_move/reads",
+        &body.to_string(),
+    )
+    .await;
+    assert_eq!(code, 200, "{text}");
+    assert!(migration(&proxy).await["rollback"].is_null());
+    assert!(read_all(&proxy, &db, 2, 100).await > 20);
+    common::drop_db(&db).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fewer_failures_than_min_samples_do_not_roll_back() {
+    let (db, proxy, hook) = all_to_target("guard_few", "{ window: 30s, min_samples: 1000 }").await;
+    common::direct(&db)
+        .await
+        .batch_execute("ALTER TABLE t_sys_api_endpoints RENAME TO t_broken")
+        .await
+        .unwrap();
+    assert_eq!(read_all(&proxy, &db, 2, 200).await, 0);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let m = migration(&proxy).await;
+    assert!(m["rollback"].is_null(), "{m}");
+    assert_eq!(m["target_share_basis_points"], 10000, "{m}");
+    assert!(hook.bodies().is_empty());
     common::drop_db(&db).await;
 }
 

@@ -273,14 +273,6 @@ fn read_end(reply: &Reply) -> ReadEnd {
     }
 }
 
-/// A statement's rows are next fetched from the client's own form (its
-/// execute was answered there).
-fn prepared_last(statements: &mut HashMap<u32, Prepared>, id: u32) {
-    if let Some(prepared) = statements.get_mut(&id) {
-        prepared.last = 0;
-    }
-}
-
 /// The source read that answers instead of target read `read`.
 fn source_instead(read: &ReadRoute) -> Plan {
     Plan::source_read(read.on_source(None))
@@ -906,15 +898,9 @@ impl Session {
         if command == COM_STMT_EXECUTE {
             payload = bind_types(&mut prepared, index, payload);
         }
-        // The client's execute as its own form would run it, kept for a
-        // target read that fails.
+        // A target read that fails is answered by the client's own form.
         let fallback = match decided.as_ref().and_then(|p| p.read.as_ref()) {
-            Some(read) if read.path == ReadPath::Target && index != 0 => {
-                let mut own = bind_types(&mut prepared, 0, client_payload.clone());
-                message::set_statement_id(&mut own, prepared.forms[0].backend_id)
-                    .ok()
-                    .map(|_| (read.clone(), own))
-            }
+            Some(read) if read.path == ReadPath::Target && index != 0 => Some(read.clone()),
             _ => None,
         };
         let form = &prepared.forms[index];
@@ -947,9 +933,28 @@ impl Session {
             .exchange_with(conn, &payload, Sink::Client, handling)
             .await?;
         match (fallback, meter) {
-            (Some((read, own)), Some(token)) if reply.withheld => {
-                prepared_last(&mut self.statements, id);
-                self.read_on_source(&read, token, &reply, &own).await
+            (Some(read), Some(token)) if reply.withheld => {
+                // The execute as the client's own form runs it, built only
+                // now: binding types to that form marks them sent.
+                let own = self.statements.get_mut(&id).and_then(|prepared| {
+                    prepared.last = 0;
+                    let mut own = bind_types(prepared, 0, client_payload);
+                    message::set_statement_id(&mut own, prepared.forms[0].backend_id)
+                        .ok()
+                        .map(|_| own)
+                });
+                match own {
+                    Some(own) => self.read_on_source(&read, token, &reply, &own).await,
+                    None => {
+                        // Cannot happen (the statement was just run); the
+                        // client gets the target's error rather than none.
+                        self.reads.finish(token, read_end(&reply));
+                        if let Some(err) = &reply.error {
+                            self.send_err(err, self.seq);
+                        }
+                        self.flush().await
+                    }
+                }
             }
             (_, Some(token)) => {
                 self.reads.finish(token, read_end(&reply));

@@ -186,6 +186,48 @@ check_routed() {
     awk -v s="$ds" -v t="$dt" 'BEGIN { printf "%.1f", 100 * t / (s + t) }'
 }
 
+# ---- the routing comparisons of pgbench.sh and sysbench.sh: `routed` runs
+# the proxy with the benchmark table migrated to an identical copy, 50% of
+# keys routed there; `shadowed` does the same and shadows 5% of the reads.
+ROUTED_PERCENT=50
+SHADOW_PERCENT=5
+
+# has_target NAME: NAME is one of TARGETS.
+has_target() { [[ " ${TARGETS[*]} " == *" $1 "* ]]; }
+
+# migrated: some target runs the proxy with the benchmark's migration.
+migrated() { has_target routed || has_target shadowed; }
+
+# is_migrated RUN_TARGET: that run target (name/transport) has the migration.
+is_migrated() { [[ "$1" == routed/* || "$1" == shadowed/* ]]; }
+
+# comparison_args: report.py's `--against` for the targets chosen: shadowed
+# against routed (the cost of shadow), else routed against switchyard (the
+# cost of routing); warns when the peer is missing.
+comparison_args() {
+    if has_target shadowed; then
+        has_target routed || warn "\`shadowed\` without \`routed\`: its ratio to routed will read n/a"
+        echo "--against routed"
+    elif has_target routed; then
+        has_target switchyard || warn "\`routed\` without \`switchyard\`: its ratio to switchyard will read n/a"
+        echo "--against switchyard"
+    fi
+}
+
+# comparison_title: what the results section compares, for its heading.
+comparison_title() {
+    if has_target shadowed; then
+        echo ": shadowed vs routed"
+    elif has_target routed; then
+        echo ": routed vs switchyard"
+    fi
+}
+
+# shadowed_details ADMIN_PORT: the results line describing `shadowed`.
+shadowed_details() {
+    echo "routed plus shadow.percent $SHADOW_PERCENT (one routed read in $((100 / SHADOW_PERCENT)) also run on both tables by the proxy's own connections and compared); shadow outcomes over the runs, last transport: $(shadow_counts "$1")"
+}
+
 # check_not_rolled_back NAME ADMIN_PORT: the guard must not have taken the
 # migration's reads off the copy during the run (its ratio would then be
 # the passthrough's, not the routing's).

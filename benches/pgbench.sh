@@ -61,22 +61,11 @@ done
 for t in "${TRANSPORTS[@]}"; do
     case "$t" in tcp | unix) ;; *) die "unknown transport \`$t\` (tcp, unix)" ;; esac
 done
-has_target() { [[ " ${TARGETS[*]} " == *" $1 "* ]]; }
 has_target direct || warn "no \`direct\` target: ratios to direct and added latency will read n/a"
-REPORT_ARGS=()
-if has_target shadowed; then
-    has_target routed || warn "\`shadowed\` without \`routed\`: its ratio to routed will read n/a"
-    REPORT_ARGS=(--against routed)
-elif has_target routed; then
-    has_target switchyard || warn "\`routed\` without \`switchyard\`: its ratio to switchyard will read n/a"
-    REPORT_ARGS=(--against switchyard)
-fi
-migrated() { has_target routed || has_target shadowed; }
+REPORT_ARGS=($(comparison_args))
 # The routed target's migration: pgbench_accounts to an identical copy.
 MIGRATION=bench_accounts_copy
 COPY_TABLE=pgbench_accounts_copy
-ROUTED_PERCENT=50
-SHADOW_PERCENT=5
 
 bash "$REPO_ROOT/scripts/ensure-databases.sh" postgres
 if [[ " ${TARGETS[*]} " == *" pgbouncer "* ]]; then
@@ -263,7 +252,7 @@ for ((round = 0; round < ROUNDS; round++)); do
                 out="$WORK/run-$n.log"
                 cpu_before=$(cpu_ticks "${PID_OF[$target]:-}")
                 routes=""
-                [[ "$target" != routed/* && "$target" != shadowed/* ]] || routes=1
+                ! is_migrated "$target" || routes=1
                 [ -z "$routes" ] || reads_before=$(read_counts "${PORT_OF[$target/admin]}")
                 if ! PGPASSWORD=app pgbench -n -S -M "$mode" -c "$clients" -j "$threads" -T "$SECONDS_PER_RUN" \
                     $(target_args "$target") "$DB" >"$out" 2>&1; then
@@ -300,11 +289,11 @@ details="$WORK/details.md"
     echo "- targets: ${RUN_TARGETS[*]} (relay/transport of its backend leg: tcp = 127.0.0.1:5432, unix = $PG_SOCKET_DIR; clients reach every relay over TCP)$([ -n "${PROXY:-}" ] && echo "; switchyard-proxy (release build), SCRAM user app")$(has_target pgbouncer && echo "; pgbouncer $(pgbouncer --version | head -n 1 | awk '{ print $2 }') session mode, md5 user app")$(has_target haproxy && echo "; haproxy $(haproxy -v | head -n 1 | awk '{ print $3 }') TCP mode, $(nproc) threads")"
     echo "- relay CPU/tx: the relay process's user and system CPU over the run (/proc/PID/stat) divided by its transactions"
     if has_target shadowed; then
-        echo "- shadowed: routed plus shadow.percent $SHADOW_PERCENT (one routed read in $((100 / SHADOW_PERCENT)) also run on both tables by the proxy's own connections and compared); shadow outcomes over the runs, last transport: $(shadow_counts "${PORT_OF[shadowed/${TRANSPORTS[-1]}/admin]}")"
+        echo "- shadowed: $(shadowed_details "${PORT_OF[shadowed/${TRANSPORTS[-1]}/admin]}")"
     fi
     if migrated; then
         echo "- routed: the same switchyard-proxy with migration $MIGRATION (pgbench_accounts → $COPY_TABLE, an identical copy: LIKE ... INCLUDING ALL, same rows), phase read_ramp, percentage $ROUTED_PERCENT% sticky by column:aid; share of its routed reads the copy answered, lowest–highest over the runs (switchyard_reads_total on /metrics): $(share_range "${SHARES[@]}")"
     fi
     echo "- $ROUNDS rounds × ${SECONDS_PER_RUN} s per run, clients ${CLIENT_COUNTS[*]} (-j 2, or 1 for one client), targets interleaved, medians over rounds"
 } >"$details"
-append_results "pgbench -S$(has_target shadowed && echo ": shadowed vs routed" || { has_target routed && echo ": routed vs switchyard"; })" "$details" "$RUNS" "${REPORT_ARGS[@]}"
+append_results "pgbench -S$(comparison_title)" "$details" "$RUNS" "${REPORT_ARGS[@]}"

@@ -59,21 +59,10 @@ done
 for t in "${TRANSPORTS[@]}"; do
     case "$t" in tcp | unix) ;; *) die "unknown transport \`$t\` (tcp, unix)" ;; esac
 done
-has_target() { [[ " ${TARGETS[*]} " == *" $1 "* ]]; }
-REPORT_ARGS=()
-if has_target shadowed; then
-    has_target routed || warn "\`shadowed\` without \`routed\`: its ratio to routed will read n/a"
-    REPORT_ARGS=(--against routed)
-elif has_target routed; then
-    has_target switchyard || warn "\`routed\` without \`switchyard\`: its ratio to switchyard will read n/a"
-    REPORT_ARGS=(--against switchyard)
-fi
-migrated() { has_target routed || has_target shadowed; }
+REPORT_ARGS=($(comparison_args))
 # The routed target's migration: sbtest1 to an identical copy.
 MIGRATION=bench_sbtest1_copy
 COPY_TABLE=sbtest1_copy
-ROUTED_PERCENT=50
-SHADOW_PERCENT=5
 
 bash "$REPO_ROOT/scripts/ensure-databases.sh" mysql
 bash "$REPO_ROOT/scripts/ensure-tools.sh" sysbench
@@ -218,7 +207,7 @@ for ((round = 0; round < ROUNDS; round++)); do
                     out="$WORK/run-$n.log"
                     cpu_before=$(cpu_ticks "${PID_OF[$target]:-}")
                     routes=""
-                    [[ "$target" != routed/* && "$target" != shadowed/* ]] || routes=1
+                    ! is_migrated "$target" || routes=1
                     [ -z "$routes" ] || reads_before=$(read_counts "${PORT_OF[$target/admin]}")
                     if ! timeout $((SECONDS_PER_RUN + 60)) sysbench "$test" "${SB_COMMON[@]}" $(target_args "$target") \
                         --threads="$threads" --time="$SECONDS_PER_RUN" --events=0 --db-ps-mode="$ps" run >"$out" 2>&1; then
@@ -253,11 +242,11 @@ details="$WORK/details.md"
     echo "- targets: ${RUN_TARGETS[*]} (relay/transport of its backend leg: tcp = 127.0.0.1:3306, unix = $MY_SOCKET; clients reach every relay over TCP); direct as root; switchyard-proxy (release build) MySQL listener, user app$(has_target haproxy && echo "; haproxy $(haproxy -v | head -n 1 | awk '{ print $3 }') TCP mode, $(nproc) threads, as root")"
     echo "- relay CPU/tx: the relay process's user and system CPU over the run (/proc/PID/stat) divided by its transactions"
     if has_target shadowed; then
-        echo "- shadowed: routed plus shadow.percent $SHADOW_PERCENT (one routed read in $((100 / SHADOW_PERCENT)) also run on both tables by the proxy's own connections and compared); shadow outcomes over the runs, last transport: $(shadow_counts "${PORT_OF[shadowed/${TRANSPORTS[-1]}/admin]}")"
+        echo "- shadowed: $(shadowed_details "${PORT_OF[shadowed/${TRANSPORTS[-1]}/admin]}")"
     fi
     if migrated; then
         echo "- routed: the same switchyard-proxy with migration $MIGRATION (sbtest1 → $COPY_TABLE, an identical copy: CREATE TABLE ... LIKE, same rows; sbtest2..$TABLES not migrated), phase read_ramp, percentage $ROUTED_PERCENT% sticky by column:id; share of its routed reads the copy answered, lowest–highest over the runs (switchyard_reads_total on /metrics): $(share_range "${SHARES[@]}")"
     fi
     echo "- $ROUNDS rounds × ${SECONDS_PER_RUN} s per run, threads ${CLIENT_COUNTS[*]}, targets interleaved, medians over rounds; mode = sysbench test and --db-ps-mode"
 } >"$details"
-append_results "sysbench$(has_target shadowed && echo ": shadowed vs routed" || { has_target routed && echo ": routed vs switchyard"; })" "$details" "$RUNS" "${REPORT_ARGS[@]}"
+append_results "sysbench$(comparison_title)" "$details" "$RUNS" "${REPORT_ARGS[@]}"

@@ -349,3 +349,33 @@ async fn an_unqualified_name_follows_the_current_database() {
     common::drop_db(&db).await;
     common::drop_db(&other).await;
 }
+
+/// A transaction ended by a prepared COMMIT ends its affinity: the next
+/// transaction's reads follow the rule again, not the last one's path.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn affinity_ends_with_a_prepared_commit() {
+    let db = tables("reads_txend").await;
+    let proxy = proxy(
+        &db,
+        "{ strategy: percentage, percent: 50, sticky_by: 'column:id' }",
+    )
+    .await;
+    let mut conn = proxy.connect(&db).await;
+    let stmt = conn
+        .prep("SELECT id, path, method FROM api WHERE id = ?")
+        .await
+        .unwrap();
+    let mut on_target = 0;
+    for id in 1..=200u32 {
+        // Prepared, as sysbench --db-ps-mode=auto sends them.
+        conn.exec_drop("BEGIN", ()).await.unwrap();
+        on_target += usize::from(read(&mut conn, &stmt, id).await == "tgt");
+        conn.exec_drop("COMMIT", ()).await.unwrap();
+    }
+    assert!(
+        (60..=140).contains(&on_target),
+        "{on_target} of 200 transactions read the target at a 50% rule"
+    );
+    conn.disconnect().await.unwrap();
+    common::drop_db(&db).await;
+}

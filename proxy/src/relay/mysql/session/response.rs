@@ -10,7 +10,9 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use super::{code, count_bytes, Conn, Reply, Session, SessionEnd, Sink, FLUSH_AT};
 use crate::route::Affected;
 use crate::wire::mysql::handshake::{CLIENT_DEPRECATE_EOF, MARIADB_CLIENT_CACHE_METADATA};
-use crate::wire::mysql::message::{self, ErrPacket, OkPacket, SERVER_MORE_RESULTS_EXISTS};
+use crate::wire::mysql::message::{
+    self, ErrPacket, OkPacket, SERVER_MORE_RESULTS_EXISTS, SERVER_STATUS_IN_TRANS,
+};
 use crate::wire::mysql::packet::{self, HEADER_LEN, MAX_PACKET_PAYLOAD};
 use crate::wire::mysql::retype::Retype;
 use crate::wire::mysql::tracker::{Outcome, Progress, ResponseTracker};
@@ -192,7 +194,7 @@ impl Session {
     ) -> BytesMut {
         match outcome {
             Outcome::Ok(ok) => {
-                self.side(conn).status = ok.status;
+                self.note_status(conn, ok.status);
                 let Some(affected) = affected else { return raw };
                 let patched = OkPacket {
                     affected_rows: affected.rows,
@@ -206,10 +208,20 @@ impl Session {
                 out
             }
             Outcome::ResultSet { status, .. } => {
-                self.side(conn).status = *status;
+                self.note_status(conn, *status);
                 raw
             }
             _ => raw,
+        }
+    }
+
+    /// Keeps a connection's status after a result. The own connection
+    /// outside a transaction ends the transaction's affinity, whatever
+    /// ended it (COMMIT as a query or as a prepared statement, autocommit).
+    fn note_status(&mut self, conn: Conn, status: u16) {
+        self.side(conn).status = status;
+        if conn == Conn::Own && status & SERVER_STATUS_IN_TRANS == 0 && !self.affinity.is_empty() {
+            self.affinity.clear();
         }
     }
 

@@ -350,8 +350,6 @@ impl Session {
     }
 }
 
-/// A column count packet with the "metadata follows" byte of
-/// MARIADB_CLIENT_CACHE_METADATA appended (the definitions do follow).
 /// One physical packet holding `payload`, numbered `seq`.
 fn reframed(seq: u8, payload: &[u8]) -> BytesMut {
     let mut out = BytesMut::with_capacity(payload.len() + HEADER_LEN);
@@ -386,6 +384,8 @@ fn retyped_row(retype: &Retype, raw: &[u8]) -> Result<BytesMut, ErrPacket> {
         })
 }
 
+/// A column count packet with the "metadata follows" byte of
+/// MARIADB_CLIENT_CACHE_METADATA appended (the definitions do follow).
 fn with_metadata_flag(mut raw: BytesMut) -> BytesMut {
     raw.put_u8(1);
     let len = ((raw.len() - HEADER_LEN) as u32).to_le_bytes();

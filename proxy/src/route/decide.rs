@@ -11,6 +11,7 @@ use std::sync::Arc;
 use switchyard_core::config::ReadPath;
 
 use super::classify::{Dialect, Statement};
+use super::program::Program;
 use super::routing::Routing;
 use crate::wire::pg::message::FieldPatch;
 
@@ -39,12 +40,11 @@ pub struct Affected {
 pub struct Plan {
     /// SQL to send instead of the client's; `None` keeps the client's text.
     pub sql: Option<String>,
-    /// The proxy's own statements, run just before the client's, on the same
-    /// connection and inside the client's transaction. Their results are
-    /// consumed by the proxy; an error in one fails the client's statement.
-    pub before: Vec<String>,
-    /// The proxy's own statements, run just after the client's.
-    pub after: Vec<String>,
+    /// The statements run for the client's, on the same connection and in
+    /// one transaction with it (a write mirrored inline): the client
+    /// receives the answer of the program's client step. `None` runs the
+    /// client's statement (or `sql`) alone.
+    pub program: Option<Program>,
     /// PostgreSQL: replaces the command tag the client receives (`INSERT 0 1`).
     pub tag: Option<String>,
     /// MySQL: replaces the affected rows and last insert id of the OK
@@ -114,8 +114,7 @@ impl Plan {
     pub fn rewrite(sql: impl Into<String>) -> Plan {
         Plan {
             sql: Some(sql.into()),
-            before: Vec::new(),
-            after: Vec::new(),
+            program: None,
             tag: None,
             affected: None,
             connection: Connection::Own,
@@ -148,8 +147,7 @@ impl Plan {
     pub fn divert(backend: impl Into<String>) -> Plan {
         Plan {
             sql: None,
-            before: Vec::new(),
-            after: Vec::new(),
+            program: None,
             tag: None,
             affected: None,
             connection: Connection::Backend(backend.into()),
@@ -160,7 +158,7 @@ impl Plan {
 
     /// Whether the proxy adds statements of its own.
     pub fn injects(&self) -> bool {
-        !self.before.is_empty() || !self.after.is_empty()
+        self.program.is_some()
     }
 }
 

@@ -4,6 +4,7 @@
 pub mod classify;
 pub mod decide;
 pub mod fingerprint;
+pub mod program;
 pub mod read;
 pub mod rewrite;
 pub mod routing;

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use bytes::{BufMut, BytesMut};
 use mysql_async::prelude::*;
 use switchyard_proxy::route::classify::Statement;
+use switchyard_proxy::route::program::{OnError, Part, Program, Sql, Step};
 use switchyard_proxy::route::routing::Routing;
 use switchyard_proxy::route::{Affected, Decision, Plan, Route, SessionFacts};
 use switchyard_proxy::wire::mysql::message::{
@@ -27,15 +28,47 @@ impl Route for MarkerRouter {
         } else if sql.contains("/*inject*/") || sql.contains("/*inject-fail*/") {
             let mut plan = Plan::rewrite(sql);
             plan.sql = None;
-            plan.before = vec!["INSERT INTO audit (note) VALUES ('before')".into()];
-            plan.after = vec![if sql.contains("/*inject-fail*/") {
-                "INSERT INTO no_such_table VALUES (1)".into()
+            let after = if sql.contains("/*inject-fail*/") {
+                "INSERT INTO no_such_table VALUES (1)"
             } else {
-                "INSERT INTO audit (note) VALUES ('after')".into()
-            }];
+                "INSERT INTO audit (note) VALUES ('after')"
+            };
+            plan.program = Some(Program {
+                steps: vec![
+                    Step::proxy("INSERT INTO audit (note) VALUES ('before')"),
+                    Step::as_sent(),
+                    Step::proxy(after),
+                ],
+            });
             plan.affected = Some(Affected {
                 rows: 42,
                 last_insert_id: Some(4242),
+            });
+            plan
+        } else if sql.contains("/*program*/") {
+            // Captures a value, runs the client's statement, writes what it
+            // captured, and replaces a failing step with another.
+            let mut capture = Step::proxy("SELECT max(id) + 100 FROM t");
+            capture.capture = true;
+            let mut failing = Step::proxy("INSERT INTO no_such_table VALUES (1)");
+            failing.on_error = OnError::Instead(vec![Step::proxy(
+                "INSERT INTO audit (note) VALUES ('instead')",
+            )]);
+            let mut plan = Plan::rewrite(sql);
+            plan.sql = None;
+            plan.program = Some(Program {
+                steps: vec![
+                    capture,
+                    Step::as_sent(),
+                    Step {
+                        sql: Sql(vec![
+                            Part::Text("INSERT INTO t VALUES ".into()),
+                            Part::Rows { step: 0, width: 1 },
+                        ]),
+                        ..Step::proxy("")
+                    },
+                    failing,
+                ],
             });
             plan
         } else if sql.contains("/*divert*/") {
@@ -357,6 +390,60 @@ async fn injected_statements_share_the_clients_transaction() {
         column(&db, "SELECT note FROM audit ORDER BY id").await,
         vec!["before", "after", "before", "after"]
     );
+    teardown(&[&db, &db2]).await;
+}
+
+#[tokio::test]
+async fn a_program_feeds_captured_rows_forward_and_replaces_a_failed_step() {
+    let (proxy, db, db2) = setup("program").await;
+    let mut conn = proxy.connect(&db).await;
+    common::direct(Some(&db))
+        .await
+        .query_drop("INSERT INTO t VALUES (1)")
+        .await
+        .unwrap();
+    // Text and prepared alike: the client sees its own statement's OK.
+    conn.query_drop("INSERT INTO t VALUES (7) /*program*/")
+        .await
+        .unwrap();
+    assert_eq!(conn.affected_rows(), 1);
+    let stmt = conn
+        .prep("INSERT INTO t VALUES (?) /*program*/")
+        .await
+        .unwrap();
+    conn.exec_drop(&stmt, (8,)).await.unwrap();
+    assert_eq!(conn.affected_rows(), 1);
+    // max(id) + 100 was captured before each client insert, then written.
+    assert_eq!(
+        column(&db, "SELECT CAST(id AS CHAR) FROM t ORDER BY id").await,
+        vec!["1", "7", "8", "101", "201"]
+    );
+    assert_eq!(
+        column(&db, "SELECT note FROM audit ORDER BY id").await,
+        vec!["instead", "instead"]
+    );
+    // In the client's transaction, its rollback takes all of it.
+    let mut tx = conn.start_transaction(Default::default()).await.unwrap();
+    tx.query_drop("INSERT INTO t VALUES (9) /*program*/")
+        .await
+        .unwrap();
+    tx.rollback().await.unwrap();
+    assert_eq!(
+        column(&db, "SELECT CAST(count(*) AS CHAR) FROM t").await,
+        vec!["5"]
+    );
+    // The client's own failure is its answer, as the server gave it.
+    let err = conn
+        .query_drop("INSERT INTO t VALUES (1) /*program*/")
+        .await
+        .unwrap_err();
+    assert_eq!(common::server_error(&err).0, 1062);
+    assert_eq!(
+        column(&db, "SELECT CAST(count(*) AS CHAR) FROM t").await,
+        vec!["5"]
+    );
+    let in_tx: Option<i64> = conn.query_first("SELECT @@in_transaction").await.unwrap();
+    assert_eq!(in_tx, Some(0));
     teardown(&[&db, &db2]).await;
 }
 

@@ -5,6 +5,7 @@
 use std::sync::Arc;
 
 use switchyard_proxy::route::classify::Statement;
+use switchyard_proxy::route::program::{OnError, Part, Program, Sql, Step};
 use switchyard_proxy::route::routing::Routing;
 use switchyard_proxy::route::{Decision, Plan, Route, SessionFacts};
 use tokio_postgres::SimpleQueryMessage;
@@ -21,13 +22,45 @@ impl Route for MarkerRouter {
         } else if sql.contains("/*inject*/") || sql.contains("/*inject-fail*/") {
             let mut plan = Plan::rewrite(sql);
             plan.sql = None;
-            plan.before = vec!["INSERT INTO audit (note) VALUES ('before')".into()];
-            plan.after = vec![if sql.contains("/*inject-fail*/") {
-                "SELECT 1/0".into()
+            let after = if sql.contains("/*inject-fail*/") {
+                "SELECT 1/0"
             } else {
-                "INSERT INTO audit (note) VALUES ('after');".into()
-            }];
+                "INSERT INTO audit (note) VALUES ('after')"
+            };
+            plan.program = Some(Program {
+                steps: vec![
+                    Step::proxy("INSERT INTO audit (note) VALUES ('before')"),
+                    Step::as_sent(),
+                    Step::proxy(after),
+                ],
+            });
             plan.tag = Some("INSERT 0 42".into());
+            plan
+        } else if sql.contains("/*program*/") {
+            // Captures a value, runs the client's statement, writes what it
+            // captured, and replaces a failing step with another.
+            let mut capture = Step::proxy("SELECT max(id) + 100 FROM t");
+            capture.capture = true;
+            let mut failing = Step::proxy("INSERT INTO no_such_table VALUES (1)");
+            failing.on_error = OnError::Instead(vec![Step::proxy(
+                "INSERT INTO audit (note) VALUES ('instead')",
+            )]);
+            let mut plan = Plan::rewrite(sql);
+            plan.sql = None;
+            plan.program = Some(Program {
+                steps: vec![
+                    capture,
+                    Step::as_sent(),
+                    Step {
+                        sql: Sql(vec![
+                            Part::Text("INSERT INTO t VALUES ".into()),
+                            Part::Rows { step: 0, width: 1 },
+                        ]),
+                        ..Step::proxy("")
+                    },
+                    failing,
+                ],
+            });
             plan
         } else if sql.contains("/*divert*/") {
             Plan::divert("pg2")
@@ -156,6 +189,83 @@ async fn rewrite_replaces_sql_in_simple_and_named_statements() {
         .unwrap()
         .get(0);
     assert_eq!(left, 0);
+    common::drop_db(&db).await;
+    common::drop_db(&db2).await;
+}
+
+#[tokio::test]
+async fn a_program_feeds_captured_rows_forward_and_replaces_a_failed_step() {
+    let (proxy, db, db2) = setup("program").await;
+    let client = proxy.connect(&db).await;
+    let direct = common::direct(&db).await;
+    direct
+        .batch_execute("INSERT INTO t VALUES (1)")
+        .await
+        .unwrap();
+    let got = client
+        .simple_query("INSERT INTO t VALUES (7) /*program*/")
+        .await
+        .unwrap();
+    assert_eq!(command_rows(&got), vec![1]);
+    let ids = |rows: Vec<tokio_postgres::Row>| rows.iter().map(|r| r.get(0)).collect::<Vec<i32>>();
+    // max(id) + 100 was captured before the client's insert, then written.
+    assert_eq!(
+        ids(direct
+            .query("SELECT id FROM t ORDER BY id", &[])
+            .await
+            .unwrap()),
+        vec![1, 7, 101]
+    );
+    assert_eq!(audit_notes(&db).await, vec!["instead"]);
+    // In the client's transaction, its rollback takes all of it; the
+    // transaction goes on after the replaced step.
+    client.batch_execute("BEGIN").await.unwrap();
+    client
+        .simple_query("INSERT INTO t VALUES (9) /*program*/")
+        .await
+        .unwrap();
+    let inside: i64 = client
+        .query_one("SELECT count(*) FROM t", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(inside, 5);
+    client.batch_execute("ROLLBACK").await.unwrap();
+    assert_eq!(
+        ids(direct
+            .query("SELECT id FROM t ORDER BY id", &[])
+            .await
+            .unwrap()),
+        vec![1, 7, 101]
+    );
+    // The client's own failure is its answer, as the server gave it, and
+    // leaves its transaction as that failure alone would.
+    let err = client
+        .simple_query("INSERT INTO t VALUES (1) /*program*/")
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err.code(),
+        Some(&tokio_postgres::error::SqlState::UNIQUE_VIOLATION)
+    );
+    client.batch_execute("BEGIN").await.unwrap();
+    assert!(client
+        .simple_query("INSERT INTO t VALUES (1) /*program*/")
+        .await
+        .is_err());
+    let err = client.simple_query("SELECT 1").await.unwrap_err();
+    assert_eq!(
+        err.code(),
+        Some(&tokio_postgres::error::SqlState::IN_FAILED_SQL_TRANSACTION)
+    );
+    client.batch_execute("ROLLBACK").await.unwrap();
+    assert_eq!(
+        ids(direct
+            .query("SELECT id FROM t ORDER BY id", &[])
+            .await
+            .unwrap()),
+        vec![1, 7, 101]
+    );
     common::drop_db(&db).await;
     common::drop_db(&db2).await;
 }

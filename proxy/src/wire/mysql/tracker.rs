@@ -225,6 +225,11 @@ impl ResponseTracker {
         !self.continued && self.state == State::Rows
     }
 
+    /// The column count of the result being read (a text row's width).
+    pub fn columns(&self) -> u64 {
+        self.columns
+    }
+
     /// Whether the response is complete.
     pub fn is_done(&self) -> bool {
         self.state == State::Done

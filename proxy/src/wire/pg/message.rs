@@ -22,6 +22,8 @@ pub mod sqlstate {
     pub const TOO_MANY_CONNECTIONS: &str = "53300";
     /// A feature the proxy does not support.
     pub const FEATURE_NOT_SUPPORTED: &str = "0A000";
+    /// The proxy's own failure, when the server gave no code.
+    pub const INTERNAL_ERROR: &str = "XX000";
 }
 
 /// Writes a message: tag, a length placeholder, the body, then the length.
@@ -417,6 +419,35 @@ impl<'a> TargetMsg<'a> {
             name: cstr(tag, rest)?.0,
         })
     }
+}
+
+/// The values of a DataRow body, text or binary as sent; `None` for NULL.
+pub fn data_row(body: &[u8]) -> Option<Vec<Option<Vec<u8>>>> {
+    let count = u16::from_be_bytes(body.get(..2)?.try_into().ok()?);
+    let mut rest = &body[2..];
+    let mut values = Vec::with_capacity(usize::from(count));
+    for _ in 0..count {
+        let len = i32::from_be_bytes(rest.get(..4)?.try_into().ok()?);
+        rest = &rest[4..];
+        if len < 0 {
+            values.push(None);
+            continue;
+        }
+        let len = usize::try_from(len).ok()?;
+        values.push(Some(rest.get(..len)?.to_vec()));
+        rest = &rest[len..];
+    }
+    Some(values)
+}
+
+/// A command tag from a template: `{rows}` becomes the row count the
+/// server's tag ends with (`SELECT 3` → `INSERT 0 {rows}` → `INSERT 0 3`).
+pub fn expand_tag(template: &str, server_tag: &str) -> String {
+    if !template.contains("{rows}") {
+        return template.to_string();
+    }
+    let rows = server_tag.rsplit(' ').next().unwrap_or("0");
+    template.replace("{rows}", rows)
 }
 
 /// The portal an Execute runs.

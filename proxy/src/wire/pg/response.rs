@@ -67,6 +67,10 @@ pub enum Disposition {
         /// Replaces the tag of the client's last CommandComplete.
         tag: Option<String>,
     },
+    /// A batch of a plan's program, one simple query of several
+    /// statements: every frame goes to the session's run, which decides
+    /// what the client sees once the program is over.
+    Program,
 }
 
 impl Disposition {
@@ -188,6 +192,13 @@ pub enum Step {
     },
     /// A frame no message in flight explains: the streams are out of step.
     Unexpected,
+    /// A frame of statement `statement` (0-based) of a program's batch.
+    Program {
+        /// Which statement of the batch it answers.
+        statement: usize,
+    },
+    /// The ReadyForQuery ending a program's batch.
+    ProgramReady,
     /// The ReadyForQuery ending a target read whose error was kept from
     /// the client: send `fallback` and answer the client with that.
     Retry {
@@ -482,6 +493,11 @@ impl Responses {
                 self.replay_batch(conn, is_statement_timeout(body));
                 return Step::Swallow;
             }
+            b'E' if front.disposition == Disposition::Program => {
+                let statement = front.done;
+                self.on_error(conn);
+                return Step::Program { statement };
+            }
             b'E' => {
                 self.on_error(conn);
                 Step::Forward
@@ -542,6 +558,7 @@ impl Responses {
         }
         self.report(&front, !front.failed);
         match front.expect {
+            Expect::Query if front.disposition == Disposition::Program => Step::ProgramReady,
             Expect::Query | Expect::Sync => Step::Ready {
                 forward: front.disposition != Disposition::Swallow,
             },
@@ -627,6 +644,9 @@ fn visible(front: &Pending, step: Step) -> Step {
     match &front.disposition {
         Disposition::Forward { .. } => step,
         Disposition::Swallow => Step::Swallow,
+        Disposition::Program => Step::Program {
+            statement: front.done,
+        },
         Disposition::Filter { skip, keep, .. } => {
             if (*skip..skip + keep).contains(&front.done) {
                 step
@@ -638,14 +658,17 @@ fn visible(front: &Pending, step: Step) -> Step {
 }
 
 /// A CommandComplete, retagged when the disposition asks for it.
-fn retag(front: &Pending, _body: &[u8]) -> Step {
+fn retag(front: &Pending, body: &[u8]) -> Step {
     let tag = match &front.disposition {
         Disposition::Forward { tag } => tag,
         Disposition::Filter { skip, keep, tag } if front.done + 1 == skip + keep => tag,
         _ => &None,
     };
     match tag {
-        Some(tag) => Step::Retag(tag.clone()),
+        Some(tag) => {
+            let server = super::message::cstr(b'C', body).map_or("", |(t, _)| t);
+            Step::Retag(super::message::expand_tag(tag, server))
+        }
         None => Step::Forward,
     }
 }

@@ -1,109 +1,113 @@
-//! Seam (c): the proxy's own statements before and after the client's, on
-//! the same backend connection and in one transaction with it (the
-//! client's, fenced by a savepoint, or one opened for the purpose). Their
-//! answers are swallowed; the client's is held until all succeeded, then
-//! released with the final status; any failure rolls all of it back.
+//! Seam (c): a plan's program, carried out on one backend connection. The
+//! run ([`Run`]) decides every statement and frames them in one
+//! transaction with the client's; this file only sends them, reads their
+//! answers (the rows of capturing steps included), and answers the client
+//! with exactly what its own statement produced, once the run is over.
 
-use super::{query_payload, Conn, Session, SessionEnd, Sink, SAVEPOINT};
+use bytes::BytesMut;
+
+use super::{query_payload, Conn, Session, SessionEnd, Sink};
+use crate::route::classify::Dialect;
+use crate::route::program::{Action, Outcome, Role, Row, Run, StepResult};
 use crate::route::Plan;
-use crate::wire::mysql::message::{ErrPacket, SERVER_STATUS_AUTOCOMMIT, SERVER_STATUS_IN_TRANS};
+use crate::wire::mysql::message::{
+    ErrPacket, Reader, SERVER_STATUS_AUTOCOMMIT, SERVER_STATUS_IN_TRANS,
+};
 
 impl Session {
-    /// Runs the client's command between the proxy's own statements, all in
-    /// one transaction: the client's own when one is open (fenced by a
-    /// savepoint), else one opened for the purpose. The client sees only
-    /// its own answer, and only once everything after it has succeeded; if
-    /// anything fails, nothing of it stays.
+    /// Carries out a plan's program for the client's `command`. The client
+    /// sees only its own statement's answer, and only once the run is
+    /// over: its success with the final status, its own error, or the
+    /// error of a proxy statement that failed (then nothing of it stays).
     pub(super) async fn run_injected(
         &mut self,
         conn: Conn,
         command: &[u8],
         plan: &Plan,
     ) -> Result<(), SessionEnd> {
+        let Some(program) = plan.program.clone() else {
+            return Ok(());
+        };
         let status = self.side(conn).status;
         let inside = status & SERVER_STATUS_IN_TRANS != 0 || status & SERVER_STATUS_AUTOCOMMIT == 0;
-        let (open, close, undo): (String, Vec<String>, Vec<String>) = if inside {
-            (
-                format!("SAVEPOINT {SAVEPOINT}"),
-                vec![format!("RELEASE SAVEPOINT {SAVEPOINT}")],
-                vec![
-                    format!("ROLLBACK TO SAVEPOINT {SAVEPOINT}"),
-                    format!("RELEASE SAVEPOINT {SAVEPOINT}"),
-                ],
-            )
-        } else {
-            (
-                "BEGIN".into(),
-                vec!["COMMIT".into()],
-                vec!["ROLLBACK".into()],
-            )
+        let mut run = Run::new(program, Dialect::Mysql, inside);
+        let seq = self.seq;
+        let mut failure: Option<ErrPacket> = None;
+        let outcome = loop {
+            let batch = match run.advance() {
+                Action::Send(batch) => batch,
+                Action::Finish(outcome) => break outcome,
+            };
+            for statement in batch.statements {
+                let payload = if statement.as_sent {
+                    BytesMut::from(command)
+                } else {
+                    query_payload(&statement.sql)
+                };
+                let (sink, affected) = match statement.role {
+                    Role::Client => {
+                        // A restarted program answers anew.
+                        self.held.clear();
+                        (Sink::Hold, plan.affected)
+                    }
+                    Role::Proxy if statement.capture => (Sink::Collect, None),
+                    Role::Proxy => (Sink::Swallow, None),
+                };
+                self.seq = seq;
+                self.collected.clear();
+                let reply = self.exchange(conn, &payload, sink, affected).await?;
+                let rows: Vec<Row> = std::mem::take(&mut self.collected);
+                let failed = reply.error.is_some();
+                if let Some(err) = &reply.error {
+                    if statement.role == Role::Proxy {
+                        tracing::warn!(code = err.code, message = %err.message, "a statement the proxy runs with the client's failed");
+                    }
+                    failure = Some(err.clone());
+                }
+                run.on_result(StepResult {
+                    rows,
+                    warnings: reply.warnings,
+                    error: reply.error.map(|e| e.message),
+                });
+                if failed {
+                    break;
+                }
+            }
         };
-        for sql in std::iter::once(&open).chain(&plan.before) {
-            if let Some(err) = self.proxy_statement(conn, sql).await? {
-                return self.abort_injected(conn, &undo, Some(err)).await;
+        self.seq = seq;
+        match outcome {
+            Outcome::Done => {
+                let status = self.side(conn).status;
+                self.release_held(Some(status));
             }
-        }
-        self.held.clear();
-        let reply = self
-            .exchange(conn, command, Sink::Hold, plan.affected)
-            .await?;
-        if reply.error.is_some() {
-            // The client's own error: undo the proxy's part, then tell it.
-            return self.abort_injected(conn, &undo, None).await;
-        }
-        for sql in plan.after.iter().chain(&close) {
-            if let Some(err) = self.proxy_statement(conn, sql).await? {
-                return self.abort_injected(conn, &undo, Some(err)).await;
-            }
-        }
-        let status = self.side(conn).status;
-        self.release_held(Some(status));
-        self.flush().await
-    }
-
-    /// Rolls back an injected run and answers the client: with its own held
-    /// answer (its statement failed), or with the proxy statement's error.
-    async fn abort_injected(
-        &mut self,
-        conn: Conn,
-        undo: &[String],
-        failed: Option<ErrPacket>,
-    ) -> Result<(), SessionEnd> {
-        for sql in undo {
-            if let Some(err) = self.proxy_statement(conn, sql).await? {
-                tracing::warn!(code = err.code, message = %err.message, "rolling back the proxy's statements failed");
-            }
-        }
-        match failed {
-            None => self.release_held(None),
-            Some(err) => {
+            Outcome::ClientFailed => self.release_held(None),
+            Outcome::Failed(message) => {
                 self.held.clear();
+                let err = failure.unwrap_or_else(|| ErrPacket::new(1105, "HY000", ""));
                 let err = ErrPacket {
                     message: format!(
-                        "switchyard: a statement the proxy runs with yours failed, so yours was rolled back: {}",
-                        err.message
+                        "switchyard: a statement the proxy runs with yours failed, so yours was rolled back: {message}"
                     ),
                     ..err
                 };
-                let seq = self.seq;
                 self.send_err(&err, seq);
             }
         }
         self.flush().await
     }
+}
 
-    /// Runs one statement of the proxy's own and hides its answer; returns
-    /// its error, if any.
-    async fn proxy_statement(
-        &mut self,
-        conn: Conn,
-        sql: &str,
-    ) -> Result<Option<ErrPacket>, SessionEnd> {
-        let seq = self.seq;
-        let reply = self
-            .exchange(conn, &query_payload(sql), Sink::Swallow, None)
-            .await?;
-        self.seq = seq;
-        Ok(reply.error)
+/// Decodes one text-protocol row: length-encoded strings, 0xFB for NULL.
+pub(super) fn text_row(payload: &[u8], columns: usize) -> Option<Row> {
+    let mut reader = Reader::new(payload, "text row");
+    let mut row = Vec::with_capacity(columns);
+    for _ in 0..columns {
+        if reader.peek() == Some(0xFB) {
+            reader.u8().ok()?;
+            row.push(None);
+        } else {
+            row.push(Some(reader.lenenc_bytes().ok()?.to_vec()));
+        }
     }
+    Some(row)
 }

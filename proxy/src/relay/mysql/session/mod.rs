@@ -63,9 +63,6 @@ const FIRST_PROXY_STATEMENT: u32 = 0x8000_0000;
 /// MariaDB's "the statement prepared last" id.
 const LAST_PREPARED: u32 = u32::MAX;
 
-/// Savepoint that fences the proxy's statements inside a client transaction.
-const SAVEPOINT: &str = "switchyard_inject";
-
 /// Who the client is, from its handshake.
 pub struct ClientInfo {
     /// The proxy user it logged in as.
@@ -303,6 +300,9 @@ enum Sink {
     Swallow,
     /// Held until the proxy's statements after it have succeeded.
     Hold,
+    /// Kept from the client; its rows are decoded into the session's
+    /// `collected` for the program that asked for them.
+    Collect,
 }
 
 /// What a response came to.
@@ -319,6 +319,8 @@ struct Reply {
     /// The response was an ERR kept from the client (see
     /// [`Handling::withhold_error`]).
     withheld: bool,
+    /// The warning count of its last OK or end of rows.
+    warnings: u16,
 }
 
 /// A logged-in session.
@@ -344,6 +346,8 @@ pub struct Session {
     /// Physical packet payloads of a held response ([`Sink::Hold`]), with
     /// whether each ended a result.
     held: Vec<(BytesMut, bool)>,
+    /// The rows of a response read into [`Sink::Collect`].
+    collected: Vec<crate::route::program::Row>,
     /// Upper bound on one payload.
     max_payload: usize,
     /// The session's stickiness key for read rules sticky by session.
@@ -379,6 +383,7 @@ impl Session {
             next_statement: FIRST_PROXY_STATEMENT,
             last_prepared: Conn::Own,
             held: Vec::new(),
+            collected: Vec::new(),
             max_payload,
             sticky: rand::random(),
             affinity: Affinity::default(),

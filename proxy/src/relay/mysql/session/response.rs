@@ -142,6 +142,20 @@ impl Session {
                         }
                     }
                 }
+                if row && sink == Sink::Collect && progress == Progress::Continue {
+                    let width = tracker.columns() as usize;
+                    match super::inject::text_row(&raw[HEADER_LEN..], width) {
+                        Some(values) => self.collected.push(values),
+                        None => {
+                            let err = ErrPacket::new(
+                                1105,
+                                "HY000",
+                                "switchyard: a row of the proxy's own query could not be read",
+                            );
+                            reply.error.get_or_insert(err);
+                        }
+                    }
+                }
                 match progress {
                     Progress::Continue => self.sink(sink, raw, false),
                     Progress::LocalInfile { .. } => {
@@ -163,8 +177,13 @@ impl Session {
                                 reply.prepared = Some(ok.statement_id);
                             }
                         }
-                        if let Outcome::Err(err) = outcome {
-                            reply.error.get_or_insert(err);
+                        match outcome {
+                            Outcome::Err(err) => {
+                                reply.error.get_or_insert(err);
+                            }
+                            Outcome::Ok(ok) => reply.warnings = ok.warnings,
+                            Outcome::ResultSet { warnings, .. } => reply.warnings = warnings,
+                            _ => {}
                         }
                         self.sink(sink, raw, true);
                         if !more_results && tracker.is_done() {
@@ -233,7 +252,7 @@ impl Session {
                 self.seq = self.seq.wrapping_add(1);
                 self.client_out.extend_from_slice(&raw);
             }
-            Sink::Swallow => {}
+            Sink::Swallow | Sink::Collect => {}
             Sink::Hold => self.held.push((raw.split_off(HEADER_LEN), ends_result)),
         }
     }

@@ -287,15 +287,17 @@ impl Session {
         };
         let conn = portal.conn;
         let plan: Option<Arc<Plan>> = portal.plan.clone();
-        let (before, after, tag) = match plan.as_deref() {
-            Some(plan) => (&plan.before[..], &plan.after[..], plan.tag.clone()),
-            None => (&[][..], &[][..], None),
-        };
+        let (before, after) = plan
+            .as_deref()
+            .and_then(|p| p.program.as_ref())
+            .and_then(|p| p.around_client())
+            .unwrap_or_default();
+        let tag = plan.as_deref().and_then(|p| p.tag.clone());
         let meter = plan
             .as_ref()
             .and_then(|p| p.read.as_ref())
             .map(|r| self.reads.start(r));
-        for sql in before {
+        for sql in &before {
             self.inject(conn, sql);
         }
         let guarded = conn == Conn::Own
@@ -316,7 +318,7 @@ impl Session {
             self.inject(conn, &format!("ROLLBACK TO SAVEPOINT {READ_SAVEPOINT}"));
             self.inject(conn, &format!("RELEASE SAVEPOINT {READ_SAVEPOINT}"));
         }
-        for sql in after {
+        for sql in &after {
             self.inject(conn, sql);
         }
         self.note_conn(conn);

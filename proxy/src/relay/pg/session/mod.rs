@@ -28,6 +28,7 @@ use crate::route::{
 };
 
 mod extended;
+mod program;
 use crate::shadow::ShadowJob;
 use crate::state::Shared;
 use crate::wire::pg::message::{self, sqlstate};
@@ -189,6 +190,8 @@ pub struct Session {
     next_capture: u32,
     /// Metric handles, looked up once per session rather than per message.
     meters: Meters,
+    /// A plan's program in progress: the client is not read until it ends.
+    program: Option<program::Running>,
 }
 
 /// The session's metric handles.
@@ -255,6 +258,7 @@ impl Session {
             describing: HashMap::new(),
             next_capture: 0,
             meters: Meters::new(),
+            program: None,
         }
     }
 
@@ -294,6 +298,7 @@ impl Session {
                 }
             }
             let take_client = !self.responses.awaiting_fallback()
+                && self.program.is_none()
                 && self.own.outbox.len() < HIGH_WATER
                 && self
                     .second
@@ -587,30 +592,14 @@ impl Session {
                 return Ok(());
             }
         }
+        if plan.injects() && count == 1 && self.status != b'E' {
+            self.start_program(conn, sql, &plan);
+            return Ok(());
+        }
         let sql = plan.sql.clone().unwrap_or_else(|| sql.to_string());
-        let disposition = if plan.injects() {
-            // One multi-statement query runs as one transaction (or inside
-            // the client's), stops at the first error, and answers with one
-            // ReadyForQuery: exactly the client's own semantics.
-            let text = plan
-                .before
-                .iter()
-                .chain(std::iter::once(&sql))
-                .chain(plan.after.iter())
-                .map(|s| s.trim().trim_end_matches(';'))
-                .collect::<Vec<_>>()
-                .join("\n;\n");
-            message::query(self.outbox(conn), &text);
-            Disposition::Filter {
-                skip: plan.before.len(),
-                keep: count,
-                tag: plan.tag.clone(),
-            }
-        } else {
-            message::query(self.outbox(conn), &sql);
-            Disposition::Forward {
-                tag: plan.tag.clone(),
-            }
+        message::query(self.outbox(conn), &sql);
+        let disposition = Disposition::Forward {
+            tag: plan.tag.clone(),
         };
         let mut pending = Pending::new(conn, Expect::Query, disposition).metered(meter);
         pending.fields = plan.fields.clone();
@@ -760,6 +749,13 @@ impl Session {
                     if let Some(portal) = portal {
                         self.forget_failed_form(portal);
                     }
+                }
+                Step::Program { statement } => self.on_program_frame(statement, &frame),
+                Step::ProgramReady => {
+                    if conn == Conn::Own {
+                        self.status = frame[5];
+                    }
+                    self.on_program_ready();
                 }
                 Step::Unexpected => {
                     return Err(SessionEnd::Backend(format!(

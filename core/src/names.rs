@@ -33,9 +33,20 @@ pub const TARGET_SHARE: &str = "switchyard_target_share";
 /// Reads of a migrated table the rule sent to the target that stay on the source, by reason.
 pub const UNROUTABLE_TOTAL: &str = "switchyard_unroutable_total";
 pub const PHASE: &str = "switchyard_phase";
+/// Mirrored client writes, by `migration` and `outcome` (`mirrored`: both
+/// tables written; `repair_queued`: the mirror failed and the keys were
+/// queued with the write; `failed`: the write failed because its mirror did).
 pub const MIRROR_WRITES_TOTAL: &str = "switchyard_mirror_writes_total";
+/// Seconds a mirrored write took, the mirror included, by `migration`.
+pub const MIRROR_DURATION_SECONDS: &str = "switchyard_mirror_duration_seconds";
+/// Writes the dual write refused, by `migration` and `reason`.
+pub const REJECTED_WRITES_TOTAL: &str = "switchyard_rejected_writes_total";
+/// Writes of the source the proxy did not mirror, found by the guard, by
+/// `migration` and `source`.
+pub const UNMIRRORED_WRITES_TOTAL: &str = "switchyard_unmirrored_writes_total";
 pub const REPAIR_QUEUE_DEPTH: &str = "switchyard_repair_queue_depth";
 pub const OUTBOX_LAG_SECONDS: &str = "switchyard_outbox_lag_seconds";
+pub const OUTBOX_DEPTH: &str = "switchyard_outbox_depth";
 /// Shadowed reads, by `migration` and `result` (`match`, `mismatch`,
 /// `skipped`, `error`); `skipped` also has a `reason`, one of a fixed set
 /// (`shadow::Skip::label`).

@@ -13,7 +13,7 @@ use switchyard_core::config::ReadPath;
 use super::classify::{Dialect, Statement};
 use super::program::Program;
 use super::routing::Routing;
-use crate::wire::pg::message::FieldPatch;
+use crate::wire::pg::message::{FieldPatch, Trim};
 
 /// Which backend connection runs a statement. (Not to be confused with a
 /// migration's source and target tables, nor with which of them is primary.)
@@ -45,8 +45,11 @@ pub struct Plan {
     /// receives the answer of the program's client step. `None` runs the
     /// client's statement (or `sql`) alone.
     pub program: Option<Program>,
-    /// PostgreSQL: replaces the command tag the client receives (`INSERT 0 1`).
+    /// PostgreSQL: replaces the command tag the client receives (`INSERT 0
+    /// 1`); `{rows}` stands for the row count of the server's tag.
     pub tag: Option<String>,
+    /// PostgreSQL: the client step's rows carry columns of the proxy's.
+    pub trim: Option<Trim>,
     /// MySQL: replaces the affected rows and last insert id of the OK
     /// packet the client receives.
     pub affected: Option<Affected>,
@@ -115,6 +118,7 @@ impl Plan {
         Plan {
             sql: Some(sql.into()),
             program: None,
+            trim: None,
             tag: None,
             affected: None,
             connection: Connection::Own,
@@ -148,6 +152,7 @@ impl Plan {
         Plan {
             sql: None,
             program: None,
+            trim: None,
             tag: None,
             affected: None,
             connection: Connection::Backend(backend.into()),
@@ -169,6 +174,9 @@ pub enum Decision {
     Relay,
     /// Carry out a plan.
     Plan(Arc<Plan>),
+    /// Run nothing: answer with this error, which names the migration and
+    /// the fix (a write the dual write cannot mirror with certainty).
+    Refuse(Arc<super::write::Refusal>),
 }
 
 /// When a decision is asked for.

@@ -10,6 +10,7 @@ pub mod rewrite;
 pub mod routing;
 pub mod rules;
 pub mod shape;
+pub mod write;
 
 pub use decide::{
     Affected, Connection, Decision, Plan, ReadRoute, Route, SessionFacts, ShadowRoute, Stage,

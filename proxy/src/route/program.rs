@@ -29,16 +29,14 @@ pub struct Program {
 }
 
 impl Program {
-    /// The proxy's statements before and after the client's command, when
-    /// the program is only that: plain text, nothing captured, the client's
-    /// command as it came. Such a program can ride inside a pipelined
-    /// batch without waiting for any answer (PostgreSQL's extended
-    /// protocol), failing the batch as one statement would.
+    /// The proxy's statements before and after the client's step, when the
+    /// program is only that: plain text, nothing captured. Such a program
+    /// can ride inside a pipelined batch without waiting for any answer
+    /// (PostgreSQL's extended protocol, where the client's step is the
+    /// bound form of the plan's SQL), failing the batch as one statement
+    /// would: a replacement for a failed step does not run there.
     pub fn around_client(&self) -> Option<(Vec<String>, Vec<String>)> {
         let client = self.steps.iter().position(|s| s.role == Role::Client)?;
-        if !self.steps[client].sql.is_as_sent() {
-            return None;
-        }
         let text = |step: &Step| match (&step.sql.0[..], step.role, step.capture) {
             ([Part::Text(sql)], Role::Proxy, false) => Some(sql.clone()),
             _ => None,

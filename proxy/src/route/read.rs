@@ -19,6 +19,7 @@ use super::rewrite::Scope;
 use super::routing::{MigrationRoute, Routing};
 use super::rules::{self, ReadFacts};
 use super::shape::{FormCache, FormInputs, Key};
+use super::write;
 
 /// Routes reads of migrated tables; relays everything else.
 #[derive(Debug, Default)]
@@ -36,6 +37,13 @@ impl Route for MigrationRouter {
         statement: &Statement,
         sql: &str,
     ) -> Decision {
+        if statement.kind == StatementKind::Write
+            && statement.parsed
+            && facts.stage == Stage::Execute
+            && routing.touches(statement)
+        {
+            return write_decision(routing, facts, sql);
+        }
         // Preparing: the client's own text describes the statement (the
         // source's shape); each execution is decided when it runs.
         if facts.stage == Stage::Prepare
@@ -177,6 +185,51 @@ impl MigrationRouter {
             ..Plan::rewrite(sql)
         })
     }
+}
+
+/// A write of a migrated table: mirrored while its migration mirrors (on
+/// one server; the outbox carries the rest), refused when it cannot be
+/// mirrored with certainty, relayed otherwise.
+fn write_decision(routing: &Routing, facts: &SessionFacts<'_>, sql: &str) -> Decision {
+    for m in &routing.migrations {
+        if m.dialect != facts.dialect || !write::mirrors(m.phase) || m.plan.is_cross_server() {
+            continue;
+        }
+        // Until the catalog is loaded the mirror cannot be built; the
+        // guard on the source queues what is written meanwhile.
+        let Some(map) = &m.table_map else { continue };
+        let mirror_facts = write::MirrorFacts {
+            migration: &m.plan.id,
+            on_error: m.plan.on_mirror_error,
+            key: &m.plan.source.primary_key,
+            default_schema: facts.schema,
+        };
+        match write::mirror(m.dialect, map, &mirror_facts, sql) {
+            None => continue,
+            Some(Err(refusal)) => return Decision::Refuse(Arc::new(refusal)),
+            Some(Ok(mirrored)) => {
+                let client_sql =
+                    mirrored
+                        .program
+                        .steps
+                        .iter()
+                        .find_map(|s| match (&s.role, &s.sql.0[..]) {
+                            (super::program::Role::Client, [super::program::Part::Text(sql)]) => {
+                                Some(sql.clone())
+                            }
+                            _ => None,
+                        });
+                return Decision::Plan(Arc::new(Plan {
+                    sql: client_sql,
+                    program: Some(mirrored.program),
+                    tag: Some(mirrored.tag),
+                    trim: Some(mirrored.trim),
+                    ..Plan::rewrite(String::new())
+                }));
+            }
+        }
+    }
+    Decision::Relay
 }
 
 /// The table that takes the writes in a phase: the source until the write

@@ -8,6 +8,7 @@ mod common;
 mod faults;
 mod guard;
 mod lifecycle;
+mod mirror;
 mod protocol;
 mod reads;
 mod seams;

@@ -421,6 +421,48 @@ impl<'a> TargetMsg<'a> {
     }
 }
 
+/// How the rows of a mirrored write are cut back to what the client's
+/// statement alone returns: the mirror adds the row images after the
+/// client's own `RETURNING` items.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Trim {
+    /// Columns the proxy added at the end of every row.
+    pub extra: usize,
+    /// The client asked for rows (`RETURNING`); without, the row
+    /// description and the rows are dropped whole.
+    pub rows: bool,
+}
+
+/// A RowDescription or DataRow frame (tag and length included) without its
+/// last `trim.extra` fields or values; `None` when the client gets no rows
+/// at all, or the frame cannot be read (then it passes untouched).
+pub fn trim_frame(frame: &[u8], trim: Trim) -> Option<BytesMut> {
+    if !trim.rows {
+        return None;
+    }
+    let tag = frame[0];
+    let body = &frame[5..];
+    let count = usize::from(u16::from_be_bytes(body.get(..2)?.try_into().ok()?));
+    let keep = count.checked_sub(trim.extra)?;
+    let mut at = 2;
+    for _ in 0..keep {
+        at += match tag {
+            b'T' => body.get(at..)?.iter().position(|&b| b == 0)? + 1 + 18,
+            _ => {
+                let len = i32::from_be_bytes(body.get(at..at + 4)?.try_into().ok()?);
+                4 + usize::try_from(len).unwrap_or(0)
+            }
+        };
+    }
+    let kept = body.get(2..at)?;
+    let mut out = BytesMut::with_capacity(at + 5);
+    out.put_u8(tag);
+    out.put_i32((4 + 2 + kept.len()) as i32);
+    out.put_u16(keep as u16);
+    out.extend_from_slice(kept);
+    Some(out)
+}
+
 /// The values of a DataRow body, text or binary as sent; `None` for NULL.
 pub fn data_row(body: &[u8]) -> Option<Vec<Option<Vec<u8>>>> {
     let count = u16::from_be_bytes(body.get(..2)?.try_into().ok()?);

@@ -99,6 +99,9 @@ pub struct Pending {
     /// A read rewritten for the target: its RowDescription is made to name
     /// the source's columns.
     pub fields: Option<std::sync::Arc<super::message::FieldPatch>>,
+    /// A mirrored write: its rows carry the proxy's columns after the
+    /// client's, cut off before the client sees them.
+    pub trim: Option<super::message::Trim>,
     /// A DescribeStatement whose ParameterDescription the session keeps
     /// (under this token) to prepare the statement's other forms alike.
     pub capture: Option<u32>,
@@ -158,6 +161,7 @@ impl Pending {
             failed: false,
             capture: None,
             fields: None,
+            trim: None,
             fallback: None,
             replay: None,
             armed: false,
@@ -430,6 +434,11 @@ impl Responses {
     /// The field patch of the message whose response comes next.
     pub fn front_fields(&self) -> Option<&super::message::FieldPatch> {
         self.queue.front().and_then(|p| p.fields.as_deref())
+    }
+
+    /// The trim of the message whose response comes next.
+    pub fn front_trim(&self) -> Option<super::message::Trim> {
+        self.queue.front().and_then(|p| p.trim)
     }
 
     /// The capture token of the message whose response comes next.

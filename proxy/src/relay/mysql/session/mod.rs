@@ -279,9 +279,19 @@ fn source_instead(read: &ReadRoute) -> Plan {
 fn read_of(decision: &Decision) -> Option<&crate::route::ReadRoute> {
     match decision {
         Decision::Plan(plan) => plan.read.as_ref(),
-        Decision::Relay => None,
+        Decision::Relay | Decision::Refuse(_) => None,
     }
 }
+
+/// The error a refused write answers with (documented in the README).
+fn refused(refusal: &crate::route::write::Refusal) -> ErrPacket {
+    metrics::counter!(names::REJECTED_WRITES_TOTAL, "migration" => refusal.migration.clone(), "reason" => refusal.label).increment(1);
+    ErrPacket::new(REFUSED_WRITE, "HY000", refusal.to_string())
+}
+
+/// The MySQL error code of a write the dual write refuses:
+/// ER_OPTION_PREVENTS_STATEMENT, "the server's configuration prevents it".
+pub const REFUSED_WRITE: u16 = 1290;
 
 /// A COM_STMT_PREPARE payload for `sql`.
 fn prepare_payload(sql: &str) -> BytesMut {
@@ -644,6 +654,10 @@ impl Session {
         }
         self.offer_shadow(read_of(&decision), &sql, Vec::new);
         let plan = match decision {
+            Decision::Refuse(refusal) => {
+                self.send_err(&refused(&refusal), self.seq);
+                return self.flush().await;
+            }
             Decision::Plan(plan) if !plan.is_passthrough() => plan,
             decision => {
                 let meter = read_of(&decision).map(|r| self.reads.start(r));
@@ -990,6 +1004,7 @@ impl Session {
             false => Vec::new(),
         };
         let (conn, sql, plan) = match self.decide(&prepared.sql, Stage::Execute, &params).0 {
+            Decision::Refuse(refusal) => return Err(Failed::Statement(refused(&refusal))),
             Decision::Relay => (Conn::Own, None, None),
             Decision::Plan(plan) if plan.is_passthrough() => (Conn::Own, None, Some(plan)),
             Decision::Plan(plan) => {

@@ -43,6 +43,8 @@ impl Session {
             self.close_forms(&old, false);
         }
         let plan = match decision {
+            // Refused when it runs, not when it is prepared.
+            Decision::Refuse(_) => None,
             Decision::Relay if !routable => {
                 self.relay_frame(Conn::Own, frame, Some(Expect::Parse));
                 return Ok(());
@@ -161,6 +163,12 @@ impl Session {
             }
         }
         let (conn, sql, plan) = match decision {
+            Decision::Refuse(refusal) => {
+                // The server fails the batch as the client's statement
+                // would have: the error, then nothing until its Sync.
+                self.inject(Conn::Own, &refusal_statement(&refusal));
+                return Ok(());
+            }
             Decision::Relay => (Conn::Own, None, None),
             Decision::Plan(plan) if plan.is_passthrough() => (Conn::Own, None, Some(plan)),
             Decision::Plan(plan) => {
@@ -260,9 +268,13 @@ impl Session {
             self.relay_frame(Conn::Own, frame, Some(Expect::DescribeStatement));
             return Ok(());
         }
-        let (conn, fields) = match self.portals.get(target.name) {
-            Some(p) => (p.conn, p.plan.as_ref().and_then(|p| p.fields.clone())),
-            None => (Conn::Own, None),
+        let (conn, fields, trim) = match self.portals.get(target.name) {
+            Some(p) => (
+                p.conn,
+                p.plan.as_ref().and_then(|p| p.fields.clone()),
+                p.plan.as_ref().and_then(|p| p.trim),
+            ),
+            None => (Conn::Own, None, None),
         };
         self.outbox(conn).extend_from_slice(frame);
         let mut pending = Pending::forward(conn, Expect::DescribePortal);
@@ -270,6 +282,7 @@ impl Session {
             pending.replay = Some(frame.to_vec());
         }
         pending.fields = fields;
+        pending.trim = trim;
         self.responses.push(pending);
         self.note_conn(conn);
         Ok(())
@@ -307,6 +320,7 @@ impl Session {
         self.outbox(conn).extend_from_slice(frame);
         let mut pending =
             Pending::new(conn, Expect::Execute, Disposition::Forward { tag }).metered(meter);
+        pending.trim = plan.as_deref().and_then(|p| p.trim);
         if guarded {
             pending.replay = Some(frame.to_vec());
             pending.rewind = self.read_savepoint;
@@ -476,4 +490,20 @@ fn describe_expect(frame: &[u8]) -> Expect {
     } else {
         Expect::DescribePortal
     }
+}
+
+/// A statement that fails with a refused write's error, SQLSTATE and
+/// message, inside the client's batch.
+fn refusal_statement(refusal: &crate::route::write::Refusal) -> String {
+    super::count_refusal(refusal);
+    let mut message = String::new();
+    crate::route::program::literal(
+        &mut message,
+        crate::route::classify::Dialect::Postgres,
+        Some(refusal.to_string().as_bytes()),
+    );
+    format!(
+        "DO $switchyard$ BEGIN RAISE EXCEPTION USING ERRCODE = '{}', MESSAGE = {message}; END $switchyard$",
+        crate::route::write::pg::MIRROR_SQLSTATE
+    )
 }

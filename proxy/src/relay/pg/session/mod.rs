@@ -564,6 +564,18 @@ impl Session {
             self.offer_shadow(plan.read.as_ref(), sql, Vec::new());
         }
         let plan = match decision {
+            Decision::Refuse(refusal) => {
+                count_refusal(&refusal);
+                message::error_response(
+                    &mut self.client_outbox,
+                    "ERROR",
+                    crate::route::write::pg::MIRROR_SQLSTATE,
+                    &refusal.to_string(),
+                    None,
+                );
+                message::ready_for_query(&mut self.client_outbox, self.status);
+                return Ok(());
+            }
             Decision::Plan(plan) if !plan.is_passthrough() => plan,
             Decision::Plan(plan) => {
                 let meter = plan.read.as_ref().map(|r| self.reads.start(r));
@@ -707,6 +719,20 @@ impl Session {
                     message::patch_row_description(&mut frame[5..], patch);
                 }
             }
+            if matches!(tag, b'T' | b'D') {
+                if let Some(trim) = self.responses.front_trim() {
+                    match message::trim_frame(&frame, trim) {
+                        Some(trimmed) => frame = trimmed,
+                        // The client's statement alone describes no rows.
+                        None if !trim.rows && tag == b'T' => {
+                            frame = BytesMut::from(&b"n\0\0\0\x04"[..])
+                        }
+                        // ... and returns none.
+                        None if !trim.rows => continue,
+                        None => {}
+                    }
+                }
+            }
             match self.responses.on_frame(conn, tag, &frame[5..]) {
                 Step::Forward => self.client_outbox.extend_from_slice(&frame),
                 Step::Retag(tag) => message::command_complete(&mut self.client_outbox, &tag),
@@ -792,6 +818,11 @@ enum SecondIo {
 
 /// Reads or writes the second connection, whichever is ready; never
 /// completes while there is none.
+/// Counts a refused write.
+fn count_refusal(refusal: &crate::route::write::Refusal) {
+    metrics::counter!(names::REJECTED_WRITES_TOTAL, "migration" => refusal.migration.clone(), "reason" => refusal.label).increment(1);
+}
+
 /// `name` as a quoted identifier.
 fn quote_ident(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))

@@ -25,6 +25,8 @@ pub(super) struct Running {
     /// Replaces the tag of the client's statement (`{rows}`: the server's
     /// row count).
     tag: Option<String>,
+    /// Cuts the proxy's columns off the client's rows.
+    trim: Option<message::Trim>,
     /// The statements of the batch in flight.
     batch: Vec<program::Statement>,
     /// Rows of the capturing statement being read.
@@ -48,6 +50,7 @@ impl Session {
             conn,
             client_sql: sql.to_string(),
             tag: plan.tag.clone(),
+            trim: plan.trim,
             batch: Vec::new(),
             rows: Vec::new(),
             held: BytesMut::new(),
@@ -155,6 +158,14 @@ impl Session {
             b'D' if capture => {
                 if let Some(row) = message::data_row(body) {
                     running.rows.push(row);
+                }
+            }
+            b'T' | b'D' if role == Role::Client && running.trim.is_some() => {
+                let trim = running.trim.expect("checked");
+                match message::trim_frame(frame, trim) {
+                    Some(trimmed) => running.held.extend_from_slice(&trimmed),
+                    None if !trim.rows => {}
+                    None => running.held.extend_from_slice(frame),
                 }
             }
             _ if role == Role::Client => running.held.extend_from_slice(frame),

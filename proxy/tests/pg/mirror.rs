@@ -1,0 +1,332 @@
+//! The dual write on one server (inline): every write of the source
+//! through the proxy is mirrored to the target by row image in the
+//! client's own transaction. The proof is the data: after each scenario
+//! the test compares the two tables with SQL of its own.
+
+use std::sync::Arc;
+
+use switchyard_proxy::route::MigrationRouter;
+use tokio_postgres::error::SqlState;
+use tokio_postgres::{Client, SimpleQueryMessage};
+
+use crate::common::{self, catalog, Proxy};
+
+const TABLES: &str = "
+    CREATE EXTENSION IF NOT EXISTS pgcrypto;
+    CREATE TABLE items (
+        id bigserial PRIMARY KEY,
+        name text NOT NULL,
+        price numeric(10,2),
+        made timestamptz NOT NULL DEFAULT clock_timestamp(),
+        token uuid NOT NULL DEFAULT gen_random_uuid()
+    );
+    CREATE TABLE items_v2 (
+        id bigint PRIMARY KEY,
+        title text,
+        price numeric(12,2) CHECK (price IS NULL OR price < 1000),
+        made timestamptz,
+        token uuid
+    );
+    CREATE TABLE switchyard_repair_queue (
+        id bigserial PRIMARY KEY,
+        migration text NOT NULL,
+        key jsonb NOT NULL,
+        source text NOT NULL,
+        reason text,
+        queued_at timestamptz NOT NULL DEFAULT now()
+    );
+";
+
+async fn setup(prefix: &str, on_error: &str) -> (Proxy, String, Client) {
+    let db = common::create_db(prefix).await;
+    let direct = common::direct(&db).await;
+    direct.batch_execute(TABLES).await.unwrap();
+    let yaml = format!(
+        "{}
+migrations:
+  - id: items_v2
+    backend: pg
+    source: {{ database: {db}, schema: public, table: items, primary_key: [id] }}
+    target: {{ table: items_v2 }}
+    columns: {{ name: title }}
+    phase: dual_write
+    on_mirror_error: {on_error}
+",
+        common::base_yaml()
+    );
+    let proxy = common::start(&yaml, Arc::new(MigrationRouter::default())).await;
+    catalog::ready(&proxy.running, "items_v2").await;
+    (proxy, db, direct)
+}
+
+/// Rows that differ between the two tables, both ways, by plain SQL.
+async fn differences(direct: &Client) -> i64 {
+    direct
+        .query_one(
+            "SELECT count(*) FROM (
+                (SELECT id, name, price, made, token FROM items
+                 EXCEPT SELECT id, title, price, made, token FROM items_v2)
+                UNION ALL
+                (SELECT id, title, price, made, token FROM items_v2
+                 EXCEPT SELECT id, name, price, made, token FROM items)
+            ) d",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0)
+}
+
+async fn count(direct: &Client, table: &str) -> i64 {
+    direct
+        .query_one(&format!("SELECT count(*) FROM {table}"), &[])
+        .await
+        .unwrap()
+        .get(0)
+}
+
+fn tags(messages: &[SimpleQueryMessage]) -> Vec<u64> {
+    messages
+        .iter()
+        .filter_map(|m| match m {
+            SimpleQueryMessage::CommandComplete(n) => Some(*n),
+            _ => None,
+        })
+        .collect()
+}
+
+fn rows(messages: &[SimpleQueryMessage]) -> Vec<Vec<Option<String>>> {
+    messages
+        .iter()
+        .filter_map(|m| match m {
+            SimpleQueryMessage::Row(row) => Some(
+                (0..row.len())
+                    .map(|i| row.get(i).map(str::to_string))
+                    .collect(),
+            ),
+            _ => None,
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn every_kind_of_write_is_mirrored_by_row_image() {
+    let (proxy, db, direct) = setup("mirror", "repair").await;
+    let client = proxy.connect(&db).await;
+
+    // Simple protocol: defaults, volatile functions, several rows.
+    let got = client
+        .simple_query(
+            "INSERT INTO items (name, price) VALUES ('a', 1.5), ('b', random() * 100), ('c', NULL)",
+        )
+        .await
+        .unwrap();
+    assert_eq!(tags(&got), vec![3]);
+    assert!(rows(&got).is_empty(), "no RETURNING, no rows: {got:?}");
+    // The client's own RETURNING, in its own order, and nothing more.
+    let got = client
+        .simple_query(
+            "INSERT INTO items AS i (name) VALUES ('d') RETURNING i.name, upper(i.name) AS shout",
+        )
+        .await
+        .unwrap();
+    assert_eq!(rows(&got), vec![vec![Some("d".into()), Some("D".into())]]);
+    assert_eq!(tags(&got), vec![1]);
+    let got = client
+        .simple_query("UPDATE items SET price = coalesce(price, 0) + 1, made = clock_timestamp() WHERE name <> 'a'")
+        .await
+        .unwrap();
+    assert_eq!(tags(&got), vec![3]);
+    // A key that changes: the old keys leave the target.
+    let got = client
+        .simple_query("UPDATE items SET id = id + 1000 WHERE name IN ('b', 'c')")
+        .await
+        .unwrap();
+    assert_eq!(tags(&got), vec![2]);
+    let got = client
+        .simple_query("INSERT INTO items (id, name) VALUES (1, 'again') ON CONFLICT (id) DO UPDATE SET name = EXCLUDED.name || '!'")
+        .await
+        .unwrap();
+    assert_eq!(tags(&got), vec![1]);
+    let got = client
+        .simple_query("DELETE FROM items WHERE made < clock_timestamp() AND name = 'd'")
+        .await
+        .unwrap();
+    assert_eq!(tags(&got), vec![1]);
+    assert_eq!(differences(&direct).await, 0);
+
+    // Extended protocol with parameters, and RETURNING.
+    let n = client
+        .execute(
+            "INSERT INTO items (name, price) VALUES ($1, ($2::text)::numeric)",
+            &[&"e", &"7.25"],
+        )
+        .await
+        .unwrap();
+    assert_eq!(n, 1);
+    let returned = client
+        .query(
+            "UPDATE items SET price = price * 2 WHERE name = $1 RETURNING id, price::text",
+            &[&"e"],
+        )
+        .await
+        .unwrap();
+    assert_eq!(returned.len(), 1);
+    assert_eq!(returned[0].len(), 2);
+    assert_eq!(returned[0].get::<_, String>(1), "14.50");
+    let n = client
+        .execute(
+            "DELETE FROM items WHERE id = $1",
+            &[&returned[0].get::<_, i64>(0)],
+        )
+        .await
+        .unwrap();
+    assert_eq!(n, 1);
+    assert_eq!(differences(&direct).await, 0);
+
+    // Inside transactions: a rollback takes both tables' rows, a rollback
+    // to a savepoint takes what followed it.
+    client.batch_execute("BEGIN").await.unwrap();
+    client
+        .batch_execute("INSERT INTO items (name) VALUES ('gone')")
+        .await
+        .unwrap();
+    client.batch_execute("ROLLBACK").await.unwrap();
+    client.batch_execute("BEGIN").await.unwrap();
+    client
+        .batch_execute("INSERT INTO items (name) VALUES ('kept')")
+        .await
+        .unwrap();
+    client.batch_execute("SAVEPOINT s").await.unwrap();
+    client
+        .execute(
+            "UPDATE items SET name = 'undone' WHERE name = $1",
+            &[&"kept"],
+        )
+        .await
+        .unwrap();
+    client
+        .batch_execute("ROLLBACK TO SAVEPOINT s")
+        .await
+        .unwrap();
+    client.batch_execute("COMMIT").await.unwrap();
+    let names: Vec<String> = direct
+        .query(
+            "SELECT title FROM items_v2 WHERE title IN ('gone', 'kept', 'undone')",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(names, vec!["kept"]);
+    assert_eq!(differences(&direct).await, 0);
+    assert_eq!(
+        count(&direct, "items").await,
+        count(&direct, "items_v2").await
+    );
+    assert_eq!(count(&direct, "switchyard_repair_queue").await, 0);
+    common::drop_db(&db).await;
+}
+
+#[tokio::test]
+async fn a_failed_mirror_queues_its_keys_with_the_write() {
+    let (proxy, db, direct) = setup("mirror_repair", "repair").await;
+    let client = proxy.connect(&db).await;
+    // The target's CHECK refuses the price: the client's write stands.
+    let got = client
+        .simple_query("INSERT INTO items (id, name, price) VALUES (7, 'dear', 5000)")
+        .await
+        .unwrap();
+    assert_eq!(tags(&got), vec![1]);
+    client.batch_execute("BEGIN").await.unwrap();
+    client
+        .execute(
+            "INSERT INTO items (id, name, price) VALUES ($1, 'dear too', 6000)",
+            &[&8i64],
+        )
+        .await
+        .ok();
+    client.batch_execute("COMMIT").await.unwrap();
+    let queued: Vec<String> = direct
+        .query("SELECT key::text FROM switchyard_repair_queue WHERE migration = 'items_v2' AND source = 'mirror_failed' ORDER BY id", &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(queued[0], "[\"7\"]");
+    assert_eq!(count(&direct, "items WHERE id = 7").await, 1);
+    assert_eq!(count(&direct, "items_v2 WHERE id = 7").await, 0);
+    // The client's own error is its own, as the server gave it.
+    let err = client
+        .simple_query("INSERT INTO items (id, name) VALUES (7, 'twice')")
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Some(&SqlState::UNIQUE_VIOLATION));
+    common::drop_db(&db).await;
+}
+
+#[tokio::test]
+async fn fail_write_fails_the_write_and_leaves_both_tables_as_they_were() {
+    let (proxy, db, direct) = setup("mirror_fail", "fail_write").await;
+    let client = proxy.connect(&db).await;
+    client
+        .simple_query("INSERT INTO items (id, name, price) VALUES (1, 'cheap', 5)")
+        .await
+        .unwrap();
+    let err = client
+        .simple_query("UPDATE items SET price = 5000 WHERE id = 1")
+        .await
+        .unwrap_err();
+    let db_err = err.as_db_error().expect("a server error");
+    assert_eq!(db_err.code().code(), "SYM01", "{db_err:?}");
+    assert!(
+        db_err.message().contains("items_v2"),
+        "{}",
+        db_err.message()
+    );
+    let price: String = direct
+        .query_one("SELECT price::text FROM items WHERE id = 1", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(price, "5.00");
+    assert_eq!(differences(&direct).await, 0);
+    assert_eq!(count(&direct, "switchyard_repair_queue").await, 0);
+    common::drop_db(&db).await;
+}
+
+#[tokio::test]
+async fn a_write_that_cannot_be_mirrored_is_refused_and_changes_nothing() {
+    let (proxy, db, direct) = setup("mirror_refuse", "repair").await;
+    let client = proxy.connect(&db).await;
+    let err = client
+        .simple_query(
+            "INSERT INTO items (name) VALUES ('x'); INSERT INTO items (name) VALUES ('y')",
+        )
+        .await
+        .unwrap_err();
+    let db_err = err.as_db_error().expect("a server error");
+    assert_eq!(db_err.code().code(), "SYM01");
+    assert!(
+        db_err.message().contains("migration `items_v2`"),
+        "{}",
+        db_err.message()
+    );
+    // Extended protocol: the batch fails as the statement would have.
+    let err = client
+        .execute(
+            "UPDATE items SET id = o.id FROM items o WHERE o.name = $1",
+            &[&"x"],
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(err.as_db_error().map(|e| e.code().code()), Some("SYM01"));
+    // The session goes on.
+    client.simple_query("SELECT 1").await.unwrap();
+    assert_eq!(count(&direct, "items").await, 0);
+    assert_eq!(count(&direct, "items_v2").await, 0);
+    common::drop_db(&db).await;
+}

@@ -50,6 +50,8 @@ pub struct Plan {
     pub tag: Option<String>,
     /// PostgreSQL: the client step's rows carry columns of the proxy's.
     pub trim: Option<Trim>,
+    /// A write mirrored for this migration (for its metrics).
+    pub mirror: Option<Arc<str>>,
     /// MySQL: replaces the affected rows and last insert id of the OK
     /// packet the client receives.
     pub affected: Option<Affected>,
@@ -119,6 +121,7 @@ impl Plan {
             sql: Some(sql.into()),
             program: None,
             trim: None,
+            mirror: None,
             tag: None,
             affected: None,
             connection: Connection::Own,
@@ -153,6 +156,7 @@ impl Plan {
             sql: None,
             program: None,
             trim: None,
+            mirror: None,
             tag: None,
             affected: None,
             connection: Connection::Backend(backend.into()),

@@ -11,12 +11,12 @@ use std::sync::Arc;
 
 use switchyard_core::config::{Phase, ReadPath, StickyBy};
 
-use super::classify::{Statement, StatementKind};
+use super::classify::{Dialect, Statement, StatementKind};
 use super::decide::{
     Connection, Decision, Plan, ReadRoute, Route, SessionFacts, ShadowRoute, Stage,
 };
 use super::rewrite::Scope;
-use super::routing::{MigrationRoute, Routing};
+use super::routing::{CatalogState, MigrationRoute, Routing};
 use super::rules::{self, ReadFacts};
 use super::shape::{FormCache, FormInputs, Key};
 use super::write;
@@ -42,7 +42,7 @@ impl Route for MigrationRouter {
             && facts.stage == Stage::Execute
             && routing.touches(statement)
         {
-            return write_decision(routing, facts, sql);
+            return write_decision(routing, facts, statement, sql);
         }
         // Preparing: the client's own text describes the statement (the
         // source's shape); each execution is decided when it runs.
@@ -190,21 +190,42 @@ impl MigrationRouter {
 /// A write of a migrated table: mirrored while its migration mirrors (on
 /// one server; the outbox carries the rest), refused when it cannot be
 /// mirrored with certainty, relayed otherwise.
-fn write_decision(routing: &Routing, facts: &SessionFacts<'_>, sql: &str) -> Decision {
+fn write_decision(
+    routing: &Routing,
+    facts: &SessionFacts<'_>,
+    statement: &Statement,
+    sql: &str,
+) -> Decision {
     for m in &routing.migrations {
-        if m.dialect != facts.dialect || !write::mirrors(m.phase) || m.plan.is_cross_server() {
+        if m.dialect != facts.dialect || !write::mirrors(m.phase) || !m.mirrors_inline() {
             continue;
         }
         // Until the catalog is loaded the mirror cannot be built; the
         // guard on the source queues what is written meanwhile.
-        let Some(map) = &m.table_map else { continue };
+        let (Some(map), CatalogState::Ready(mapping)) = (&m.table_map, &m.catalog) else {
+            continue;
+        };
+        let key_types: Vec<String> = m
+            .plan
+            .source
+            .primary_key
+            .iter()
+            .map(|k| {
+                mapping
+                    .source
+                    .column(k)
+                    .map_or_else(|| "TEXT".to_string(), |c| c.type_name.clone())
+            })
+            .collect();
         let mirror_facts = write::MirrorFacts {
             migration: &m.plan.id,
             on_error: m.plan.on_mirror_error,
             key: &m.plan.source.primary_key,
             default_schema: facts.schema,
+            key_types: &key_types,
         };
-        match write::mirror(m.dialect, map, &mirror_facts, sql) {
+        let names_source = m.names(statement, false);
+        match write::mirror(m.dialect, map, &mirror_facts, sql, names_source) {
             None => continue,
             Some(Err(refusal)) => return Decision::Refuse(Arc::new(refusal)),
             Some(Ok(mirrored)) => {
@@ -219,11 +240,13 @@ fn write_decision(routing: &Routing, facts: &SessionFacts<'_>, sql: &str) -> Dec
                             }
                             _ => None,
                         });
+                let postgres = m.dialect == Dialect::Postgres;
                 return Decision::Plan(Arc::new(Plan {
                     sql: client_sql,
                     program: Some(mirrored.program),
-                    tag: Some(mirrored.tag),
-                    trim: Some(mirrored.trim),
+                    tag: postgres.then_some(mirrored.tag),
+                    trim: postgres.then_some(mirrored.trim),
+                    mirror: Some(m.plan.id.as_str().into()),
                     ..Plan::rewrite(String::new())
                 }));
             }

@@ -77,6 +77,22 @@ impl MigrationRoute {
         })
     }
 
+    /// Whether writes are mirrored inside the writer's transaction: the
+    /// target on the source's server and, on PostgreSQL, in its database
+    /// (a transaction cannot span two PostgreSQL databases).
+    pub fn mirrors_inline(&self) -> bool {
+        if self.plan.is_cross_server() {
+            return false;
+        }
+        match self.dialect {
+            Dialect::Postgres => {
+                self.plan.target.database.is_none()
+                    || self.plan.target.database == self.plan.source.database
+            }
+            Dialect::Mysql => true,
+        }
+    }
+
     /// The share of reads the target serves now, in basis points: none
     /// while rolled back before the write switch.
     pub fn target_share(&self) -> u32 {

@@ -16,6 +16,7 @@
 //! connected straight to the database) the guard trigger on the source
 //! records in the repair queue.
 
+pub mod mysql;
 pub mod pg;
 
 #[cfg(test)]
@@ -50,6 +51,9 @@ pub struct MirrorFacts<'a> {
     pub key: &'a [String],
     /// Where unqualified table names resolve for the session.
     pub default_schema: Option<&'a str>,
+    /// The source's key columns' SQL types, in key order (MySQL reads the
+    /// keys the guard collected as these types).
+    pub key_types: &'a [String],
 }
 
 /// A mirrored write: the program the session runs, and how the client's
@@ -82,15 +86,18 @@ pub struct Refusal {
 }
 
 /// The mirror of one client text that writes the source, per dialect;
-/// `None` when the text does not write the source table.
+/// `None` when the text does not write the source table. MySQL's mirror
+/// learns the written keys from the guard, so any write that names the
+/// source (`names_source`, from the classification) runs under it.
 pub fn mirror(
     dialect: Dialect,
     map: &TableMap,
     facts: &MirrorFacts<'_>,
     sql: &str,
+    names_source: bool,
 ) -> Option<Result<MirroredWrite, Refusal>> {
     match dialect {
         Dialect::Postgres => pg::mirror(map, facts, sql),
-        Dialect::Mysql => None,
+        Dialect::Mysql => names_source.then(|| Ok(mysql::mirror(map, facts, facts.key_types))),
     }
 }

@@ -36,12 +36,13 @@ fn facts(on_error: OnMirrorError) -> MirrorFacts<'static> {
         on_error,
         key: &KEY,
         default_schema: Some("public"),
+        key_types: &[],
     }
 }
 
 /// The program's statements, one per line, then the replacement's.
 fn show(sql: &str, on_error: OnMirrorError) -> String {
-    let Some(result) = mirror(Dialect::Postgres, &map(), &facts(on_error), sql) else {
+    let Some(result) = mirror(Dialect::Postgres, &map(), &facts(on_error), sql, true) else {
         return "not a write of the source\n".into();
     };
     let write = match result {

@@ -12,6 +12,8 @@
 //! - [`admin`]: the admin HTTP listener (`/metrics`, `/healthz`, `/status`).
 //! - [`alerts`]: alert webhooks: read warnings and rollbacks posted to each
 //!   migration's `alerts.webhooks`, off the sessions' path.
+//! - [`mirror`]: row-image mirroring: the statements that make a
+//!   secondary's rows for a set of keys equal to the primary's. Pure.
 //! - [`shadow`]: shadow compare: routed reads also run on both paths on the
 //!   proxy's own connections, in one snapshot, and the answers compared.
 //! - [`state`]: what every session shares: the config snapshot, counters,
@@ -23,6 +25,7 @@ pub mod admin;
 pub mod alerts;
 pub mod catalog;
 pub mod guard;
+pub mod mirror;
 pub mod relay;
 pub mod reload;
 pub mod route;

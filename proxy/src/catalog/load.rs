@@ -188,7 +188,13 @@ impl TableRef {
                 table: name,
             });
         }
-        Ok(TableSchema { name, oid, columns })
+        Ok(TableSchema {
+            name,
+            schema: schema.to_string(),
+            table: self.table.clone(),
+            oid,
+            columns,
+        })
     }
 
     async fn load_mysql(&self, timeout: Duration) -> Result<TableSchema, LoadError> {
@@ -236,6 +242,8 @@ impl TableRef {
             .collect();
         Ok(TableSchema {
             name,
+            schema: database.to_string(),
+            table: self.table.clone(),
             oid: 0,
             columns,
         })

@@ -15,6 +15,12 @@ use super::types::{self, Fit};
 pub struct TableSchema {
     /// The table as messages name it (`public.api`, `app.api`).
     pub name: String,
+    /// PostgreSQL: the table's schema; MySQL: its database. Generated
+    /// SQL quotes it apart from `table`, since `name` cannot be split back
+    /// when either part holds a dot.
+    pub schema: String,
+    /// The table's own name, as the catalog stores it.
+    pub table: String,
     /// PostgreSQL: the table's OID (RowDescription names it); MySQL: 0.
     pub oid: u32,
     /// Every column, in the table's column order.

@@ -27,8 +27,11 @@ fn migration(extra: &str) -> Migration {
 
 /// A table from (name, type) pairs; the first column is the key.
 fn table(name: &str, columns: &[(&str, &str)]) -> TableSchema {
+    let (schema, table) = name.split_once('.').unwrap_or(("public", name));
     TableSchema {
         name: name.to_string(),
+        schema: schema.to_string(),
+        table: table.to_string(),
         oid: 0,
         columns: columns
             .iter()

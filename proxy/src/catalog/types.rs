@@ -85,6 +85,18 @@ pub fn fit(source: &str, target: &str) -> Fit {
     }
 }
 
+/// Whether values of the type are exact numbers (integers, decimals),
+/// which SQL text may write bare. The mirror writes only such keys bare:
+/// a bare number compared with a text column is wrong on both servers
+/// (MySQL compares as numbers, so `'0123' = 123`; PostgreSQL refuses
+/// `text = integer`).
+pub fn is_exact_number(type_name: &str) -> bool {
+    matches!(
+        family(&normalize(type_name)),
+        Family::Integer { .. } | Family::Decimal
+    )
+}
+
 /// Lower case, without length, precision or display-width modifiers
 /// (`varchar(64)` → `varchar`, `timestamp(3) with time zone` →
 /// `timestamp with time zone`), single spaces; `zerofill` dropped. Lengths
@@ -218,6 +230,16 @@ mod tests {
         ];
         for (source, target, want) in cases {
             assert_eq!(fit(source, target), want, "{source} → {target}");
+        }
+    }
+
+    #[test]
+    fn exact_numbers() {
+        for name in ["integer", "bigint(20) unsigned", "numeric(10,2)", "int4"] {
+            assert!(is_exact_number(name), "{name}");
+        }
+        for name in ["text", "varchar(64)", "double precision", "uuid"] {
+            assert!(!is_exact_number(name), "{name}");
         }
     }
 }

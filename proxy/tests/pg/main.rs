@@ -13,4 +13,5 @@ mod protocol;
 mod reads;
 mod seams;
 mod shadow;
+mod store;
 mod transport;

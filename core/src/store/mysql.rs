@@ -1,0 +1,179 @@
+//! The control store on MySQL and MariaDB: its tables in one database
+//! (normally the source table's), and each migration's guard: three row
+//! triggers on the source table, one per event, since a MariaDB trigger
+//! fires for one event only.
+//!
+//! InnoDB fires no trigger for a row that a foreign-key cascade changes,
+//! so on MySQL and MariaDB cascades are invisible to the guard: `plan
+//! check` must list every cascade into a migrated table instead. Triggers
+//! run with their definer's rights (the installer's), so writers need no
+//! grant on the queue.
+
+use super::{guard_name, source_values, Guard, OUTBOX, REPAIR_QUEUE, STORE_VERSION, VERSION_TABLE};
+use crate::sql::mysql::{ident, literal, qualified};
+
+/// The user variable that marks the proxy's own mirrored statement: set
+/// to the migration id it mirrors.
+pub const MIRRORED_VARIABLE: &str = "@switchyard_mirrored";
+/// The user variable the proxy sets to 1 on its backend connections, so
+/// the guard can tell an unmirrored write through the proxy from one that
+/// bypassed it.
+pub const PROXY_VARIABLE: &str = "@switchyard_proxy";
+
+/// Creates the store's tables (InnoDB, so a queued key commits or rolls
+/// back with the write that queued it) in `database`, and records
+/// [`STORE_VERSION`] unless a version is already recorded. Every
+/// statement may run again.
+pub fn install(database: &str) -> Vec<String> {
+    let version = qualified(database, VERSION_TABLE);
+    let queue = qualified(database, REPAIR_QUEUE);
+    let outbox = qualified(database, OUTBOX);
+    let options = "ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin";
+    vec![
+        format!(
+            "CREATE TABLE IF NOT EXISTS {version} (\n\
+             \x20   `singleton` TINYINT NOT NULL DEFAULT 1 PRIMARY KEY CHECK (`singleton` = 1),\n\
+             \x20   `version` INT UNSIGNED NOT NULL\n\
+             ) {options}"
+        ),
+        format!(
+            "INSERT INTO {version} (`singleton`, `version`) VALUES (1, {STORE_VERSION}) \
+             ON DUPLICATE KEY UPDATE `singleton` = `singleton`"
+        ),
+        format!(
+            "CREATE TABLE IF NOT EXISTS {queue} (\n\
+             \x20   `id` BIGINT UNSIGNED NOT NULL AUTO_INCREMENT PRIMARY KEY,\n\
+             \x20   `migration` VARCHAR(255) NOT NULL,\n\
+             \x20   `key` LONGTEXT NOT NULL CHECK (JSON_VALID(`key`)),\n\
+             \x20   `source` VARCHAR(32) NOT NULL CHECK (`source` IN ({})),\n\
+             \x20   `reason` TEXT NULL,\n\
+             \x20   `queued_at` TIMESTAMP(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6),\n\
+             \x20   KEY {} (`migration`, `id`)\n\
+             ) {options}",
+            source_values(),
+            ident(&format!("{REPAIR_QUEUE}_migration_id"))
+        ),
+        format!(
+            "CREATE TABLE IF NOT EXISTS {outbox} (\n\
+             \x20   `id` BIGINT UNSIGNED NOT NULL AUTO_INCREMENT PRIMARY KEY,\n\
+             \x20   `migration` VARCHAR(255) NOT NULL,\n\
+             \x20   `key` LONGTEXT NOT NULL CHECK (JSON_VALID(`key`)),\n\
+             \x20   `queued_at` TIMESTAMP(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6),\n\
+             \x20   KEY {} (`migration`, `id`)\n\
+             ) {options}",
+            ident(&format!("{OUTBOX}_migration_id"))
+        ),
+    ]
+}
+
+/// Reads the recorded schema version (one row, one unsigned column).
+pub fn version_query(database: &str) -> String {
+    format!(
+        "SELECT `version` FROM {}",
+        qualified(database, VERSION_TABLE)
+    )
+}
+
+/// The three triggers' events, with the suffix of each trigger's name.
+const EVENTS: [(&str, &str); 3] = [
+    ("INSERT", "_insert"),
+    ("UPDATE", "_update"),
+    ("DELETE", "_delete"),
+];
+
+/// Creates or replaces the guard of one migration: each trigger dropped
+/// if it exists, then created, one statement each (a trigger's
+/// `BEGIN ... END` body must be a statement of its own). DDL is not
+/// transactional here: while a guard is replaced, a write between a drop
+/// and its create is not queued, so replace a guard only when the diff
+/// will run after it.
+///
+/// A trigger queues the written row's key: the new key of an insert, the
+/// old key of a delete, the old key of an update and also the new one
+/// when its text differs. It queues nothing while the session marks its
+/// statement as the proxy's mirrored write for this migration
+/// ([`mark_mirrored`]). Key values are stored as their text in utf8mb4.
+pub fn install_guard(guard: &Guard) -> Vec<String> {
+    let table = qualified(guard.schema, guard.table);
+    let mut statements = drop_guard(guard);
+    for (event, suffix) in EVENTS {
+        let name = qualified(guard.schema, &guard_name(guard.migration, suffix));
+        statements.push(format!(
+            "CREATE TRIGGER {name} AFTER {event} ON {table} FOR EACH ROW\n{}",
+            trigger_body(guard, event)
+        ));
+    }
+    statements
+}
+
+/// Removes one migration's guard: its three triggers.
+pub fn drop_guard(guard: &Guard) -> Vec<String> {
+    EVENTS
+        .iter()
+        .map(|(_, suffix)| {
+            format!(
+                "DROP TRIGGER IF EXISTS {}",
+                qualified(guard.schema, &guard_name(guard.migration, suffix))
+            )
+        })
+        .collect()
+}
+
+/// Marks what this session writes next as the proxy's own mirrored write
+/// for `migration`, so the guard does not queue its rows. A user variable
+/// outlives transactions: the proxy sends [`unmark_mirrored`] after the
+/// mirrored statement, whether it succeeded or not.
+pub fn mark_mirrored(migration: &str) -> String {
+    format!("SET {MIRRORED_VARIABLE} = {}", literal(migration))
+}
+
+/// Ends [`mark_mirrored`], so the session's next write is guarded again.
+pub fn unmark_mirrored() -> String {
+    format!("SET {MIRRORED_VARIABLE} = NULL")
+}
+
+/// Marks a backend connection as the proxy's for the whole session, so
+/// a write it relays without mirroring is queued as `proxy_unparsed`.
+pub fn mark_proxy_session() -> String {
+    format!("SET {PROXY_VARIABLE} = 1")
+}
+
+/// One trigger's `BEGIN ... END` for `event`.
+fn trigger_body(guard: &Guard, event: &str) -> String {
+    let id = literal(guard.migration);
+    let queue = qualified(guard.store, REPAIR_QUEUE);
+    // The key's values as a JSON array of text, in key order.
+    let key = |row: &str| {
+        let values: Vec<String> = guard
+            .key
+            .iter()
+            .map(|k| format!("CAST({row}.{} AS CHAR CHARACTER SET utf8mb4)", ident(k)))
+            .collect();
+        format!("JSON_ARRAY({})", values.join(", "))
+    };
+    let enqueue = |row: &str| {
+        format!(
+            "INSERT INTO {queue} (`migration`, `key`, `source`) VALUES ({id}, {}, \
+             IF({PROXY_VARIABLE} <=> 1, 'proxy_unparsed', 'direct_client'));",
+            key(row)
+        )
+    };
+    let writes = match event {
+        "INSERT" => format!("        {}", enqueue("NEW")),
+        "DELETE" => format!("        {}", enqueue("OLD")),
+        // Compared as bytes: a key whose text changed only in case is
+        // another key to the queue, whatever the column's collation says.
+        _ => format!(
+            "        {}\n        IF CAST({} AS BINARY) <> CAST({} AS BINARY) THEN\n            {}\n        END IF;",
+            enqueue("OLD"),
+            key("OLD"),
+            key("NEW"),
+            enqueue("NEW")
+        ),
+    };
+    format!("BEGIN\n    IF NOT ({MIRRORED_VARIABLE} <=> {id}) THEN\n{writes}\n    END IF;\nEND")
+}
+
+#[cfg(test)]
+#[path = "mysql_tests.rs"]
+mod tests;

@@ -1,0 +1,172 @@
+//! The MySQL store's DDL, printed whole: what an operator would read
+//! in the server's log.
+
+use expect_test::{expect, Expect};
+
+use super::*;
+
+/// `app.order_lines`, keyed by (order_id, line), with the store in `app`.
+fn with_guard(check: impl Fn(&Guard)) {
+    let key = ["order_id".to_string(), "line".to_string()];
+    check(&Guard {
+        migration: "order_lines_v2",
+        store: "app",
+        schema: "app",
+        table: "order_lines",
+        key: &key,
+    });
+}
+
+fn check(statements: Vec<String>, want: Expect) {
+    want.assert_eq(&statements.join(";\n\n"));
+}
+
+#[test]
+fn store_tables() {
+    check(
+        install("app"),
+        expect![[r#"
+        CREATE TABLE IF NOT EXISTS `app`.`switchyard_store_version` (
+            `singleton` TINYINT NOT NULL DEFAULT 1 PRIMARY KEY CHECK (`singleton` = 1),
+            `version` INT UNSIGNED NOT NULL
+        ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin;
+
+        INSERT INTO `app`.`switchyard_store_version` (`singleton`, `version`) VALUES (1, 1) ON DUPLICATE KEY UPDATE `singleton` = `singleton`;
+
+        CREATE TABLE IF NOT EXISTS `app`.`switchyard_repair_queue` (
+            `id` BIGINT UNSIGNED NOT NULL AUTO_INCREMENT PRIMARY KEY,
+            `migration` VARCHAR(255) NOT NULL,
+            `key` LONGTEXT NOT NULL CHECK (JSON_VALID(`key`)),
+            `source` VARCHAR(32) NOT NULL CHECK (`source` IN ('proxy_unparsed', 'cascade_or_function', 'direct_client', 'mirror_failed')),
+            `reason` TEXT NULL,
+            `queued_at` TIMESTAMP(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6),
+            KEY `switchyard_repair_queue_migration_id` (`migration`, `id`)
+        ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin;
+
+        CREATE TABLE IF NOT EXISTS `app`.`switchyard_outbox` (
+            `id` BIGINT UNSIGNED NOT NULL AUTO_INCREMENT PRIMARY KEY,
+            `migration` VARCHAR(255) NOT NULL,
+            `key` LONGTEXT NOT NULL CHECK (JSON_VALID(`key`)),
+            `queued_at` TIMESTAMP(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6),
+            KEY `switchyard_outbox_migration_id` (`migration`, `id`)
+        ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin"#]],
+    );
+    expect!["SELECT `version` FROM `app`.`switchyard_store_version`"]
+        .assert_eq(&version_query("app"));
+}
+
+#[test]
+fn guard_for_a_composite_key() {
+    with_guard(|g| {
+        check(
+            install_guard(g),
+            expect![[r#"
+        DROP TRIGGER IF EXISTS `app`.`switchyard_guard_order_lines_v2_insert`;
+
+        DROP TRIGGER IF EXISTS `app`.`switchyard_guard_order_lines_v2_update`;
+
+        DROP TRIGGER IF EXISTS `app`.`switchyard_guard_order_lines_v2_delete`;
+
+        CREATE TRIGGER `app`.`switchyard_guard_order_lines_v2_insert` AFTER INSERT ON `app`.`order_lines` FOR EACH ROW
+        BEGIN
+            IF NOT (@switchyard_mirrored <=> 'order_lines_v2') THEN
+                INSERT INTO `app`.`switchyard_repair_queue` (`migration`, `key`, `source`) VALUES ('order_lines_v2', JSON_ARRAY(CAST(NEW.`order_id` AS CHAR CHARACTER SET utf8mb4), CAST(NEW.`line` AS CHAR CHARACTER SET utf8mb4)), IF(@switchyard_proxy <=> 1, 'proxy_unparsed', 'direct_client'));
+            END IF;
+        END;
+
+        CREATE TRIGGER `app`.`switchyard_guard_order_lines_v2_update` AFTER UPDATE ON `app`.`order_lines` FOR EACH ROW
+        BEGIN
+            IF NOT (@switchyard_mirrored <=> 'order_lines_v2') THEN
+                INSERT INTO `app`.`switchyard_repair_queue` (`migration`, `key`, `source`) VALUES ('order_lines_v2', JSON_ARRAY(CAST(OLD.`order_id` AS CHAR CHARACTER SET utf8mb4), CAST(OLD.`line` AS CHAR CHARACTER SET utf8mb4)), IF(@switchyard_proxy <=> 1, 'proxy_unparsed', 'direct_client'));
+                IF CAST(JSON_ARRAY(CAST(OLD.`order_id` AS CHAR CHARACTER SET utf8mb4), CAST(OLD.`line` AS CHAR CHARACTER SET utf8mb4)) AS BINARY) <> CAST(JSON_ARRAY(CAST(NEW.`order_id` AS CHAR CHARACTER SET utf8mb4), CAST(NEW.`line` AS CHAR CHARACTER SET utf8mb4)) AS BINARY) THEN
+                    INSERT INTO `app`.`switchyard_repair_queue` (`migration`, `key`, `source`) VALUES ('order_lines_v2', JSON_ARRAY(CAST(NEW.`order_id` AS CHAR CHARACTER SET utf8mb4), CAST(NEW.`line` AS CHAR CHARACTER SET utf8mb4)), IF(@switchyard_proxy <=> 1, 'proxy_unparsed', 'direct_client'));
+                END IF;
+            END IF;
+        END;
+
+        CREATE TRIGGER `app`.`switchyard_guard_order_lines_v2_delete` AFTER DELETE ON `app`.`order_lines` FOR EACH ROW
+        BEGIN
+            IF NOT (@switchyard_mirrored <=> 'order_lines_v2') THEN
+                INSERT INTO `app`.`switchyard_repair_queue` (`migration`, `key`, `source`) VALUES ('order_lines_v2', JSON_ARRAY(CAST(OLD.`order_id` AS CHAR CHARACTER SET utf8mb4), CAST(OLD.`line` AS CHAR CHARACTER SET utf8mb4)), IF(@switchyard_proxy <=> 1, 'proxy_unparsed', 'direct_client'));
+            END IF;
+        END"#]],
+        )
+    });
+}
+
+#[test]
+fn guard_removal() {
+    with_guard(|g| {
+        check(
+            drop_guard(g),
+            expect![[r#"
+        DROP TRIGGER IF EXISTS `app`.`switchyard_guard_order_lines_v2_insert`;
+
+        DROP TRIGGER IF EXISTS `app`.`switchyard_guard_order_lines_v2_update`;
+
+        DROP TRIGGER IF EXISTS `app`.`switchyard_guard_order_lines_v2_delete`"#]],
+        )
+    });
+}
+
+#[test]
+fn markers() {
+    check(
+        vec![
+            mark_mirrored("order_lines_v2"),
+            unmark_mirrored(),
+            mark_proxy_session(),
+        ],
+        expect![[r#"
+            SET @switchyard_mirrored = 'order_lines_v2';
+
+            SET @switchyard_mirrored = NULL;
+
+            SET @switchyard_proxy = 1"#]],
+    );
+}
+
+#[test]
+fn odd_names_stay_quoted() {
+    let key = ["Id".to_string()];
+    let guard = Guard {
+        migration: "m.1-a",
+        store: "Sch`ema",
+        schema: "Sch`ema",
+        table: "we'ird\\ table",
+        key: &key,
+    };
+    check(
+        install_guard(&guard),
+        expect![[r#"
+        DROP TRIGGER IF EXISTS `Sch``ema`.`switchyard_guard_m.1-a_insert`;
+
+        DROP TRIGGER IF EXISTS `Sch``ema`.`switchyard_guard_m.1-a_update`;
+
+        DROP TRIGGER IF EXISTS `Sch``ema`.`switchyard_guard_m.1-a_delete`;
+
+        CREATE TRIGGER `Sch``ema`.`switchyard_guard_m.1-a_insert` AFTER INSERT ON `Sch``ema`.`we'ird\ table` FOR EACH ROW
+        BEGIN
+            IF NOT (@switchyard_mirrored <=> 'm.1-a') THEN
+                INSERT INTO `Sch``ema`.`switchyard_repair_queue` (`migration`, `key`, `source`) VALUES ('m.1-a', JSON_ARRAY(CAST(NEW.`Id` AS CHAR CHARACTER SET utf8mb4)), IF(@switchyard_proxy <=> 1, 'proxy_unparsed', 'direct_client'));
+            END IF;
+        END;
+
+        CREATE TRIGGER `Sch``ema`.`switchyard_guard_m.1-a_update` AFTER UPDATE ON `Sch``ema`.`we'ird\ table` FOR EACH ROW
+        BEGIN
+            IF NOT (@switchyard_mirrored <=> 'm.1-a') THEN
+                INSERT INTO `Sch``ema`.`switchyard_repair_queue` (`migration`, `key`, `source`) VALUES ('m.1-a', JSON_ARRAY(CAST(OLD.`Id` AS CHAR CHARACTER SET utf8mb4)), IF(@switchyard_proxy <=> 1, 'proxy_unparsed', 'direct_client'));
+                IF CAST(JSON_ARRAY(CAST(OLD.`Id` AS CHAR CHARACTER SET utf8mb4)) AS BINARY) <> CAST(JSON_ARRAY(CAST(NEW.`Id` AS CHAR CHARACTER SET utf8mb4)) AS BINARY) THEN
+                    INSERT INTO `Sch``ema`.`switchyard_repair_queue` (`migration`, `key`, `source`) VALUES ('m.1-a', JSON_ARRAY(CAST(NEW.`Id` AS CHAR CHARACTER SET utf8mb4)), IF(@switchyard_proxy <=> 1, 'proxy_unparsed', 'direct_client'));
+                END IF;
+            END IF;
+        END;
+
+        CREATE TRIGGER `Sch``ema`.`switchyard_guard_m.1-a_delete` AFTER DELETE ON `Sch``ema`.`we'ird\ table` FOR EACH ROW
+        BEGIN
+            IF NOT (@switchyard_mirrored <=> 'm.1-a') THEN
+                INSERT INTO `Sch``ema`.`switchyard_repair_queue` (`migration`, `key`, `source`) VALUES ('m.1-a', JSON_ARRAY(CAST(OLD.`Id` AS CHAR CHARACTER SET utf8mb4)), IF(@switchyard_proxy <=> 1, 'proxy_unparsed', 'direct_client'));
+            END IF;
+        END"#]],
+    );
+}

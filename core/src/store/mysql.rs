@@ -19,6 +19,10 @@ pub const MIRRORED_VARIABLE: &str = "@switchyard_mirrored";
 /// the guard can tell an unmirrored write through the proxy from one that
 /// bypassed it.
 pub const PROXY_VARIABLE: &str = "@switchyard_proxy";
+/// The user variable the guard appends each key to (a JSON array's
+/// elements, comma-separated) while the session is marked: the keys the
+/// proxy's mirrored statement wrote, which its mirror then syncs.
+pub const KEYS_VARIABLE: &str = "@switchyard_keys";
 
 /// Creates the store's tables (InnoDB, so a queued key commits or rolls
 /// back with the write that queued it) in `database`, and records
@@ -90,9 +94,10 @@ const EVENTS: [(&str, &str); 3] = [
 ///
 /// A trigger queues the written row's key: the new key of an insert, the
 /// old key of a delete, the old key of an update and also the new one
-/// when its text differs. It queues nothing while the session marks its
-/// statement as the proxy's mirrored write for this migration
-/// ([`mark_mirrored`]). Key values are stored as their text in utf8mb4.
+/// when its text differs. While the session marks its statement as the
+/// proxy's mirrored write for this migration ([`mark_mirrored`]) it
+/// queues nothing and appends the same keys to [`KEYS_VARIABLE`] instead,
+/// for the mirror to sync. Key values are stored as their text in utf8mb4.
 pub fn install_guard(guard: &Guard) -> Vec<String> {
     let table = qualified(guard.schema, guard.table);
     let mut statements = drop_guard(guard);
@@ -120,16 +125,20 @@ pub fn drop_guard(guard: &Guard) -> Vec<String> {
 }
 
 /// Marks what this session writes next as the proxy's own mirrored write
-/// for `migration`, so the guard does not queue its rows. A user variable
-/// outlives transactions: the proxy sends [`unmark_mirrored`] after the
-/// mirrored statement, whether it succeeded or not.
+/// for `migration`, so the guard collects its keys instead of queueing
+/// them, and starts an empty collection. A user variable outlives
+/// transactions: the proxy sends [`unmark_mirrored`] after the mirrored
+/// statement, whether it succeeded or not.
 pub fn mark_mirrored(migration: &str) -> String {
-    format!("SET {MIRRORED_VARIABLE} = {}", literal(migration))
+    format!(
+        "SET {MIRRORED_VARIABLE} = {}, {KEYS_VARIABLE} = NULL",
+        literal(migration)
+    )
 }
 
 /// Ends [`mark_mirrored`], so the session's next write is guarded again.
 pub fn unmark_mirrored() -> String {
-    format!("SET {MIRRORED_VARIABLE} = NULL")
+    format!("SET {MIRRORED_VARIABLE} = NULL, {KEYS_VARIABLE} = NULL")
 }
 
 /// Marks a backend connection as the proxy's for the whole session, so
@@ -158,20 +167,32 @@ fn trigger_body(guard: &Guard, event: &str) -> String {
             key(row)
         )
     };
-    let writes = match event {
-        "INSERT" => format!("        {}", enqueue("NEW")),
-        "DELETE" => format!("        {}", enqueue("OLD")),
+    let collect = |row: &str| {
+        format!(
+            "SET {KEYS_VARIABLE} = CONCAT_WS(',', {KEYS_VARIABLE}, {});",
+            key(row)
+        )
+    };
+    let each = |act: &dyn Fn(&str) -> String| {
+        match event {
+        "INSERT" => format!("        {}", act("NEW")),
+        "DELETE" => format!("        {}", act("OLD")),
         // Compared as bytes: a key whose text changed only in case is
         // another key to the queue, whatever the column's collation says.
         _ => format!(
             "        {}\n        IF CAST({} AS BINARY) <> CAST({} AS BINARY) THEN\n            {}\n        END IF;",
-            enqueue("OLD"),
+            act("OLD"),
             key("OLD"),
             key("NEW"),
-            enqueue("NEW")
+            act("NEW")
         ),
+    }
     };
-    format!("BEGIN\n    IF NOT ({MIRRORED_VARIABLE} <=> {id}) THEN\n{writes}\n    END IF;\nEND")
+    format!(
+        "BEGIN\n    IF {MIRRORED_VARIABLE} <=> {id} THEN\n{}\n    ELSE\n{}\n    END IF;\nEND",
+        each(&collect),
+        each(&enqueue)
+    )
 }
 
 #[cfg(test)]

@@ -61,35 +61,44 @@ fn guard_for_a_composite_key() {
         check(
             install_guard(g),
             expect![[r#"
-        DROP TRIGGER IF EXISTS `app`.`switchyard_guard_order_lines_v2_insert`;
+                DROP TRIGGER IF EXISTS `app`.`switchyard_guard_order_lines_v2_insert`;
 
-        DROP TRIGGER IF EXISTS `app`.`switchyard_guard_order_lines_v2_update`;
+                DROP TRIGGER IF EXISTS `app`.`switchyard_guard_order_lines_v2_update`;
 
-        DROP TRIGGER IF EXISTS `app`.`switchyard_guard_order_lines_v2_delete`;
+                DROP TRIGGER IF EXISTS `app`.`switchyard_guard_order_lines_v2_delete`;
 
-        CREATE TRIGGER `app`.`switchyard_guard_order_lines_v2_insert` AFTER INSERT ON `app`.`order_lines` FOR EACH ROW
-        BEGIN
-            IF NOT (@switchyard_mirrored <=> 'order_lines_v2') THEN
-                INSERT INTO `app`.`switchyard_repair_queue` (`migration`, `key`, `source`) VALUES ('order_lines_v2', JSON_ARRAY(CAST(NEW.`order_id` AS CHAR CHARACTER SET utf8mb4), CAST(NEW.`line` AS CHAR CHARACTER SET utf8mb4)), IF(@switchyard_proxy <=> 1, 'proxy_unparsed', 'direct_client'));
-            END IF;
-        END;
+                CREATE TRIGGER `app`.`switchyard_guard_order_lines_v2_insert` AFTER INSERT ON `app`.`order_lines` FOR EACH ROW
+                BEGIN
+                    IF @switchyard_mirrored <=> 'order_lines_v2' THEN
+                        SET @switchyard_keys = CONCAT_WS(',', @switchyard_keys, JSON_ARRAY(CAST(NEW.`order_id` AS CHAR CHARACTER SET utf8mb4), CAST(NEW.`line` AS CHAR CHARACTER SET utf8mb4)));
+                    ELSE
+                        INSERT INTO `app`.`switchyard_repair_queue` (`migration`, `key`, `source`) VALUES ('order_lines_v2', JSON_ARRAY(CAST(NEW.`order_id` AS CHAR CHARACTER SET utf8mb4), CAST(NEW.`line` AS CHAR CHARACTER SET utf8mb4)), IF(@switchyard_proxy <=> 1, 'proxy_unparsed', 'direct_client'));
+                    END IF;
+                END;
 
-        CREATE TRIGGER `app`.`switchyard_guard_order_lines_v2_update` AFTER UPDATE ON `app`.`order_lines` FOR EACH ROW
-        BEGIN
-            IF NOT (@switchyard_mirrored <=> 'order_lines_v2') THEN
-                INSERT INTO `app`.`switchyard_repair_queue` (`migration`, `key`, `source`) VALUES ('order_lines_v2', JSON_ARRAY(CAST(OLD.`order_id` AS CHAR CHARACTER SET utf8mb4), CAST(OLD.`line` AS CHAR CHARACTER SET utf8mb4)), IF(@switchyard_proxy <=> 1, 'proxy_unparsed', 'direct_client'));
-                IF CAST(JSON_ARRAY(CAST(OLD.`order_id` AS CHAR CHARACTER SET utf8mb4), CAST(OLD.`line` AS CHAR CHARACTER SET utf8mb4)) AS BINARY) <> CAST(JSON_ARRAY(CAST(NEW.`order_id` AS CHAR CHARACTER SET utf8mb4), CAST(NEW.`line` AS CHAR CHARACTER SET utf8mb4)) AS BINARY) THEN
-                    INSERT INTO `app`.`switchyard_repair_queue` (`migration`, `key`, `source`) VALUES ('order_lines_v2', JSON_ARRAY(CAST(NEW.`order_id` AS CHAR CHARACTER SET utf8mb4), CAST(NEW.`line` AS CHAR CHARACTER SET utf8mb4)), IF(@switchyard_proxy <=> 1, 'proxy_unparsed', 'direct_client'));
-                END IF;
-            END IF;
-        END;
+                CREATE TRIGGER `app`.`switchyard_guard_order_lines_v2_update` AFTER UPDATE ON `app`.`order_lines` FOR EACH ROW
+                BEGIN
+                    IF @switchyard_mirrored <=> 'order_lines_v2' THEN
+                        SET @switchyard_keys = CONCAT_WS(',', @switchyard_keys, JSON_ARRAY(CAST(OLD.`order_id` AS CHAR CHARACTER SET utf8mb4), CAST(OLD.`line` AS CHAR CHARACTER SET utf8mb4)));
+                        IF CAST(JSON_ARRAY(CAST(OLD.`order_id` AS CHAR CHARACTER SET utf8mb4), CAST(OLD.`line` AS CHAR CHARACTER SET utf8mb4)) AS BINARY) <> CAST(JSON_ARRAY(CAST(NEW.`order_id` AS CHAR CHARACTER SET utf8mb4), CAST(NEW.`line` AS CHAR CHARACTER SET utf8mb4)) AS BINARY) THEN
+                            SET @switchyard_keys = CONCAT_WS(',', @switchyard_keys, JSON_ARRAY(CAST(NEW.`order_id` AS CHAR CHARACTER SET utf8mb4), CAST(NEW.`line` AS CHAR CHARACTER SET utf8mb4)));
+                        END IF;
+                    ELSE
+                        INSERT INTO `app`.`switchyard_repair_queue` (`migration`, `key`, `source`) VALUES ('order_lines_v2', JSON_ARRAY(CAST(OLD.`order_id` AS CHAR CHARACTER SET utf8mb4), CAST(OLD.`line` AS CHAR CHARACTER SET utf8mb4)), IF(@switchyard_proxy <=> 1, 'proxy_unparsed', 'direct_client'));
+                        IF CAST(JSON_ARRAY(CAST(OLD.`order_id` AS CHAR CHARACTER SET utf8mb4), CAST(OLD.`line` AS CHAR CHARACTER SET utf8mb4)) AS BINARY) <> CAST(JSON_ARRAY(CAST(NEW.`order_id` AS CHAR CHARACTER SET utf8mb4), CAST(NEW.`line` AS CHAR CHARACTER SET utf8mb4)) AS BINARY) THEN
+                            INSERT INTO `app`.`switchyard_repair_queue` (`migration`, `key`, `source`) VALUES ('order_lines_v2', JSON_ARRAY(CAST(NEW.`order_id` AS CHAR CHARACTER SET utf8mb4), CAST(NEW.`line` AS CHAR CHARACTER SET utf8mb4)), IF(@switchyard_proxy <=> 1, 'proxy_unparsed', 'direct_client'));
+                        END IF;
+                    END IF;
+                END;
 
-        CREATE TRIGGER `app`.`switchyard_guard_order_lines_v2_delete` AFTER DELETE ON `app`.`order_lines` FOR EACH ROW
-        BEGIN
-            IF NOT (@switchyard_mirrored <=> 'order_lines_v2') THEN
-                INSERT INTO `app`.`switchyard_repair_queue` (`migration`, `key`, `source`) VALUES ('order_lines_v2', JSON_ARRAY(CAST(OLD.`order_id` AS CHAR CHARACTER SET utf8mb4), CAST(OLD.`line` AS CHAR CHARACTER SET utf8mb4)), IF(@switchyard_proxy <=> 1, 'proxy_unparsed', 'direct_client'));
-            END IF;
-        END"#]],
+                CREATE TRIGGER `app`.`switchyard_guard_order_lines_v2_delete` AFTER DELETE ON `app`.`order_lines` FOR EACH ROW
+                BEGIN
+                    IF @switchyard_mirrored <=> 'order_lines_v2' THEN
+                        SET @switchyard_keys = CONCAT_WS(',', @switchyard_keys, JSON_ARRAY(CAST(OLD.`order_id` AS CHAR CHARACTER SET utf8mb4), CAST(OLD.`line` AS CHAR CHARACTER SET utf8mb4)));
+                    ELSE
+                        INSERT INTO `app`.`switchyard_repair_queue` (`migration`, `key`, `source`) VALUES ('order_lines_v2', JSON_ARRAY(CAST(OLD.`order_id` AS CHAR CHARACTER SET utf8mb4), CAST(OLD.`line` AS CHAR CHARACTER SET utf8mb4)), IF(@switchyard_proxy <=> 1, 'proxy_unparsed', 'direct_client'));
+                    END IF;
+                END"#]],
         )
     });
 }
@@ -118,9 +127,9 @@ fn markers() {
             mark_proxy_session(),
         ],
         expect![[r#"
-            SET @switchyard_mirrored = 'order_lines_v2';
+            SET @switchyard_mirrored = 'order_lines_v2', @switchyard_keys = NULL;
 
-            SET @switchyard_mirrored = NULL;
+            SET @switchyard_mirrored = NULL, @switchyard_keys = NULL;
 
             SET @switchyard_proxy = 1"#]],
     );
@@ -139,34 +148,43 @@ fn odd_names_stay_quoted() {
     check(
         install_guard(&guard),
         expect![[r#"
-        DROP TRIGGER IF EXISTS `Sch``ema`.`switchyard_guard_m.1-a_insert`;
+            DROP TRIGGER IF EXISTS `Sch``ema`.`switchyard_guard_m.1-a_insert`;
 
-        DROP TRIGGER IF EXISTS `Sch``ema`.`switchyard_guard_m.1-a_update`;
+            DROP TRIGGER IF EXISTS `Sch``ema`.`switchyard_guard_m.1-a_update`;
 
-        DROP TRIGGER IF EXISTS `Sch``ema`.`switchyard_guard_m.1-a_delete`;
+            DROP TRIGGER IF EXISTS `Sch``ema`.`switchyard_guard_m.1-a_delete`;
 
-        CREATE TRIGGER `Sch``ema`.`switchyard_guard_m.1-a_insert` AFTER INSERT ON `Sch``ema`.`we'ird\ table` FOR EACH ROW
-        BEGIN
-            IF NOT (@switchyard_mirrored <=> 'm.1-a') THEN
-                INSERT INTO `Sch``ema`.`switchyard_repair_queue` (`migration`, `key`, `source`) VALUES ('m.1-a', JSON_ARRAY(CAST(NEW.`Id` AS CHAR CHARACTER SET utf8mb4)), IF(@switchyard_proxy <=> 1, 'proxy_unparsed', 'direct_client'));
-            END IF;
-        END;
-
-        CREATE TRIGGER `Sch``ema`.`switchyard_guard_m.1-a_update` AFTER UPDATE ON `Sch``ema`.`we'ird\ table` FOR EACH ROW
-        BEGIN
-            IF NOT (@switchyard_mirrored <=> 'm.1-a') THEN
-                INSERT INTO `Sch``ema`.`switchyard_repair_queue` (`migration`, `key`, `source`) VALUES ('m.1-a', JSON_ARRAY(CAST(OLD.`Id` AS CHAR CHARACTER SET utf8mb4)), IF(@switchyard_proxy <=> 1, 'proxy_unparsed', 'direct_client'));
-                IF CAST(JSON_ARRAY(CAST(OLD.`Id` AS CHAR CHARACTER SET utf8mb4)) AS BINARY) <> CAST(JSON_ARRAY(CAST(NEW.`Id` AS CHAR CHARACTER SET utf8mb4)) AS BINARY) THEN
+            CREATE TRIGGER `Sch``ema`.`switchyard_guard_m.1-a_insert` AFTER INSERT ON `Sch``ema`.`we'ird\ table` FOR EACH ROW
+            BEGIN
+                IF @switchyard_mirrored <=> 'm.1-a' THEN
+                    SET @switchyard_keys = CONCAT_WS(',', @switchyard_keys, JSON_ARRAY(CAST(NEW.`Id` AS CHAR CHARACTER SET utf8mb4)));
+                ELSE
                     INSERT INTO `Sch``ema`.`switchyard_repair_queue` (`migration`, `key`, `source`) VALUES ('m.1-a', JSON_ARRAY(CAST(NEW.`Id` AS CHAR CHARACTER SET utf8mb4)), IF(@switchyard_proxy <=> 1, 'proxy_unparsed', 'direct_client'));
                 END IF;
-            END IF;
-        END;
+            END;
 
-        CREATE TRIGGER `Sch``ema`.`switchyard_guard_m.1-a_delete` AFTER DELETE ON `Sch``ema`.`we'ird\ table` FOR EACH ROW
-        BEGIN
-            IF NOT (@switchyard_mirrored <=> 'm.1-a') THEN
-                INSERT INTO `Sch``ema`.`switchyard_repair_queue` (`migration`, `key`, `source`) VALUES ('m.1-a', JSON_ARRAY(CAST(OLD.`Id` AS CHAR CHARACTER SET utf8mb4)), IF(@switchyard_proxy <=> 1, 'proxy_unparsed', 'direct_client'));
-            END IF;
-        END"#]],
+            CREATE TRIGGER `Sch``ema`.`switchyard_guard_m.1-a_update` AFTER UPDATE ON `Sch``ema`.`we'ird\ table` FOR EACH ROW
+            BEGIN
+                IF @switchyard_mirrored <=> 'm.1-a' THEN
+                    SET @switchyard_keys = CONCAT_WS(',', @switchyard_keys, JSON_ARRAY(CAST(OLD.`Id` AS CHAR CHARACTER SET utf8mb4)));
+                    IF CAST(JSON_ARRAY(CAST(OLD.`Id` AS CHAR CHARACTER SET utf8mb4)) AS BINARY) <> CAST(JSON_ARRAY(CAST(NEW.`Id` AS CHAR CHARACTER SET utf8mb4)) AS BINARY) THEN
+                        SET @switchyard_keys = CONCAT_WS(',', @switchyard_keys, JSON_ARRAY(CAST(NEW.`Id` AS CHAR CHARACTER SET utf8mb4)));
+                    END IF;
+                ELSE
+                    INSERT INTO `Sch``ema`.`switchyard_repair_queue` (`migration`, `key`, `source`) VALUES ('m.1-a', JSON_ARRAY(CAST(OLD.`Id` AS CHAR CHARACTER SET utf8mb4)), IF(@switchyard_proxy <=> 1, 'proxy_unparsed', 'direct_client'));
+                    IF CAST(JSON_ARRAY(CAST(OLD.`Id` AS CHAR CHARACTER SET utf8mb4)) AS BINARY) <> CAST(JSON_ARRAY(CAST(NEW.`Id` AS CHAR CHARACTER SET utf8mb4)) AS BINARY) THEN
+                        INSERT INTO `Sch``ema`.`switchyard_repair_queue` (`migration`, `key`, `source`) VALUES ('m.1-a', JSON_ARRAY(CAST(NEW.`Id` AS CHAR CHARACTER SET utf8mb4)), IF(@switchyard_proxy <=> 1, 'proxy_unparsed', 'direct_client'));
+                    END IF;
+                END IF;
+            END;
+
+            CREATE TRIGGER `Sch``ema`.`switchyard_guard_m.1-a_delete` AFTER DELETE ON `Sch``ema`.`we'ird\ table` FOR EACH ROW
+            BEGIN
+                IF @switchyard_mirrored <=> 'm.1-a' THEN
+                    SET @switchyard_keys = CONCAT_WS(',', @switchyard_keys, JSON_ARRAY(CAST(OLD.`Id` AS CHAR CHARACTER SET utf8mb4)));
+                ELSE
+                    INSERT INTO `Sch``ema`.`switchyard_repair_queue` (`migration`, `key`, `source`) VALUES ('m.1-a', JSON_ARRAY(CAST(OLD.`Id` AS CHAR CHARACTER SET utf8mb4)), IF(@switchyard_proxy <=> 1, 'proxy_unparsed', 'direct_client'));
+                END IF;
+            END"#]],
     );
 }

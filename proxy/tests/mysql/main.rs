@@ -8,6 +8,7 @@ mod clients;
 mod common;
 mod faults;
 mod guard;
+mod mirror;
 mod protocol;
 mod reads;
 mod seams;

@@ -5,6 +5,7 @@
 
 use std::sync::Arc;
 
+use switchyard_core::store::{pg as store, Guard};
 use switchyard_proxy::route::MigrationRouter;
 use tokio_postgres::error::SqlState;
 use tokio_postgres::{Client, SimpleQueryMessage};
@@ -27,20 +28,26 @@ const TABLES: &str = "
         made timestamptz,
         token uuid
     );
-    CREATE TABLE switchyard_repair_queue (
-        id bigserial PRIMARY KEY,
-        migration text NOT NULL,
-        key jsonb NOT NULL,
-        source text NOT NULL,
-        reason text,
-        queued_at timestamptz NOT NULL DEFAULT now()
-    );
 ";
 
 async fn setup(prefix: &str, on_error: &str) -> (Proxy, String, Client) {
     let db = common::create_db(prefix).await;
     let direct = common::direct(&db).await;
     direct.batch_execute(TABLES).await.unwrap();
+    let key = vec!["id".to_string()];
+    let guard = Guard {
+        migration: "items_v2",
+        store: "public",
+        schema: "public",
+        table: "items",
+        key: &key,
+    };
+    let mut install = store::install("public");
+    install.extend(store::install_guard(&guard));
+    direct
+        .batch_execute(&format!("BEGIN; {}; COMMIT", install.join(";\n")))
+        .await
+        .unwrap();
     let yaml = format!(
         "{}
 migrations:
@@ -226,7 +233,21 @@ async fn every_kind_of_write_is_mirrored_by_row_image() {
         count(&direct, "items").await,
         count(&direct, "items_v2").await
     );
+    // Every key went through the mirror: the guard queued nothing.
     assert_eq!(count(&direct, "switchyard_repair_queue").await, 0);
+    // A write that bypasses the proxy is queued by the guard.
+    direct
+        .batch_execute("UPDATE items SET name = 'direct' WHERE name = 'kept'")
+        .await
+        .unwrap();
+    let sources: Vec<String> = direct
+        .query("SELECT source FROM switchyard_repair_queue", &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(sources, vec!["direct_client"]);
     common::drop_db(&db).await;
 }
 

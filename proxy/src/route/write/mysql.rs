@@ -25,6 +25,7 @@
 //! fails them like an error.
 
 use switchyard_core::config::OnMirrorError;
+use switchyard_core::store::mysql as store;
 
 use super::{MirrorFacts, MirroredWrite};
 use crate::route::classify::Dialect;
@@ -127,11 +128,11 @@ pub fn mirror(map: &TableMap, facts: &MirrorFacts<'_>, key_types: &[String]) -> 
     MirroredWrite {
         program: Program {
             steps: vec![
-                Step::proxy(marker(facts.migration)),
+                Step::proxy(store::mark_mirrored(facts.migration)),
                 Step::as_sent(),
-                sync(upsert),
                 sync(delete),
-                Step::proxy("SET @switchyard_mirrored = NULL, @switchyard_keys = NULL"),
+                sync(upsert),
+                Step::proxy(store::unmark_mirrored()),
             ],
         },
         tag: String::new(),
@@ -140,15 +141,6 @@ pub fn mirror(map: &TableMap, facts: &MirrorFacts<'_>, key_types: &[String]) -> 
             rows: true,
         },
     }
-}
-
-/// The statement that marks the session's writes as the proxy's mirrored
-/// ones for `migration`, with no keys collected yet.
-pub fn marker(migration: &str) -> String {
-    format!(
-        "SET @switchyard_mirrored = {}, @switchyard_keys = NULL",
-        literal(migration)
-    )
 }
 
 /// The collected keys as a table `k` with columns `k0, k1, ...`.

@@ -29,6 +29,7 @@ use crate::route::program::{self, OnError, Program, Sql, Step};
 use crate::route::rewrite::TableMap;
 use crate::wire::pg::message::Trim;
 use switchyard_core::config::OnMirrorError;
+use switchyard_core::store::pg as store;
 
 /// The SQLSTATE of a write refused or failed by the mirror.
 pub const MIRROR_SQLSTATE: &str = "SYM01";
@@ -313,9 +314,9 @@ impl<'a> Write<'a> {
         client.on_error = OnError::Instead(instead);
         let program = Program {
             steps: vec![
-                Step::proxy(marker(facts.migration)),
+                Step::proxy(store::mark_mirrored(facts.migration)),
                 client,
-                Step::proxy(marker("")),
+                Step::proxy(store::unmark_mirrored()),
             ],
         };
         let tag = match self.kind() {
@@ -332,15 +333,6 @@ impl<'a> Write<'a> {
             },
         })
     }
-}
-
-/// The statement that marks (or, with `""`, unmarks) the transaction's
-/// writes as the proxy's own mirrored ones, which the guard lets pass.
-pub fn marker(migration: &str) -> String {
-    format!(
-        "SELECT set_config('switchyard.mirrored', {}, true)",
-        literal(migration)
-    )
 }
 
 fn with_select(recursive: bool, ctes: &[String]) -> String {

@@ -46,6 +46,11 @@ pub struct Migration {
     /// What a failed mirror write does to the client's write.
     #[serde(default)]
     pub on_mirror_error: OnMirrorError,
+    /// Writes the proxy cannot mirror with certainty that it lets through
+    /// anyway while the migration mirrors (refused by default): the guard
+    /// queues the rows they write, where it sees them.
+    #[serde(default)]
+    pub allow_unmirrored: Vec<Unmirrored>,
     /// How reads choose between source and target.
     #[serde(default)]
     pub reads: Reads,
@@ -187,6 +192,36 @@ impl FromStr for Phase {
                 let names: Vec<_> = Phase::ALL.iter().map(|p| p.as_str()).collect();
                 format!("`{s}` is not a phase; use one of {}", names.join(", "))
             })
+    }
+}
+
+/// A kind of write the dual write cannot mirror with certainty.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Unmirrored {
+    /// TRUNCATE of either table (no row trigger sees it).
+    Truncate,
+    /// COPY ... FROM into the source (PostgreSQL).
+    Copy,
+    /// MERGE into the source (PostgreSQL 15 has no RETURNING for it).
+    Merge,
+    /// DDL on either table.
+    Ddl,
+    /// A write of the target table itself, which the mirror overwrites.
+    TargetWrite,
+}
+
+impl Unmirrored {
+    /// The `reason` label of `switchyard_rejected_writes_total` and the
+    /// name the configuration uses.
+    pub fn label(self) -> &'static str {
+        match self {
+            Unmirrored::Truncate => "truncate",
+            Unmirrored::Copy => "copy",
+            Unmirrored::Merge => "merge",
+            Unmirrored::Ddl => "ddl",
+            Unmirrored::TargetWrite => "target_write",
+        }
     }
 }
 

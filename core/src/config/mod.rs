@@ -34,7 +34,7 @@ pub use limits::{Limits, MysqlOptions};
 pub use listen::{Admin, Listen, Routes, Tls};
 pub use migrations::{
     Alerts, Arm, Canary, Migration, OnMirrorError, Phase, Ramp, ReadPath, Reads, Rollback, Shadow,
-    SourceTable, StickyBy, Strategy, TargetTable,
+    SourceTable, StickyBy, Strategy, TargetTable, Unmirrored,
 };
 pub use scalars::{parse_bytes, parse_duration, parse_socket_addr, Cidr, Percent};
 pub use users::{AuthMethod, User};

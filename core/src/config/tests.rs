@@ -531,7 +531,7 @@ fn rejections() {
         // Migrations.
         (
             with_migration("sorce: {}"),
-            "`migrations[0].sorce` is not a known setting; did you mean `source`? (known here: `id`, `backend`, `source`, `target`, `columns`, `time_zone`, `phase`, `on_mirror_error`, `reads`, `rollback`, `alerts`, `ramp`)",
+            "`migrations[0].sorce` is not a known setting; did you mean `source`? (known here: `id`, `backend`, `source`, `target`, `columns`, `time_zone`, `phase`, `on_mirror_error`, `allow_unmirrored`, `reads`, `rollback`, `alerts`, `ramp`)",
         ),
         (
             with_migration("phase: dualwrite"),

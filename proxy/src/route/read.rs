@@ -37,7 +37,7 @@ impl Route for MigrationRouter {
         statement: &Statement,
         sql: &str,
     ) -> Decision {
-        if statement.kind == StatementKind::Write
+        if matches!(statement.kind, StatementKind::Write | StatementKind::Ddl)
             && statement.parsed
             && facts.stage == Stage::Execute
             && routing.touches(statement)
@@ -223,8 +223,9 @@ fn write_decision(
             key: &m.plan.source.primary_key,
             default_schema: facts.schema,
             key_types: &key_types,
+            allowed: &m.plan.allow_unmirrored,
         };
-        let names_source = m.names(statement, false);
+        let names_source = statement.kind == StatementKind::Write && m.names(statement, false);
         match write::mirror(m.dialect, map, &mirror_facts, sql, names_source) {
             None => continue,
             Some(Err(refusal)) => return Decision::Refuse(Arc::new(refusal)),

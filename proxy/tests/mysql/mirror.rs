@@ -230,3 +230,26 @@ async fn a_failed_mirror_queues_its_keys_or_fails_the_write() {
     assert_eq!(count(&mut direct, "switchyard_repair_queue").await, 0);
     common::drop_db(&db).await;
 }
+
+#[tokio::test]
+async fn writes_that_cannot_be_mirrored_are_refused_and_change_nothing() {
+    let (proxy, db, mut direct) = setup("mirror_refuse", "repair").await;
+    let mut conn = proxy.connect(&db).await;
+    conn.query_drop("INSERT INTO items (sku) VALUES ('kept')")
+        .await
+        .unwrap();
+    for sql in [
+        "TRUNCATE TABLE items",
+        "ALTER TABLE items_v2 ADD COLUMN extra INT",
+        "INSERT INTO items_v2 (id) VALUES (99)",
+    ] {
+        let err = conn.query_drop(sql).await.unwrap_err();
+        let (code, _, message) = common::server_error(&err);
+        assert_eq!(code, 1290, "{sql}: {message}");
+        assert!(message.contains("migration `items_v2`"), "{message}");
+    }
+    assert_eq!(count(&mut direct, "items").await, 1);
+    assert_eq!(count(&mut direct, "items_v2").await, 1);
+    assert_eq!(differences(&mut direct).await, 0);
+    common::drop_db(&db).await;
+}

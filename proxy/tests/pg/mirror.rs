@@ -345,6 +345,20 @@ async fn a_write_that_cannot_be_mirrored_is_refused_and_changes_nothing() {
         .await
         .unwrap_err();
     assert_eq!(err.as_db_error().map(|e| e.code().code()), Some("SYM01"));
+    // After an extended batch whose statement the client closes in
+    // the same flight as its next query.
+    for sql in [
+        "TRUNCATE items",
+        "ALTER TABLE items_v2 ADD COLUMN extra int",
+        "INSERT INTO items_v2 (id) VALUES (1)",
+    ] {
+        let err = client.simple_query(sql).await.unwrap_err();
+        assert_eq!(
+            err.as_db_error().map(|e| e.code().code()),
+            Some("SYM01"),
+            "{sql}: {err:?}"
+        );
+    }
     // The session goes on.
     client.simple_query("SELECT 1").await.unwrap();
     assert_eq!(count(&direct, "items").await, 0);

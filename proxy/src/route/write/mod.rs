@@ -22,11 +22,12 @@ pub mod pg;
 #[cfg(test)]
 mod tests;
 
-use switchyard_core::config::{OnMirrorError, Phase};
+use sqlparser::ast::{self, ObjectName};
+use switchyard_core::config::{OnMirrorError, Phase, Unmirrored};
 
 use super::classify::Dialect;
 use super::program::Program;
-use super::rewrite::TableMap;
+use super::rewrite::{Relation, TableMap};
 
 /// Whether writes of the source are mirrored to the target in a phase.
 pub fn mirrors(phase: Phase) -> bool {
@@ -54,6 +55,8 @@ pub struct MirrorFacts<'a> {
     /// The source's key columns' SQL types, in key order (MySQL reads the
     /// keys the guard collected as these types).
     pub key_types: &'a [String],
+    /// The writes the migration lets through unmirrored.
+    pub allowed: &'a [Unmirrored],
 }
 
 /// A mirrored write: the program the session runs, and how the client's
@@ -98,6 +101,157 @@ pub fn mirror(
 ) -> Option<Result<MirroredWrite, Refusal>> {
     match dialect {
         Dialect::Postgres => pg::mirror(map, facts, sql),
-        Dialect::Mysql => names_source.then(|| Ok(mysql::mirror(map, facts, facts.key_types))),
+        Dialect::Mysql => {
+            // Only a text that may truncate or alter a table, or names the
+            // target, is parsed: every other write runs under the guard.
+            if may_be_unmirrorable(sql) || names_target(map, sql) {
+                let statements = super::classify::parse(Dialect::Mysql, sql).unwrap_or_default();
+                if let Some(refusal) = refused(Dialect::Mysql, &statements, map, facts) {
+                    return Some(Err(refusal));
+                }
+            }
+            names_source.then(|| Ok(mysql::mirror(map, facts, facts.key_types)))
+        }
+    }
+}
+
+/// A cheap look at a text's first word: statements that no row trigger
+/// sees or that change a table's shape.
+fn may_be_unmirrorable(sql: &str) -> bool {
+    let word: String = sql
+        .trim_start()
+        .chars()
+        .take_while(|c| c.is_ascii_alphabetic())
+        .collect::<String>()
+        .to_ascii_lowercase();
+    matches!(
+        word.as_str(),
+        "truncate" | "alter" | "drop" | "rename" | "create" | "copy" | "merge"
+    )
+}
+
+fn names_target(map: &TableMap, sql: &str) -> bool {
+    let lower = sql.to_ascii_lowercase();
+    lower.contains(&map.target.name.to_ascii_lowercase())
+}
+
+/// The first statement of a text the dual write must refuse, as a refusal;
+/// `None` when every statement may run (mirrored or not touching either
+/// table), or the migration allows what it is.
+pub fn refused(
+    dialect: Dialect,
+    statements: &[ast::Statement],
+    map: &TableMap,
+    facts: &MirrorFacts<'_>,
+) -> Option<Refusal> {
+    use ast::Statement as S;
+    let names = |name: &ObjectName, relation: &Relation| {
+        names_relation(dialect, name, relation, facts.default_schema)
+    };
+    let either = |name: &ObjectName| names(name, &map.source) || names(name, &map.target);
+    for statement in statements {
+        let kind = match statement {
+            S::Truncate(t) if t.table_names.iter().any(|t| either(&t.name)) => Unmirrored::Truncate,
+            S::Copy {
+                source: ast::CopySource::Table { table_name, .. },
+                to: false,
+                ..
+            } if names(table_name, &map.source) => Unmirrored::Copy,
+            S::Merge(m) if table_factor_names(&m.table, &|n| names(n, &map.source)) => {
+                Unmirrored::Merge
+            }
+            S::AlterTable(a) if either(&a.name) => Unmirrored::Ddl,
+            S::Drop { names: dropped, .. } if dropped.iter().any(either) => Unmirrored::Ddl,
+            S::RenameTable(renames) if renames.iter().any(|r| either(&r.old_name)) => {
+                Unmirrored::Ddl
+            }
+            S::CreateIndex(c) if either(&c.table_name) => Unmirrored::Ddl,
+            _ if written_table(statement).is_some_and(|n| names(n, &map.target)) => {
+                Unmirrored::TargetWrite
+            }
+            _ => continue,
+        };
+        if facts.allowed.contains(&kind) {
+            continue;
+        }
+        let (reason, fix) = match kind {
+            Unmirrored::Truncate => ("no trigger sees the rows a TRUNCATE removes", "delete the rows with DELETE, or add `truncate` to the migration's allow_unmirrored and run a diff after"),
+            Unmirrored::Copy => ("COPY FROM is not mirrored", "load the rows with INSERT, or add `copy` to allow_unmirrored (the guard queues the rows)"),
+            Unmirrored::Merge => ("PostgreSQL 15 returns no rows from MERGE, so its keys cannot be mirrored", "use INSERT ... ON CONFLICT, or add `merge` to allow_unmirrored (the guard queues the rows)"),
+            Unmirrored::Ddl => ("a change of either table's shape would break the column mapping", "finish or roll back the migration first, or add `ddl` to allow_unmirrored and reload"),
+            Unmirrored::TargetWrite => ("the target table is written only by the mirror", "write the source table; the proxy mirrors it"),
+        };
+        return Some(Refusal {
+            migration: facts.migration.to_string(),
+            table: format!("{}.{}", map.source.schema, map.source.name),
+            reason: reason.to_string(),
+            fix: fix.to_string(),
+            label: kind.label(),
+        });
+    }
+    None
+}
+
+/// The table an INSERT, UPDATE or DELETE writes.
+fn written_table(statement: &ast::Statement) -> Option<&ObjectName> {
+    match statement {
+        ast::Statement::Insert(i) => match &i.table {
+            ast::TableObject::TableName(name) => Some(name),
+            _ => None,
+        },
+        ast::Statement::Update(u) => match &u.table.relation {
+            ast::TableFactor::Table { name, .. } => Some(name),
+            _ => None,
+        },
+        ast::Statement::Delete(d) => {
+            let (ast::FromTable::WithFromKeyword(from) | ast::FromTable::WithoutKeyword(from)) =
+                &d.from;
+            match from.first().map(|t| &t.relation) {
+                Some(ast::TableFactor::Table { name, .. }) => Some(name),
+                _ => None,
+            }
+        }
+        ast::Statement::Query(q) => match &*q.body {
+            ast::SetExpr::Insert(s) | ast::SetExpr::Update(s) | ast::SetExpr::Delete(s) => {
+                written_table(s)
+            }
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+fn table_factor_names(factor: &ast::TableFactor, names: &dyn Fn(&ObjectName) -> bool) -> bool {
+    matches!(factor, ast::TableFactor::Table { name, .. } if names(name))
+}
+
+/// Whether `name` as a statement wrote it is `relation`: PostgreSQL folds
+/// unquoted names and resolves an unqualified one in the session's
+/// schema; MySQL compares names without regard to case (a superset where
+/// the server is case-sensitive, which only refuses more).
+pub fn names_relation(
+    dialect: Dialect,
+    name: &ObjectName,
+    relation: &Relation,
+    default_schema: Option<&str>,
+) -> bool {
+    let parts: Vec<&ast::Ident> = name.0.iter().filter_map(|p| p.as_ident()).collect();
+    let same = |ident: &ast::Ident, folded: &str| match dialect {
+        Dialect::Postgres => match ident.quote_style {
+            Some(_) => ident.value == folded,
+            None => ident.value.to_lowercase() == folded,
+        },
+        Dialect::Mysql => ident.value.eq_ignore_ascii_case(folded),
+    };
+    match &parts[..] {
+        [table] => {
+            same(table, &relation.name)
+                && default_schema.is_some_and(|s| match dialect {
+                    Dialect::Postgres => s == relation.schema,
+                    Dialect::Mysql => s.eq_ignore_ascii_case(&relation.schema),
+                })
+        }
+        [schema, table] => same(schema, &relation.schema) && same(table, &relation.name),
+        _ => false,
     }
 }

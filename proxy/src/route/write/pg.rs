@@ -41,6 +41,9 @@ pub fn mirror(
     sql: &str,
 ) -> Option<Result<MirroredWrite, Refusal>> {
     let statements = parse(Dialect::Postgres, sql).ok()?;
+    if let Some(refusal) = super::refused(Dialect::Postgres, &statements, map, facts) {
+        return Some(Err(refusal));
+    }
     let writes: Vec<&ast::Statement> = statements
         .iter()
         .filter(|s| Write::of(s).is_some_and(|w| w.names(map, facts)))
@@ -147,21 +150,9 @@ impl<'a> Write<'a> {
 
     /// Whether it writes the migration's source table.
     fn names(&self, map: &TableMap, facts: &MirrorFacts<'_>) -> bool {
-        let Some((name, _)) = self.relation() else {
-            return false;
-        };
-        let parts: Vec<String> = name
-            .0
-            .iter()
-            .filter_map(|p| p.as_ident().map(fold))
-            .collect();
-        match &parts[..] {
-            [table] => {
-                *table == map.source.name && facts.default_schema == Some(&map.source.schema)
-            }
-            [schema, table] => *schema == map.source.schema && *table == map.source.name,
-            _ => false,
-        }
+        self.relation().is_some_and(|(name, _)| {
+            super::names_relation(Dialect::Postgres, name, &map.source, facts.default_schema)
+        })
     }
 
     fn build(&self, map: &TableMap, facts: &MirrorFacts<'_>) -> Result<MirroredWrite, Refusal> {

@@ -37,6 +37,7 @@ fn facts(on_error: OnMirrorError) -> MirrorFacts<'static> {
         key: &KEY,
         default_schema: Some("public"),
         key_types: &[],
+        allowed: &[],
     }
 }
 
@@ -148,4 +149,68 @@ fn other_tables_and_reads_are_not_mirrored_and_doubtful_writes_are_refused() {
         "UPDATE items SET id = o.id FROM other o WHERE o.name = items.name",
         OnMirrorError::Repair,
     ));
+}
+
+#[test]
+fn writes_no_trigger_sees_and_ddl_are_refused_unless_allowed() {
+    for (sql, label) in [
+        ("TRUNCATE items", "truncate"),
+        ("TRUNCATE TABLE public.items_v2", "truncate"),
+        ("COPY items FROM STDIN", "copy"),
+        ("ALTER TABLE items ADD COLUMN x int", "ddl"),
+        ("DROP TABLE items_v2", "ddl"),
+        ("CREATE INDEX ON items (name)", "ddl"),
+        ("INSERT INTO items_v2 (id) VALUES (1)", "target_write"),
+        ("UPDATE public.items_v2 SET title = 'x'", "target_write"),
+    ] {
+        let statements = crate::route::classify::parse(Dialect::Postgres, sql).unwrap();
+        let got = refused(
+            Dialect::Postgres,
+            &statements,
+            &map(),
+            &facts(OnMirrorError::Repair),
+        );
+        assert_eq!(got.map(|r| r.label), Some(label), "{sql}");
+        let allowed = [
+            switchyard_core::config::Unmirrored::Truncate,
+            switchyard_core::config::Unmirrored::Copy,
+            switchyard_core::config::Unmirrored::Ddl,
+            switchyard_core::config::Unmirrored::TargetWrite,
+        ];
+        let facts = MirrorFacts {
+            allowed: &allowed,
+            ..facts(OnMirrorError::Repair)
+        };
+        assert_eq!(
+            refused(Dialect::Postgres, &statements, &map(), &facts),
+            None,
+            "{sql}"
+        );
+    }
+    for sql in [
+        "COPY items TO STDOUT",
+        "TRUNCATE other",
+        "ALTER TABLE other ADD x int",
+        "INSERT INTO other SELECT * FROM items_v2",
+    ] {
+        let statements = crate::route::classify::parse(Dialect::Postgres, sql).unwrap();
+        assert_eq!(
+            refused(
+                Dialect::Postgres,
+                &statements,
+                &map(),
+                &facts(OnMirrorError::Repair)
+            ),
+            None,
+            "{sql}"
+        );
+    }
+    let mysql = crate::route::classify::parse(Dialect::Mysql, "TRUNCATE TABLE ITEMS").unwrap();
+    let got = refused(
+        Dialect::Mysql,
+        &mysql,
+        &map(),
+        &facts(OnMirrorError::Repair),
+    );
+    assert_eq!(got.map(|r| r.label), Some("truncate"));
 }

@@ -494,7 +494,7 @@ fn describe_expect(frame: &[u8]) -> Expect {
 
 /// A statement that fails with a refused write's error, SQLSTATE and
 /// message, inside the client's batch.
-fn refusal_statement(refusal: &crate::route::write::Refusal) -> String {
+pub(super) fn refusal_statement(refusal: &crate::route::write::Refusal) -> String {
     super::count_refusal(refusal);
     let mut message = String::new();
     crate::route::program::literal(

@@ -565,15 +565,15 @@ impl Session {
         }
         let plan = match decision {
             Decision::Refuse(refusal) => {
-                count_refusal(&refusal);
-                message::error_response(
-                    &mut self.client_outbox,
-                    "ERROR",
-                    crate::route::write::pg::MIRROR_SQLSTATE,
-                    &refusal.to_string(),
-                    None,
+                // The server raises it, so it comes in turn behind whatever
+                // the client pipelined before, and a transaction fails as
+                // with any failed statement.
+                message::query(
+                    self.outbox(Conn::Own),
+                    &extended::refusal_statement(&refusal),
                 );
-                message::ready_for_query(&mut self.client_outbox, self.status);
+                self.responses
+                    .push(Pending::forward(Conn::Own, Expect::Query));
                 return Ok(());
             }
             Decision::Plan(plan) if !plan.is_passthrough() => plan,

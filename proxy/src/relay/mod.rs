@@ -147,6 +147,27 @@ pub async fn drained(mut draining: tokio::sync::watch::Receiver<bool>) {
     }
 }
 
+/// Counts one mirrored write by how its program ended
+/// (`switchyard_mirror_writes_total`, `switchyard_mirror_duration_seconds`).
+pub(crate) fn record_mirror(
+    migration: &str,
+    outcome: &crate::route::program::Outcome,
+    restarts: usize,
+    started: std::time::Instant,
+) {
+    use crate::route::program::Outcome;
+    let outcome = match (outcome, restarts) {
+        (Outcome::Done, 0) => "mirrored",
+        (Outcome::Done, _) => "repair_queued",
+        (Outcome::ClientFailed, _) => "client_error",
+        (Outcome::Failed(_), _) => "failed",
+    };
+    let migration = migration.to_string();
+    metrics::counter!(switchyard_core::names::MIRROR_WRITES_TOTAL, "migration" => migration.clone(), "outcome" => outcome).increment(1);
+    metrics::histogram!(switchyard_core::names::MIRROR_DURATION_SECONDS, "migration" => migration)
+        .record(started.elapsed().as_secs_f64());
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -207,6 +207,14 @@ async fn a_failed_mirror_queues_its_keys_or_fails_the_write() {
     assert_eq!(queued.as_deref(), Some("[\"7\"]"));
     assert_eq!(count(&mut direct, "items WHERE id = 7").await, 1);
     assert_eq!(count(&mut direct, "items_v2 WHERE id = 7").await, 0);
+    // Counted as such (metrics are per process: at least this one).
+    let queued = common::http::counter(
+        proxy.running.admin.expect("admin listener"),
+        "switchyard_mirror_writes_total",
+        &[("migration", "items_v2"), ("outcome", "repair_queued")],
+    )
+    .await;
+    assert!(queued >= 1, "repair_queued counted {queued}");
     common::drop_db(&db).await;
 
     let (proxy, db, mut direct) = setup("mirror_fail", "fail_write").await;

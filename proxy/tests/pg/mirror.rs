@@ -280,6 +280,14 @@ async fn a_failed_mirror_queues_its_keys_with_the_write() {
     assert_eq!(queued[0], "[\"7\"]");
     assert_eq!(count(&direct, "items WHERE id = 7").await, 1);
     assert_eq!(count(&direct, "items_v2 WHERE id = 7").await, 0);
+    // Counted as such (metrics are per process: at least this one).
+    let queued = common::http::counter(
+        proxy.admin(),
+        "switchyard_mirror_writes_total",
+        &[("migration", "items_v2"), ("outcome", "repair_queued")],
+    )
+    .await;
+    assert!(queued >= 1, "repair_queued counted {queued}");
     // The client's own error is its own, as the server gave it.
     let err = client
         .simple_query("INSERT INTO items (id, name) VALUES (7, 'twice')")

@@ -31,6 +31,7 @@ impl Session {
         let status = self.side(conn).status;
         let inside = status & SERVER_STATUS_IN_TRANS != 0 || status & SERVER_STATUS_AUTOCOMMIT == 0;
         let mut run = Run::new(program, Dialect::Mysql, inside);
+        let started = std::time::Instant::now();
         let seq = self.seq;
         let mut failure: Option<ErrPacket> = None;
         let outcome = loop {
@@ -75,6 +76,9 @@ impl Session {
             }
         };
         self.seq = seq;
+        if let Some(migration) = &plan.mirror {
+            crate::relay::record_mirror(migration, &outcome, run.restarts(), started);
+        }
         match outcome {
             Outcome::Done => {
                 let status = self.side(conn).status;

@@ -35,6 +35,10 @@ pub(super) struct Running {
     held: BytesMut,
     /// The SQLSTATE of the proxy statement that failed.
     failure: Option<String>,
+    /// A mirrored write's migration, for its metrics.
+    mirror: Option<std::sync::Arc<str>>,
+    /// When the program started.
+    started: std::time::Instant,
 }
 
 impl Session {
@@ -55,6 +59,8 @@ impl Session {
             rows: Vec::new(),
             held: BytesMut::new(),
             failure: None,
+            mirror: plan.mirror.clone(),
+            started: std::time::Instant::now(),
         });
         self.program_next();
     }
@@ -91,6 +97,14 @@ impl Session {
             }
             Action::Finish(outcome) => {
                 let running = self.program.take().expect("checked above");
+                if let Some(migration) = &running.mirror {
+                    crate::relay::record_mirror(
+                        migration,
+                        &outcome,
+                        running.run.restarts(),
+                        running.started,
+                    );
+                }
                 match outcome {
                     Outcome::Done | Outcome::ClientFailed => {
                         self.client_outbox.extend_from_slice(&running.held)

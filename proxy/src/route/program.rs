@@ -53,6 +53,26 @@ impl Program {
     }
 }
 
+impl Program {
+    /// The text that runs instead of the client's step when it fails, when
+    /// that is one statement of the client's (a write whose mirror rides in
+    /// its statement, answered by the write alone plus its repair-queue
+    /// insert): what a pipelined batch can replay in its place.
+    pub fn instead_of_client(&self) -> Option<&str> {
+        let client = self.steps.iter().find(|s| s.role == Role::Client)?;
+        match &client.on_error {
+            OnError::Instead(steps) => match &steps[..] {
+                [step] if step.role == Role::Client => match &step.sql.0[..] {
+                    [Part::Text(sql)] => Some(sql),
+                    _ => None,
+                },
+                _ => None,
+            },
+            OnError::Abort => None,
+        }
+    }
+}
+
 /// One statement of a program.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Step {

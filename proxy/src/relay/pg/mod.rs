@@ -257,6 +257,13 @@ async fn login(shared: &Arc<Shared>, client: &mut Client) -> Result<Option<Logge
     if Startup::param(&params, "database").is_none() {
         backend_params.push(("database".into(), database.clone()));
     }
+    // Marks the connection as the proxy's, so the guard of a migrated
+    // table tells a write the proxy relayed unmirrored from one that
+    // bypassed it (a custom setting: the server reports nothing back).
+    backend_params.push((
+        switchyard_core::store::pg::PROXY_SETTING.to_string(),
+        "on".into(),
+    ));
     let login = Login {
         name: backend_name,
         backend,

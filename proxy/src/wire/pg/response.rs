@@ -114,6 +114,9 @@ pub struct Pending {
     /// so the client still gets its answer (`None`: the proxy's own
     /// message, which needs none).
     pub replay: Option<Vec<u8>>,
+    /// The responses of messages `replay` sends ahead of the replayed one
+    /// (a fallback form's Close and Parse), all hidden from the client.
+    pub replay_hidden: Vec<Expect>,
     /// Part of a batch whose one target read a fallback may answer.
     pub armed: bool,
     /// Extended protocol, a target read's Execute run behind
@@ -135,7 +138,7 @@ pub struct Fallback {
     /// The messages to send on the own connection.
     pub messages: Vec<u8>,
     /// The response each of them expects, and what the client sees of it.
-    pub responses: Vec<(Expect, Disposition)>,
+    pub responses: Vec<(Expect, Disposition, Option<super::message::Trim>)>,
     /// Which of them is the read (timed in place of the target read).
     pub read: usize,
     /// Extended protocol: the portal the fallback binds, which now lives
@@ -164,6 +167,7 @@ impl Pending {
             trim: None,
             fallback: None,
             replay: None,
+            replay_hidden: Vec::new(),
             armed: false,
             rewind: false,
             shown: false,
@@ -228,6 +232,10 @@ pub struct Responses {
     /// Metered responses that ended since the session last asked, with
     /// whether they succeeded.
     finished: Vec<(u32, bool)>,
+    /// Messages of the armed batch already answered (a Bind before the
+    /// Execute that failed): sent again, their answers hidden, ahead of the
+    /// rest of the batch's fallback, since the failure took their effect.
+    settled: Vec<(Vec<u8>, Vec<Expect>)>,
     /// Target reads answered by a fallback since the session last asked:
     /// the target read's token, whether the fallback succeeded, and
     /// whether the target timed out.
@@ -355,6 +363,14 @@ impl Responses {
             portal: None,
         };
         let mut meter = None;
+        for (replay, expects) in std::mem::take(&mut self.settled) {
+            fallback.messages.extend_from_slice(&replay);
+            for expect in expects {
+                fallback
+                    .responses
+                    .push((expect, Disposition::Swallow, None));
+            }
+        }
         while let Some(p) = self.queue.front() {
             if p.conn == conn && p.expect == Expect::Sync {
                 break;
@@ -379,7 +395,7 @@ impl Responses {
                 fallback.messages = messages;
                 fallback
                     .responses
-                    .insert(0, (Expect::Query, Disposition::Swallow));
+                    .insert(0, (Expect::Query, Disposition::Swallow, None));
             }
             if p.expect == Expect::Execute {
                 fallback.read = fallback.responses.len();
@@ -389,12 +405,17 @@ impl Responses {
                     .map(str::to_string);
             }
             fallback.messages.extend_from_slice(&replay);
-            fallback.responses.push((p.expect, p.disposition));
+            for expect in &p.replay_hidden {
+                fallback
+                    .responses
+                    .push((*expect, Disposition::Swallow, None));
+            }
+            fallback.responses.push((p.expect, p.disposition, p.trim));
         }
         fallback.messages.extend_from_slice(b"S\0\0\0\x04");
         fallback
             .responses
-            .push((Expect::Sync, Disposition::FORWARD));
+            .push((Expect::Sync, Disposition::FORWARD, None));
         if let Some(sync) = self.queue.front_mut() {
             sync.fallback = Some(Box::new(fallback));
             sync.withheld = Some(timed_out);
@@ -557,6 +578,7 @@ impl Responses {
     }
 
     fn on_ready(&mut self) -> Step {
+        self.settled.clear();
         let front = self.pop_front().expect("checked by caller");
         if let (Some(fallback), Some(timed_out)) = (&front.fallback, front.withheld) {
             return Step::Retry {
@@ -610,6 +632,11 @@ impl Responses {
         if complete {
             if let Some(done) = self.pop_front() {
                 self.report(&done, true);
+                if let (true, Some(replay)) = (done.armed, done.replay) {
+                    let mut expects = done.replay_hidden;
+                    expects.push(done.expect);
+                    self.settled.push((replay, expects));
+                }
             }
         }
         step

@@ -124,6 +124,23 @@ impl Session {
         }
     }
 
+    /// The index of `prepared`'s form of `sql` on `conn`, parsed now (its
+    /// answer hidden) when there is none yet.
+    fn form_index(&mut self, prepared: &mut Prepared, conn: Conn, sql: Option<String>) -> usize {
+        match prepared
+            .forms
+            .iter()
+            .position(|f| f.conn == conn && f.sql == sql)
+        {
+            Some(index) => index,
+            None => {
+                let form = self.parse_form(prepared, conn, sql, Disposition::Swallow);
+                prepared.forms.push(form);
+                prepared.forms.len() - 1
+            }
+        }
+    }
+
     pub(super) async fn on_bind(&mut self, frame: &[u8]) -> Result<(), SessionEnd> {
         if self.statements.is_empty() && self.portals.is_empty() {
             self.relay_frame(Conn::Own, frame, Some(Expect::Bind));
@@ -188,6 +205,26 @@ impl Session {
                 }
             }
         };
+        // A mirrored write alone in its batch, on the own connection, can
+        // be answered by its fallback form (the write alone and its
+        // repair-queue insert) should its mirror fail.
+        let write_fallback = plan
+            .as_deref()
+            .filter(|_| conn == Conn::Own)
+            .and_then(|p| p.program.as_ref())
+            .and_then(|p| p.instead_of_client())
+            .map(str::to_string);
+        let fenced_write = write_fallback.is_some()
+            && self.responses.nothing_for_client()
+            && alone_before_sync(&self.client_inbox)
+            && matches!(self.status, b'I' | b'T');
+        if fenced_write && self.status == b'T' {
+            // Inside the client's transaction the write runs behind the
+            // savepoint, so a failure can be rolled back before the
+            // fallback runs, and is released after it succeeds.
+            self.inject(conn, &format!("SAVEPOINT {READ_SAVEPOINT}"));
+            self.read_savepoint = true;
+        }
         let alone = conn == Conn::Own
             && reads_target(plan.as_deref())
             && self.responses.nothing_for_client()
@@ -210,21 +247,21 @@ impl Session {
                 self.inject(conn, &set);
             }
         }
-        let index = match prepared
-            .forms
-            .iter()
-            .position(|f| f.conn == conn && f.sql == sql)
-        {
-            Some(index) => index,
-            None => {
-                let form = self.parse_form(prepared, conn, sql, Disposition::Swallow);
-                prepared.forms.push(form);
-                prepared.forms.len() - 1
-            }
-        };
+        let index = self.form_index(prepared, conn, sql);
         let form = &prepared.forms[index];
         message::bind(self.outbox(conn), bind.portal, &form.name, bind.rest);
         let mut pending = Pending::forward(conn, Expect::Bind);
+        if let Some(sql) = write_fallback.filter(|_| fenced_write) {
+            // Parsed only if it runs: it names the repair queue, which a
+            // missing store must not turn into a failure of every write.
+            const FALLBACK: &str = "switchyard_fallback";
+            let mut replay = BytesMut::new();
+            message::close(&mut replay, b'S', FALLBACK);
+            message::parse(&mut replay, FALLBACK, &sql, &prepared.param_types);
+            message::bind(&mut replay, bind.portal, FALLBACK, bind.rest);
+            pending.replay = Some(replay.to_vec());
+            pending.replay_hidden = vec![Expect::Close, Expect::Parse];
+        }
         let own_form = &prepared.forms[0];
         if conn == Conn::Own && own_form.conn == Conn::Own && reads_target(plan.as_deref()) {
             // Should the target fail, the client's own form binds instead.
@@ -240,6 +277,7 @@ impl Session {
                 conn,
                 plan,
                 form: Some((bind.statement.to_string(), index)),
+                fenced_write,
             },
         );
         Ok(())
@@ -278,7 +316,7 @@ impl Session {
         };
         self.outbox(conn).extend_from_slice(frame);
         let mut pending = Pending::forward(conn, Expect::DescribePortal);
-        if conn == Conn::Own && fields.is_some() {
+        if conn == Conn::Own && (fields.is_some() || trim.is_some()) {
             pending.replay = Some(frame.to_vec());
         }
         pending.fields = fields;
@@ -299,6 +337,7 @@ impl Session {
             return Ok(());
         };
         let conn = portal.conn;
+        let fenced_write = portal.fenced_write;
         let plan: Option<Arc<Plan>> = portal.plan.clone();
         let (before, after) = plan
             .as_deref()
@@ -321,11 +360,14 @@ impl Session {
         let mut pending =
             Pending::new(conn, Expect::Execute, Disposition::Forward { tag }).metered(meter);
         pending.trim = plan.as_deref().and_then(|p| p.trim);
-        if guarded {
+        if guarded || fenced_write {
             pending.replay = Some(frame.to_vec());
             pending.rewind = self.read_savepoint;
         }
         self.responses.push(pending);
+        if fenced_write && self.read_savepoint {
+            self.inject(conn, &format!("RELEASE SAVEPOINT {READ_SAVEPOINT}"));
+        }
         if guarded && self.read_savepoint {
             // A read changes nothing: rolling back to the savepoint only
             // undoes the timeout.

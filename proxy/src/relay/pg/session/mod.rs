@@ -114,6 +114,9 @@ struct Portal {
     plan: Option<Arc<Plan>>,
     /// The client's statement and the index of the form it was bound to.
     form: Option<(String, usize)>,
+    /// A mirrored write alone in its batch: should it fail, the form that
+    /// runs the write alone and queues its keys answers instead.
+    fenced_write: bool,
 }
 
 /// A backend connection's halves and buffers.
@@ -388,6 +391,7 @@ impl Session {
         self.portals.insert(
             portal,
             Portal {
+                fenced_write: false,
                 conn: Conn::Own,
                 plan: None,
                 form: None,
@@ -764,8 +768,9 @@ impl Session {
                         portal,
                     } = *fallback;
                     self.outbox(Conn::Own).extend_from_slice(&messages);
-                    for (i, (expect, disposition)) in responses.into_iter().enumerate() {
+                    for (i, (expect, disposition, trim)) in responses.into_iter().enumerate() {
                         let mut pending = Pending::new(Conn::Own, expect, disposition);
+                        pending.trim = trim;
                         if i == read {
                             pending.meter = meter;
                             pending.covers = covers.map(|token| (token, timed_out));
@@ -887,7 +892,7 @@ fn guarded_read(
     message::query(&mut messages, &query);
     let fallback = Fallback {
         messages: messages.to_vec(),
-        responses: vec![(Expect::Query, fallback_disposition)],
+        responses: vec![(Expect::Query, fallback_disposition, None)],
         read: 0,
         portal: None,
     };

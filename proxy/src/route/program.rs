@@ -54,6 +54,17 @@ impl Program {
 }
 
 impl Program {
+    /// Whether no step after the client's can fail in a way that must undo
+    /// the client's statement: each is replaced or ignored on failure.
+    fn undoes_nothing_after_client(&self) -> bool {
+        let client = self.steps.iter().position(|s| s.role == Role::Client);
+        client.is_some_and(|c| {
+            self.steps[c + 1..]
+                .iter()
+                .all(|s| matches!(s.on_error, OnError::Instead(_) | OnError::Ignore))
+        })
+    }
+
     /// The text that runs instead of the client's step when it fails, when
     /// that is one statement of the client's (a write whose mirror rides in
     /// its statement, answered by the write alone plus its repair-queue
@@ -68,7 +79,7 @@ impl Program {
                 },
                 _ => None,
             },
-            OnError::Abort => None,
+            OnError::Abort | OnError::Ignore => None,
         }
     }
 }
@@ -106,8 +117,12 @@ pub enum OnError {
     /// step's explained).
     Abort,
     /// Everything the run did is undone and the program starts over with
-    /// these steps in its place.
+    /// these steps in its place (on MySQL, where a failed statement undoes
+    /// only itself, they run in its place and the program goes on).
     Instead(Vec<Step>),
+    /// The run goes on as if it had succeeded: a statement whose failure
+    /// changes no data (resetting the proxy's own session variable).
+    Ignore,
 }
 
 /// A step's SQL: text, with earlier steps' rows spliced in.
@@ -247,6 +262,11 @@ enum Frame {
     Inside,
     /// No transaction: the run opens one and commits it.
     Opened,
+    /// MySQL, inside the client's transaction: no savepoint. A failed
+    /// statement there undoes only itself and leaves the transaction
+    /// going, and the run replaces a failed step in place, so there is
+    /// never more than that one statement to undo.
+    Bare,
 }
 
 /// The savepoint that fences a run inside the client's transaction.
@@ -312,10 +332,10 @@ impl Run {
         let n = program.steps.len();
         Run {
             dialect,
-            frame: if in_transaction {
-                Frame::Inside
-            } else {
-                Frame::Opened
+            frame: match (in_transaction, dialect) {
+                (true, Dialect::Mysql) if program.undoes_nothing_after_client() => Frame::Bare,
+                (true, _) => Frame::Inside,
+                (false, _) => Frame::Opened,
             },
             steps: program.steps,
             next: 0,
@@ -366,10 +386,13 @@ impl Run {
         if !self.opened {
             self.opened = true;
             let open = match self.frame {
-                Frame::Inside => format!("SAVEPOINT {RUN_SAVEPOINT}"),
-                Frame::Opened => begin(self.dialect).to_string(),
+                Frame::Inside => Some(format!("SAVEPOINT {RUN_SAVEPOINT}")),
+                Frame::Opened => Some(begin(self.dialect).to_string()),
+                Frame::Bare => None,
             };
-            self.push_frame(batch, open);
+            if let Some(open) = open {
+                self.push_frame(batch, open);
+            }
         }
         while let Some(step) = self.steps.get(self.next) {
             if step.sql.needs().any(|s| self.rows[s].is_none()) {
@@ -438,20 +461,41 @@ impl Run {
         self.phase = match &step.on_error {
             OnError::Instead(instead) => {
                 let instead = instead.clone();
+                let len = instead.len();
                 // Captures after the replaced step keep their indexes only
                 // if the replacement is one step long; programs put
                 // replaceable steps after every capture they need.
                 self.steps.splice(index..=index, instead);
-                self.rows = vec![None; self.steps.len()];
                 self.restarts += 1;
-                Phase::Restarting
+                match self.dialect {
+                    // A failed MySQL statement undid only itself: the
+                    // replacement runs in its place and the run goes on.
+                    Dialect::Mysql => {
+                        let mut rows = std::mem::take(&mut self.rows);
+                        rows.splice(index..=index, vec![None; len]);
+                        self.rows = rows;
+                        self.next = index;
+                        Phase::Steps
+                    }
+                    // A failed PostgreSQL statement broke the transaction
+                    // (or the subtransaction): undo and start over.
+                    Dialect::Postgres => {
+                        self.rows = vec![None; self.steps.len()];
+                        Phase::Restarting
+                    }
+                }
+            }
+            OnError::Ignore => {
+                // The rest of the batch did not run: it goes next.
+                self.next = index + 1;
+                Phase::Steps
             }
             OnError::Abort if step.role == Role::Client => Phase::Undoing(Outcome::ClientFailed),
             OnError::Abort => Phase::Undoing(Outcome::Failed(error)),
         };
     }
 
-    /// How many times a failed step's replacement restarted the program.
+    /// How many failed steps were replaced.
     pub fn restarts(&self) -> usize {
         self.restarts
     }
@@ -461,6 +505,7 @@ impl Run {
         match self.frame {
             Frame::Inside => vec![format!("RELEASE SAVEPOINT {RUN_SAVEPOINT}")],
             Frame::Opened => vec!["COMMIT".into()],
+            Frame::Bare => Vec::new(),
         }
     }
 
@@ -477,6 +522,7 @@ impl Run {
                 format!("RELEASE SAVEPOINT {RUN_SAVEPOINT}"),
             ],
             (Frame::Opened, _, _) => vec!["ROLLBACK".into()],
+            (Frame::Bare, _, _) => Vec::new(),
         }
     }
 

@@ -132,7 +132,11 @@ pub fn mirror(map: &TableMap, facts: &MirrorFacts<'_>, key_types: &[String]) -> 
                 Step::as_sent(),
                 sync(delete),
                 sync(upsert),
-                Step::proxy(store::unmark_mirrored()),
+                Step {
+                    // Failing (the connection is going), it changes no data.
+                    on_error: OnError::Ignore,
+                    ..Step::proxy(store::unmark_mirrored())
+                },
             ],
         },
         tag: String::new(),

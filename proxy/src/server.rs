@@ -66,6 +66,9 @@ pub async fn start(
     // first one. Idle, the task only compares a generation once a second.
     crate::catalog::spawn(shared.clone());
     crate::guard::spawn(shared.clone());
+    // The outbox applier: every replica runs one; two at once take
+    // different entries (see `mirror::outbox`).
+    crate::mirror::outbox::spawn(shared.clone());
     crate::guard::start_shadow(&shared);
     if let Some(path) = config_path {
         crate::reload::spawn(shared.clone(), path, Duration::from_secs(1));

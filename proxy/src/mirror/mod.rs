@@ -10,4 +10,5 @@
 //! deletes rows clashing on other unique keys and fires their cascades),
 //! and never write PostgreSQL's `ON CONFLICT` without its target.
 
+pub mod outbox;
 pub mod sync;

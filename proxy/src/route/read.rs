@@ -197,7 +197,7 @@ fn write_decision(
     sql: &str,
 ) -> Decision {
     for m in &routing.migrations {
-        if m.dialect != facts.dialect || !write::mirrors(m.phase) || !m.mirrors_inline() {
+        if m.dialect != facts.dialect || !write::mirrors(m.phase) {
             continue;
         }
         // Until the catalog is loaded the mirror cannot be built; the
@@ -224,6 +224,7 @@ fn write_decision(
             default_schema: facts.schema,
             key_types: &key_types,
             allowed: &m.plan.allow_unmirrored,
+            outbox: !m.mirrors_inline(),
         };
         let names_source = statement.kind == StatementKind::Write && m.names(statement, false);
         match write::mirror(m.dialect, map, &mirror_facts, sql, names_source) {

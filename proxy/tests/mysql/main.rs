@@ -9,6 +9,7 @@ mod common;
 mod faults;
 mod guard;
 mod mirror;
+mod outbox;
 mod protocol;
 mod reads;
 mod seams;

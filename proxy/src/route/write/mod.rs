@@ -57,6 +57,9 @@ pub struct MirrorFacts<'a> {
     pub key_types: &'a [String],
     /// The writes the migration lets through unmirrored.
     pub allowed: &'a [Unmirrored],
+    /// The target is on another server (or, on PostgreSQL, in another
+    /// database): the written keys go to the outbox, for the applier.
+    pub outbox: bool,
 }
 
 /// A mirrored write: the program the session runs, and how the client's

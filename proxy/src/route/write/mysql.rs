@@ -116,6 +116,34 @@ pub fn mirror(map: &TableMap, facts: &MirrorFacts<'_>, key_types: &[String]) -> 
             facts.migration, map.target.schema, map.target.name
         ))
     );
+    if facts.outbox {
+        // Another server: the collected keys go to the outbox in the
+        // client's transaction; the applier copies their rows. A failure
+        // here fails the client's statement, so no write goes unrecorded.
+        let outbox = format!(
+            "INSERT INTO {} (migration, `key`) SELECT {}, k.j FROM JSON_TABLE(CONCAT('[', COALESCE(@switchyard_keys, ''), ']'), '$[*]' COLUMNS (j JSON PATH '$')) AS k",
+            relation(&map.source.schema, "switchyard_outbox"),
+            literal(facts.migration),
+        );
+        return MirroredWrite {
+            program: Program {
+                steps: vec![
+                    Step::proxy(store::mark_mirrored(facts.migration)),
+                    Step::as_sent(),
+                    Step::proxy(outbox),
+                    Step {
+                        on_error: OnError::Ignore,
+                        ..Step::proxy(store::unmark_mirrored())
+                    },
+                ],
+            },
+            tag: String::new(),
+            trim: Trim {
+                extra: 0,
+                rows: true,
+            },
+        };
+    }
     let sync = |sql: String| {
         let mut step = Step::proxy(sql);
         step.strict = true;

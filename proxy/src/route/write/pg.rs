@@ -246,60 +246,65 @@ impl<'a> Write<'a> {
         ctes.push(format!("switchyard_w AS ({written})"));
         let recursive = self.with.is_some_and(|w| w.recursive);
 
-        let mut mirror_ctes = ctes.clone();
-        match self.kind() {
-            Kind::Delete => mirror_ctes.push(format!(
-                "switchyard_m AS (DELETE FROM {} AS switchyard_t USING switchyard_w WHERE {})",
-                relation(&map.target.schema, &map.target.name),
-                key_match(map, &key_positions, "switchyard_t", "switchyard_w"),
-            )),
-            Kind::Insert | Kind::Update => mirror_ctes.push(format!(
-                "switchyard_m AS ({})",
-                upsert(map, &key_positions, "switchyard_w")
-            )),
-        }
+        // The written keys (and, for a key change, the old ones), as the
+        // text values a queue stores.
+        let slots = slot_list(&key_positions);
+        let key_texts = key_positions
+            .iter()
+            .map(|&i| format!("{}::text", slot(i)))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let mut written_keys = format!("SELECT {slots} FROM switchyard_w");
         if key_change.is_some() {
-            mirror_ctes.push(format!(
-                "switchyard_d AS (DELETE FROM {} AS switchyard_t WHERE ({}) IN (SELECT {slots} FROM switchyard_o EXCEPT SELECT {slots} FROM switchyard_w))",
-                relation(&map.target.schema, &map.target.name),
-                key_list_target(map, &key_positions, "switchyard_t"),
-                slots = slot_list(&key_positions),
-            ));
+            written_keys.push_str(&format!(" UNION SELECT {slots} FROM switchyard_o"));
         }
-        let mirrored = with_select(recursive, &mirror_ctes);
-        let instead = match facts.on_error {
-            OnMirrorError::Repair => {
-                let mut repair_ctes = ctes.clone();
-                let slots = slot_list(&key_positions);
-                let keys = key_positions
-                    .iter()
-                    .map(|&i| format!("{}::text", slot(i)))
-                    .collect::<Vec<_>>()
-                    .join(", ");
-                let mut written_keys = format!("SELECT {slots} FROM switchyard_w");
-                if key_change.is_some() {
-                    written_keys.push_str(&format!(" UNION SELECT {slots} FROM switchyard_o"));
-                }
-                repair_ctes.push(format!(
-                    "switchyard_q AS (INSERT INTO {} (migration, key, source) SELECT {}, jsonb_build_array({keys}), 'mirror_failed' FROM ({written_keys}) AS switchyard_k)",
-                    relation(&map.source.schema, "switchyard_repair_queue"),
-                    literal(facts.migration),
-                ));
-                vec![Step::client(Sql::text(with_select(recursive, &repair_ctes)))]
-            }
-            OnMirrorError::FailWrite => vec![
-                Step::client(Sql::text(with_select(recursive, &ctes))),
-                Step::proxy(format!(
-                    "DO $switchyard$ BEGIN RAISE EXCEPTION USING ERRCODE = '{MIRROR_SQLSTATE}', MESSAGE = {}; END $switchyard$",
-                    literal(&format!(
-                        "migration `{}` could not mirror this write to {}.{}, and its on_mirror_error is fail_write, so the write was not made",
-                        facts.migration, map.target.schema, map.target.name
-                    ))
-                )),
-            ],
+        let enqueue = |table: &str, name: &str, extra: &str, value: &str| {
+            format!(
+                "{name} AS (INSERT INTO {} (migration, key{extra}) SELECT {}, jsonb_build_array({key_texts}){value} FROM ({written_keys}) AS switchyard_k)",
+                relation(&map.source.schema, table),
+                literal(facts.migration),
+            )
         };
-        let mut client = Step::client(Sql::text(mirrored));
-        client.on_error = OnError::Instead(instead);
+        let client = if facts.outbox {
+            // Another server (or database): the keys go to the outbox in
+            // the client's statement, and the applier copies their rows.
+            let mut outbox_ctes = ctes.clone();
+            outbox_ctes.push(enqueue("switchyard_outbox", "switchyard_x", "", ""));
+            Step::client(Sql::text(with_select(recursive, &outbox_ctes)))
+        } else {
+            let mut mirror_ctes = ctes.clone();
+            mirror_ctes.extend(target_ctes(
+                map,
+                &key_positions,
+                self.kind(),
+                key_change.is_some(),
+            ));
+            let instead = match facts.on_error {
+                OnMirrorError::Repair => {
+                    let mut repair_ctes = ctes.clone();
+                    repair_ctes.push(enqueue(
+                        "switchyard_repair_queue",
+                        "switchyard_q",
+                        ", source",
+                        ", 'mirror_failed'",
+                    ));
+                    vec![Step::client(Sql::text(with_select(recursive, &repair_ctes)))]
+                }
+                OnMirrorError::FailWrite => vec![
+                    Step::client(Sql::text(with_select(recursive, &ctes))),
+                    Step::proxy(format!(
+                        "DO $switchyard$ BEGIN RAISE EXCEPTION USING ERRCODE = '{MIRROR_SQLSTATE}', MESSAGE = {}; END $switchyard$",
+                        literal(&format!(
+                            "migration `{}` could not mirror this write to {}.{}, and its on_mirror_error is fail_write, so the write was not made",
+                            facts.migration, map.target.schema, map.target.name
+                        ))
+                    )),
+                ],
+            };
+            let mut client = Step::client(Sql::text(with_select(recursive, &mirror_ctes)));
+            client.on_error = OnError::Instead(instead);
+            client
+        };
         let program = Program {
             steps: vec![
                 Step::proxy(store::mark_mirrored(facts.migration)),
@@ -321,6 +326,30 @@ impl<'a> Write<'a> {
             },
         })
     }
+}
+
+/// The CTEs that write the images of `switchyard_w` to the target: an
+/// upsert (or, for a DELETE, a delete by key), and for a key change the
+/// delete of the old keys no new row took.
+fn target_ctes(map: &TableMap, key: &[usize], kind: Kind, key_change: bool) -> Vec<String> {
+    let target = relation(&map.target.schema, &map.target.name);
+    let mut ctes = vec![match kind {
+        Kind::Delete => format!(
+            "switchyard_m AS (DELETE FROM {target} AS switchyard_t USING switchyard_w WHERE {})",
+            key_match(map, key, "switchyard_t", "switchyard_w"),
+        ),
+        Kind::Insert | Kind::Update => {
+            format!("switchyard_m AS ({})", upsert(map, key, "switchyard_w"))
+        }
+    }];
+    if key_change {
+        ctes.push(format!(
+            "switchyard_d AS (DELETE FROM {target} AS switchyard_t WHERE ({}) IN (SELECT {slots} FROM switchyard_o EXCEPT SELECT {slots} FROM switchyard_w))",
+            key_list_target(map, key, "switchyard_t"),
+            slots = slot_list(key),
+        ));
+    }
+    ctes
 }
 
 fn with_select(recursive: bool, ctes: &[String]) -> String {

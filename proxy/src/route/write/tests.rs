@@ -38,6 +38,7 @@ fn facts(on_error: OnMirrorError) -> MirrorFacts<'static> {
         default_schema: Some("public"),
         key_types: &[],
         allowed: &[],
+        outbox: false,
     }
 }
 

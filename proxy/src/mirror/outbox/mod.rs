@@ -62,7 +62,7 @@ pub(crate) struct Round {
 
 /// One migration's connections and backoff.
 enum Conns {
-    Postgres(pg::Conns),
+    Postgres(Box<pg::Conns>),
     Mysql(mysql::Conns),
 }
 
@@ -159,7 +159,7 @@ async fn round(
     let target = backend(target_name)?;
     if applier.conns.is_none() {
         applier.conns = Some(match m.dialect {
-            Dialect::Postgres => Conns::Postgres(
+            Dialect::Postgres => Conns::Postgres(Box::new(
                 pg::Conns::open(
                     (source, snapshot.backend_tls(&m.plan.backend)),
                     (target, snapshot.backend_tls(target_name)),
@@ -172,7 +172,7 @@ async fn round(
                     timeout,
                 )
                 .await?,
-            ),
+            )),
             Dialect::Mysql => Conns::Mysql(mysql::Conns::open(source, target, map).await?),
         });
     }

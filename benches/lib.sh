@@ -117,6 +117,30 @@ cpu_per_tx() {
         printf "%.1f\t%.1f", (y[1] - x[1]) * 1e6 / hz / tx, (y[2] - x[2]) * 1e6 / hz / tx }'
 }
 
+# switchyard_config FILE PROTOCOL PORT ADMIN_PORT BACKEND_FIELDS: write a
+# switchyard-proxy config with one listener (PROTOCOL `postgres` or `mysql`
+# on 127.0.0.1:PORT), the admin API on ADMIN_PORT, user app/app, and one
+# backend as the server's superuser (`pg` or `my`, at BACKEND_FIELDS such as
+# `host: 127.0.0.1, port: 5432`) that the listener routes to. A
+# `migrations:` section may be appended to FILE after it.
+switchyard_config() {
+    local file=$1 protocol=$2 port=$3 admin=$4 fields=$5 backend
+    case "$protocol" in
+    postgres) backend="pg: { kind: postgres, $fields, user: postgres, password: \"\" }" ;;
+    mysql) backend="my: { kind: mysql, $fields, user: root, password: \"\" }" ;;
+    *) die "switchyard_config: unknown protocol \`$protocol\`" ;;
+    esac
+    cat >"$file" <<EOF
+listen: { $protocol: 127.0.0.1:$port }
+admin: { listen: 127.0.0.1:$admin }
+users:
+  - { name: app, password: app }
+backends:
+  $backend
+routes: { $protocol: ${backend%%:*} }
+EOF
+}
+
 # start_switchyard BIN CONFIG ADMIN_PORT: start switchyard-proxy with CONFIG,
 # logging to proxy.log beside it, and wait until its /healthz answers on
 # ADMIN_PORT. Sets PROXY_PID.
@@ -127,6 +151,15 @@ start_switchyard() {
     PROXY_PID=$!
     wait_http "http://127.0.0.1:$admin/healthz" 30 "$PROXY_PID" ||
         { tail -n 20 "$log_file" >&2; die "switchyard-proxy did not become healthy (log: $log_file)"; }
+}
+
+# proxy_log_summary LOG: print (to stderr) the distinct messages of a
+# switchyard-proxy log with their counts, most frequent first: a session
+# stuck in a loop can write millions of the same line.
+proxy_log_summary() {
+    [ -s "$1" ] || return 0
+    log "distinct messages in $1 ($(wc -l <"$1") lines), most frequent first:"
+    sed -E 's/^[0-9]{4}-[0-9T:.-]+Z +//' "$1" | sort | uniq -c | sort -rn | head -n 10 >&2
 }
 
 # wait_catalog_ready ADMIN_PORT MIGRATION SECONDS: wait until the proxy's
@@ -253,4 +286,37 @@ shadow_counts() {
 # share_range PERCENT...: "lowest–highest%" of check_routed's shares.
 share_range() {
     printf '%s\n' "$@" | sort -n | awk 'NR == 1 { lo = $1 } { hi = $1 } END { printf "%s–%s%%", lo, hi }'
+}
+
+# pgbench_figures OUT: from pgbench's output file, "tps transactions
+# latency_ms failed" (failed is 0 when this pgbench counts no failures).
+# Fails, showing the output, when tps or latency are missing.
+pgbench_figures() {
+    local tps tx lat failed
+    tps=$(sed -n 's/^tps = \([0-9.]*\) .*/\1/p' "$1")
+    tx=$(sed -n 's/^number of transactions actually processed: \([0-9]*\).*/\1/p' "$1")
+    lat=$(sed -n 's/^latency average = \([0-9.]*\) ms/\1/p' "$1")
+    failed=$(sed -n 's/^number of failed transactions: \([0-9]*\).*/\1/p' "$1")
+    if [ -z "$tps" ] || [ -z "$lat" ]; then
+        cat "$1" >&2
+        die "could not read tps/latency from pgbench output $1"
+    fi
+    echo "$tps ${tx:-1} $lat ${failed:-0}"
+}
+
+# sysbench_figures OUT: from sysbench's output file, "tps transactions
+# latency_ms ignored_errors" (ignored errors: deadlocks and the like that
+# sysbench retried). Fails, showing the output, when tps or latency are
+# missing.
+sysbench_figures() {
+    local tps tx lat ignored
+    tps=$(sed -n 's/^ *transactions: *[0-9]* *(\([0-9.]*\) per sec.).*/\1/p' "$1")
+    tx=$(sed -n 's/^ *transactions: *\([0-9]*\) .*/\1/p' "$1")
+    lat=$(sed -n 's/^ *avg: *\([0-9.]*\)$/\1/p' "$1" | head -n 1)
+    ignored=$(sed -n 's/^ *ignored errors: *\([0-9]*\) .*/\1/p' "$1")
+    if [ -z "$tps" ] || [ -z "$lat" ]; then
+        cat "$1" >&2
+        die "could not read tps/latency from sysbench output $1"
+    fi
+    echo "$tps ${tx:-1} $lat ${ignored:-0}"
 }

@@ -134,15 +134,8 @@ start_switchyard_pg() {
     mkdir -p "$dir"
     take_port "$name"
     take_port "$name/admin"
-    cat >"$dir/switchyard.yaml" <<EOF
-listen: { postgres: 127.0.0.1:${PORT_OF[$name]} }
-admin: { listen: 127.0.0.1:${PORT_OF[$name/admin]} }
-users:
-  - { name: app, password: app }
-backends:
-  pg: { kind: postgres, host: $(backend_host "$transport"), port: 5432, user: postgres, password: "" }
-routes: { postgres: pg }
-EOF
+    switchyard_config "$dir/switchyard.yaml" postgres "${PORT_OF[$name]}" "${PORT_OF[$name/admin]}" \
+        "host: $(backend_host "$transport"), port: 5432"
     if [ -n "$routed" ]; then
         cat >>"$dir/switchyard.yaml" <<EOF
 migrations:
@@ -267,13 +260,10 @@ for ((round = 0; round < ROUNDS; round++)); do
                     SHARES+=("$share")
                     share="  target share ${share}%"
                 fi
-                tps=$(sed -n 's/^tps = \([0-9.]*\) .*/\1/p' "$out")
-                tx=$(sed -n 's/^number of transactions actually processed: \([0-9]*\).*/\1/p' "$out")
-                lat=$(sed -n 's/^latency average = \([0-9.]*\) ms/\1/p' "$out")
-                failed=$(sed -n 's/^number of failed transactions: \([0-9]*\).*/\1/p' "$out")
-                [ -n "$tps" ] && [ -n "$lat" ] || { cat "$out" >&2; die "could not read tps/latency from pgbench output"; }
-                [ "${failed:-0}" = 0 ] || { cat "$out" >&2; die "$target: $failed failed transactions"; }
-                cpu=$(cpu_per_tx "$cpu_before" "$cpu_after" "${tx:-1}")
+                figures=$(pgbench_figures "$out")
+                read -r tps tx lat failed <<<"$figures"
+                [ "$failed" = 0 ] || { cat "$out" >&2; die "$target: $failed failed transactions"; }
+                cpu=$(cpu_per_tx "$cpu_before" "$cpu_after" "$tx")
                 printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$target" "$mode" "$clients" "$tps" "$lat" "$cpu" >>"$RUNS"
                 printf '[%d/%d] round %d %-16s %-8s c=%d  tps %10.1f  latency %.3f ms  cpu/tx %s%s\n' \
                     "$n" "$total" "$((round + 1))" "$target" "$mode" "$clients" "$tps" "$lat" "${cpu//$'\t'/ }" "$share"

@@ -124,15 +124,7 @@ start_switchyard_my() {
     take_port "$name/admin"
     backend="host: 127.0.0.1, port: 3306"
     [ "$transport" = unix ] && backend="host: $MY_SOCKET"
-    cat >"$dir/switchyard.yaml" <<EOF
-listen: { mysql: 127.0.0.1:${PORT_OF[$name]} }
-admin: { listen: 127.0.0.1:${PORT_OF[$name/admin]} }
-users:
-  - { name: app, password: app }
-backends:
-  my: { kind: mysql, $backend, user: root, password: "" }
-routes: { mysql: my }
-EOF
+    switchyard_config "$dir/switchyard.yaml" mysql "${PORT_OF[$name]}" "${PORT_OF[$name/admin]}" "$backend"
     if [ -n "$routed" ]; then
         cat >>"$dir/switchyard.yaml" <<EOF
 migrations:
@@ -222,11 +214,9 @@ for ((round = 0; round < ROUNDS; round++)); do
                         SHARES+=("$share")
                         share="  target share ${share}%"
                     fi
-                    tps=$(sed -n 's/^ *transactions: *[0-9]* *(\([0-9.]*\) per sec.).*/\1/p' "$out")
-                    tx=$(sed -n 's/^ *transactions: *\([0-9]*\) .*/\1/p' "$out")
-                    lat=$(sed -n 's/^ *avg: *\([0-9.]*\)$/\1/p' "$out" | head -n 1)
-                    [ -n "$tps" ] && [ -n "$lat" ] || { cat "$out" >&2; die "could not read tps/latency from sysbench output"; }
-                    cpu=$(cpu_per_tx "$cpu_before" "$cpu_after" "${tx:-1}")
+                    figures=$(sysbench_figures "$out")
+                    read -r tps tx lat _ <<<"$figures"
+                    cpu=$(cpu_per_tx "$cpu_before" "$cpu_after" "$tx")
                     printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$target" "$test ps=$ps" "$threads" "$tps" "$lat" "$cpu" >>"$RUNS"
                     printf '[%d/%d] round %d %-16s %-18s ps=%-7s t=%d  tps %10.1f  latency %.3f ms  cpu/tx %s%s\n' \
                         "$n" "$total" "$((round + 1))" "$target" "$test" "$ps" "$threads" "$tps" "$lat" "${cpu//$'\t'/ }" "$share"

@@ -121,6 +121,10 @@ pub struct Shared {
     pub draining: watch::Sender<bool>,
     /// Each migration's window of read outcomes, judged by the guard.
     pub guards: crate::guard::Guards,
+    /// Per migration copied through the outbox: the last instant at which
+    /// its outbox was seen empty, so every write committed before it is on
+    /// the target (read-your-writes for sessions that wrote).
+    pub outbox_applied: DashMap<String, Instant>,
     /// Shadow compare, started with the listeners.
     pub shadow: std::sync::OnceLock<crate::shadow::Shadow>,
 }
@@ -151,6 +155,7 @@ impl Shared {
             started: Instant::now(),
             draining: watch::channel(false).0,
             guards: crate::guard::Guards::default(),
+            outbox_applied: DashMap::new(),
             shadow: std::sync::OnceLock::new(),
         })
     }

@@ -134,3 +134,69 @@ pub fn path_label(path: ReadPath) -> &'static str {
         ReadPath::Target => "target",
     }
 }
+
+/// The migrations a session wrote through the outbox whose writes may not
+/// be on the target yet: its reads of them stay on the source until the
+/// applier has copied everything queued before the write.
+#[derive(Debug, Default)]
+pub struct OwnWrites {
+    /// Migration, when this session's last write of it was committed (or
+    /// sent, while its transaction is open), and whether that write's
+    /// transaction is still open.
+    pending: Vec<(std::sync::Arc<str>, std::time::Instant, bool)>,
+}
+
+impl OwnWrites {
+    /// Notes a write of `migration` that went through the outbox.
+    pub fn wrote(&mut self, migration: std::sync::Arc<str>) {
+        let now = std::time::Instant::now();
+        match self.pending.iter_mut().find(|(m, _, _)| *m == migration) {
+            Some(entry) => {
+                entry.1 = now;
+                entry.2 = true;
+            }
+            None => self.pending.push((migration, now, true)),
+        }
+    }
+
+    /// The session is outside a transaction now: the writes of the one
+    /// that ended are committed, so they count from now (a write is seen as
+    /// copied only once the applier found the outbox empty after its
+    /// commit).
+    pub fn committed(&mut self) {
+        let now = std::time::Instant::now();
+        for entry in self.pending.iter_mut().filter(|e| e.2) {
+            entry.1 = now;
+            entry.2 = false;
+        }
+    }
+
+    /// The transaction's pinned paths, plus the source for every migration
+    /// whose writes by this session are not all copied yet.
+    pub fn pins<'a>(
+        &mut self,
+        shared: &Shared,
+        pinned: &'a [(std::sync::Arc<str>, ReadPath)],
+    ) -> std::borrow::Cow<'a, [(std::sync::Arc<str>, ReadPath)]> {
+        if self.pending.is_empty() {
+            return std::borrow::Cow::Borrowed(pinned);
+        }
+        self.pending.retain(|(migration, at, open)| {
+            *open
+                || shared
+                    .outbox_applied
+                    .get(&**migration)
+                    .is_none_or(|applied| *applied <= *at)
+        });
+        if self.pending.is_empty() {
+            return std::borrow::Cow::Borrowed(pinned);
+        }
+        let mut pins = pinned.to_vec();
+        for (migration, _, _) in &self.pending {
+            if !pins.iter().any(|(m, _)| m == migration) {
+                pins.push((migration.clone(), ReadPath::Source));
+            }
+        }
+        std::borrow::Cow::Owned(pins)
+    }
+}

@@ -52,6 +52,9 @@ pub struct Plan {
     pub trim: Option<Trim>,
     /// A write mirrored for this migration (for its metrics).
     pub mirror: Option<Arc<str>>,
+    /// The write's keys go through the outbox: the session's reads of the
+    /// migration stay on the source until the applier has copied them.
+    pub outbox: bool,
     /// MySQL: replaces the affected rows and last insert id of the OK
     /// packet the client receives.
     pub affected: Option<Affected>,
@@ -122,6 +125,7 @@ impl Plan {
             program: None,
             trim: None,
             mirror: None,
+            outbox: false,
             tag: None,
             affected: None,
             connection: Connection::Own,
@@ -157,6 +161,7 @@ impl Plan {
             program: None,
             trim: None,
             mirror: None,
+            outbox: false,
             tag: None,
             affected: None,
             connection: Connection::Backend(backend.into()),

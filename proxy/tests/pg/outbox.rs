@@ -143,3 +143,76 @@ async fn writes_reach_another_server_through_the_outbox_and_survive_a_cut() {
     common::drop_db(&db).await;
     common::drop_db(&target_db).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_reads_its_own_writes_until_the_applier_has_copied_them() {
+    let db = common::create_db("outbox_ryw").await;
+    let target_db = common::create_db("outbox_ryw_tgt").await;
+    let source = common::direct(&db).await;
+    let target = common::direct(&target_db).await;
+    source
+        .batch_execute(&format!(
+            "CREATE TABLE items (id bigint PRIMARY KEY, name text); {}",
+            store::install("public").join(";\n")
+        ))
+        .await
+        .unwrap();
+    // A row only the target has tells which table answered.
+    target
+        .batch_execute("CREATE TABLE items_v2 (id bigint PRIMARY KEY, title text); INSERT INTO items_v2 VALUES (0, 'only on the target')")
+        .await
+        .unwrap();
+    let yaml = format!(
+        "{}migrations:
+  - id: items_v2
+    backend: pg
+    source: {{ database: {db}, schema: public, table: items, primary_key: [id] }}
+    target: {{ backend: far, database: {target_db}, table: items_v2 }}
+    columns: {{ name: title }}
+    phase: read_ramp
+    reads: {{ strategy: immediate, path: target }}
+    rollback: {{ max_latency_ratio: 1000 }}
+",
+        common::base_yaml().replace(
+            "routes:",
+            &format!(
+                "  far: {{ kind: postgres, host: 127.0.0.1, port: 5432, user: postgres, password: \"\", database: {target_db} }}\nroutes:"
+            )
+        )
+    );
+    let proxy = start(&yaml).await;
+    let client = proxy.connect(&db).await;
+    for id in 1..=20i64 {
+        client
+            .execute("INSERT INTO items VALUES ($1, 'mine')", &[&id])
+            .await
+            .unwrap();
+        let row = client
+            .query_opt("SELECT name FROM items WHERE id = $1", &[&id])
+            .await
+            .unwrap();
+        assert_eq!(
+            row.map(|r| r.get::<_, String>(0)).as_deref(),
+            Some("mine"),
+            "key {id}"
+        );
+    }
+    // Once the applier has caught up, the session reads the target again.
+    common::eventually(
+        Duration::from_secs(20),
+        "reads return to the target",
+        || async {
+            let n: i64 = client
+                .query_one("SELECT count(*) FROM items WHERE id = 0", &[])
+                .await
+                .unwrap()
+                .get(0);
+            (n == 1).then_some(())
+        },
+    )
+    .await;
+    let copied = rows(&target, "SELECT title FROM items_v2 WHERE id > 0").await;
+    assert_eq!(copied.len(), 20);
+    common::drop_db(&db).await;
+    common::drop_db(&target_db).await;
+}

@@ -101,10 +101,16 @@ pub fn spawn(shared: Arc<Shared>) -> tokio::task::JoinHandle<()> {
                 }
                 // Drain what is there, a batch at a time.
                 loop {
+                    let started = Instant::now();
                     match round(&shared, m, applier).await {
                         Ok(round) => {
                             applier.failures = 0;
                             report(&m.plan.id, &round);
+                            if round.depth == 0 {
+                                // Every entry committed before this round
+                                // began is copied.
+                                shared.outbox_applied.insert(m.plan.id.clone(), started);
+                            }
                             if round.applied < BATCH as usize {
                                 break;
                             }

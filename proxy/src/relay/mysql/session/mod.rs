@@ -356,6 +356,8 @@ pub struct Session {
     /// Physical packet payloads of a held response ([`Sink::Hold`]), with
     /// whether each ended a result.
     held: Vec<(BytesMut, bool)>,
+    /// Writes through the outbox not yet copied: their reads stay home.
+    own_writes: crate::relay::reads::OwnWrites,
     /// The rows of a response read into [`Sink::Collect`].
     collected: Vec<crate::route::program::Row>,
     /// Upper bound on one payload.
@@ -394,6 +396,7 @@ impl Session {
             last_prepared: Conn::Own,
             held: Vec::new(),
             collected: Vec::new(),
+            own_writes: Default::default(),
             max_payload,
             sticky: rand::random(),
             affinity: Affinity::default(),
@@ -615,6 +618,7 @@ impl Session {
         if !in_transaction && !self.affinity.is_empty() {
             self.affinity.clear();
         }
+        let pins = self.own_writes.pins(&self.shared, self.affinity.as_slice());
         let facts = SessionFacts {
             dialect: Dialect::Mysql,
             stage,
@@ -627,9 +631,15 @@ impl Session {
             backend: &self.info.backend_name,
             schema: (!self.info.database.is_empty()).then_some(self.info.database.as_str()),
             params,
-            pinned: self.affinity.as_slice(),
+            pinned: &pins,
         };
         let decision = self.shared.router.decide(&routing, &facts, &statement, sql);
+        drop(pins);
+        if let (Decision::Plan(plan), Stage::Execute) = (&decision, stage) {
+            if let (true, Some(migration)) = (plan.outbox, &plan.mirror) {
+                self.own_writes.wrote(migration.clone());
+            }
+        }
         if in_transaction && stage == Stage::Execute {
             self.affinity.note(&routing, &statement, &decision);
         }

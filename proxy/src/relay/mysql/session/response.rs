@@ -239,8 +239,9 @@ impl Session {
     /// ended it (COMMIT as a query or as a prepared statement, autocommit).
     fn note_status(&mut self, conn: Conn, status: u16) {
         self.side(conn).status = status;
-        if conn == Conn::Own && status & SERVER_STATUS_IN_TRANS == 0 && !self.affinity.is_empty() {
+        if conn == Conn::Own && status & SERVER_STATUS_IN_TRANS == 0 {
             self.affinity.clear();
+            self.own_writes.committed();
         }
     }
 

@@ -19,7 +19,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt, ReadHalf, WriteHalf};
 use super::backend::{self, Login, PgBackend};
 use crate::relay::backend_stream::{BackendRead, BackendWrite};
 use crate::relay::make_room;
-use crate::relay::reads::{ReadEnd, ReadMeters};
+use crate::relay::reads::{OwnWrites, ReadEnd, ReadMeters};
 use crate::relay::stream::ClientStream;
 use crate::route::classify::{Dialect, StatementKind};
 use crate::route::read::{search_path_schema, set_search_path};
@@ -195,6 +195,8 @@ pub struct Session {
     meters: Meters,
     /// A plan's program in progress: the client is not read until it ends.
     program: Option<program::Running>,
+    /// Writes through the outbox not yet copied: their reads stay home.
+    own_writes: OwnWrites,
 }
 
 /// The session's metric handles.
@@ -262,6 +264,7 @@ impl Session {
             next_capture: 0,
             meters: Meters::new(),
             program: None,
+            own_writes: OwnWrites::default(),
         }
     }
 
@@ -540,6 +543,7 @@ impl Session {
             }
         }
         let in_transaction = self.status != b'I';
+        let pins = self.own_writes.pins(&self.shared, self.affinity.as_slice());
         let facts = SessionFacts {
             dialect: Dialect::Postgres,
             stage,
@@ -552,9 +556,15 @@ impl Session {
             backend: &self.own.name,
             schema: self.schema.as_deref(),
             params,
-            pinned: self.affinity.as_slice(),
+            pinned: &pins,
         };
         let decision = self.shared.router.decide(&routing, &facts, &statement, sql);
+        drop(pins);
+        if let (Decision::Plan(plan), Stage::Execute) = (&decision, stage) {
+            if let (true, Some(migration)) = (plan.outbox, &plan.mirror) {
+                self.own_writes.wrote(migration.clone());
+            }
+        }
         if in_transaction && stage == Stage::Execute {
             self.affinity.note(&routing, &statement, &decision);
         }
@@ -744,8 +754,9 @@ impl Session {
                 Step::Ready { forward } => {
                     if conn == Conn::Own {
                         self.status = frame[5];
-                        if self.status == b'I' && !self.affinity.is_empty() {
+                        if self.status == b'I' {
                             self.affinity.clear();
+                            self.own_writes.committed();
                         }
                     }
                     if forward {
@@ -785,6 +796,9 @@ impl Session {
                 Step::ProgramReady => {
                     if conn == Conn::Own {
                         self.status = frame[5];
+                        if self.status == b'I' {
+                            self.own_writes.committed();
+                        }
                     }
                     self.on_program_ready();
                 }

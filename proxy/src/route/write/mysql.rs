@@ -28,8 +28,7 @@ use switchyard_core::config::OnMirrorError;
 use switchyard_core::store::mysql as store;
 
 use super::{MirrorFacts, MirroredWrite};
-use crate::route::classify::Dialect;
-use crate::route::program::{self, OnError, Program, Step};
+use crate::route::program::{OnError, Program, Step};
 use crate::route::rewrite::TableMap;
 use crate::wire::pg::message::Trim;
 
@@ -199,8 +198,7 @@ fn relation(schema: &str, name: &str) -> String {
     format!("{}.{}", quote(schema), quote(name))
 }
 
+/// Text as a string literal, always quoted (an id of digits is text).
 fn literal(text: &str) -> String {
-    let mut out = String::new();
-    program::literal(&mut out, Dialect::Mysql, Some(text.as_bytes()));
-    out
+    switchyard_core::sql::mysql::literal(text)
 }

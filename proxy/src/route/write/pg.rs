@@ -25,7 +25,7 @@ use sqlparser::ast::{self, AssignmentTarget, FromTable, ObjectName, SetExpr, Tab
 
 use super::{MirrorFacts, MirroredWrite, Refusal};
 use crate::route::classify::{parse, Dialect};
-use crate::route::program::{self, OnError, Program, Sql, Step};
+use crate::route::program::{OnError, Program, Sql, Step};
 use crate::route::rewrite::TableMap;
 use crate::wire::pg::message::Trim;
 use switchyard_core::config::OnMirrorError;
@@ -489,8 +489,7 @@ fn relation(schema: &str, name: &str) -> String {
     format!("{}.{}", quote(schema), quote(name))
 }
 
+/// Text as a string constant, always quoted (an id of digits is text).
 fn literal(text: &str) -> String {
-    let mut out = String::new();
-    program::literal(&mut out, Dialect::Postgres, Some(text.as_bytes()));
-    out
+    switchyard_core::sql::pg::literal(text)
 }

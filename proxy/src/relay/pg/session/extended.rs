@@ -538,12 +538,7 @@ fn describe_expect(frame: &[u8]) -> Expect {
 /// message, inside the client's batch.
 pub(super) fn refusal_statement(refusal: &crate::route::write::Refusal) -> String {
     super::count_refusal(refusal);
-    let mut message = String::new();
-    crate::route::program::literal(
-        &mut message,
-        crate::route::classify::Dialect::Postgres,
-        Some(refusal.to_string().as_bytes()),
-    );
+    let message = switchyard_core::sql::pg::literal(&refusal.to_string());
     format!(
         "DO $switchyard$ BEGIN RAISE EXCEPTION USING ERRCODE = '{}', MESSAGE = {message}; END $switchyard$",
         crate::route::write::pg::MIRROR_SQLSTATE

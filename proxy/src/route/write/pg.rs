@@ -387,7 +387,7 @@ fn upsert(map: &TableMap, key: &[usize], images: &str) -> String {
         format!("DO UPDATE SET {}", updates.join(", "))
     };
     format!(
-        "INSERT INTO {} ({targets}) SELECT {values} FROM {images} ON CONFLICT ({conflict}) {action}",
+        "INSERT INTO {} ({targets}) OVERRIDING SYSTEM VALUE SELECT {values} FROM {images} ON CONFLICT ({conflict}) {action}",
         relation(&map.target.schema, &map.target.name)
     )
 }

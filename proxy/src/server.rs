@@ -69,6 +69,7 @@ pub async fn start(
     // The outbox applier: every replica runs one; two at once take
     // different entries (see `mirror::outbox`).
     crate::mirror::outbox::spawn(shared.clone());
+    crate::mirror::watch::spawn(shared.clone());
     crate::guard::start_shadow(&shared);
     if let Some(path) = config_path {
         crate::reload::spawn(shared.clone(), path, Duration::from_secs(1));

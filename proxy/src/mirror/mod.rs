@@ -12,3 +12,4 @@
 
 pub mod outbox;
 pub mod sync;
+pub mod watch;

@@ -4,6 +4,7 @@
 //! the test compares the two tables with SQL of its own.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use switchyard_core::store::{pg as store, Guard};
 use switchyard_proxy::route::MigrationRouter;
@@ -248,6 +249,21 @@ async fn every_kind_of_write_is_mirrored_by_row_image() {
         .map(|r| r.get(0))
         .collect();
     assert_eq!(sources, vec!["direct_client"]);
+    // ... and counted on the proxy's metrics.
+    common::eventually(
+        Duration::from_secs(10),
+        "the guard's entry counted",
+        || async {
+            let counted = common::http::counter(
+                proxy.admin(),
+                "switchyard_unmirrored_writes_total",
+                &[("migration", "items_v2"), ("source", "direct_client")],
+            )
+            .await;
+            (counted >= 1).then_some(())
+        },
+    )
+    .await;
     common::drop_db(&db).await;
 }
 

@@ -156,6 +156,15 @@ pub fn mark_mirrored(migration: &str) -> String {
     )
 }
 
+/// The comment the proxy puts at the head of a mirrored statement: the
+/// guard lets a row written by a statement whose text holds it pass
+/// (`current_query()`), without a statement of the proxy's own before and
+/// after it. A client that writes the comment itself opts out of the
+/// guard; nothing the proxy relays unmirrored gets it from the proxy.
+pub fn mirrored_comment(migration: &str) -> String {
+    format!("/* switchyard mirrored {} */", migration.replace("*/", "*_/"))
+}
+
 /// Ends [`mark_mirrored`] before the transaction does, so a later write
 /// of the client in the same transaction is guarded again.
 pub fn unmark_mirrored() -> String {
@@ -198,7 +207,8 @@ DECLARE
     origin text;
 BEGIN
     IF pg_trigger_depth() > 1
-        OR coalesce(current_setting('{MIRRORED_SETTING}', true), '') <> {id} THEN
+        OR (coalesce(current_setting('{MIRRORED_SETTING}', true), '') <> {id}
+            AND strpos(coalesce(current_query(), ''), {comment}) = 0) THEN
         origin := CASE
             WHEN pg_trigger_depth() > 1 THEN 'cascade_or_function'
             WHEN current_setting('{PROXY_SETTING}', true) = 'on' THEN 'proxy_unparsed'
@@ -218,6 +228,7 @@ END
 ",
         insert_new = enqueue("NEW"),
         insert_old = enqueue("OLD"),
+        comment = literal(&mirrored_comment(guard.migration)),
     );
     let tag = dollar_tag(&body);
     format!(

@@ -63,43 +63,44 @@ fn guard_for_a_composite_key() {
         check(
             install_guard(g),
             expect![[r#"
-        CREATE OR REPLACE FUNCTION "app"."switchyard_guard_order_lines_v2"() RETURNS trigger
-        LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
-        AS $switchyard$
-        DECLARE
-            origin text;
-        BEGIN
-            IF pg_trigger_depth() > 1
-                OR coalesce(current_setting('switchyard.mirrored', true), '') <> E'order_lines_v2' THEN
-                origin := CASE
-                    WHEN pg_trigger_depth() > 1 THEN 'cascade_or_function'
-                    WHEN current_setting('switchyard.proxy', true) = 'on' THEN 'proxy_unparsed'
-                    ELSE 'direct_client'
-                END;
-                IF TG_WHEN = 'BEFORE' THEN
-                    INSERT INTO "app"."switchyard_repair_queue" (migration, key, source) VALUES (E'order_lines_v2', jsonb_build_array(OLD."order_id"::text, OLD."line"::text), origin);
-                ELSE
-                    INSERT INTO "app"."switchyard_repair_queue" (migration, key, source) VALUES (E'order_lines_v2', jsonb_build_array(NEW."order_id"::text, NEW."line"::text), origin);
-                END IF;
-            END IF;
-            IF TG_OP = 'DELETE' THEN
-                RETURN OLD;
-            END IF;
-            RETURN NEW;
-        END
-        $switchyard$;
+                CREATE OR REPLACE FUNCTION "app"."switchyard_guard_order_lines_v2"() RETURNS trigger
+                LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+                AS $switchyard$
+                DECLARE
+                    origin text;
+                BEGIN
+                    IF pg_trigger_depth() > 1
+                        OR (coalesce(current_setting('switchyard.mirrored', true), '') <> E'order_lines_v2'
+                            AND strpos(coalesce(current_query(), ''), E'/* switchyard mirrored order_lines_v2 */') = 0) THEN
+                        origin := CASE
+                            WHEN pg_trigger_depth() > 1 THEN 'cascade_or_function'
+                            WHEN current_setting('switchyard.proxy', true) = 'on' THEN 'proxy_unparsed'
+                            ELSE 'direct_client'
+                        END;
+                        IF TG_WHEN = 'BEFORE' THEN
+                            INSERT INTO "app"."switchyard_repair_queue" (migration, key, source) VALUES (E'order_lines_v2', jsonb_build_array(OLD."order_id"::text, OLD."line"::text), origin);
+                        ELSE
+                            INSERT INTO "app"."switchyard_repair_queue" (migration, key, source) VALUES (E'order_lines_v2', jsonb_build_array(NEW."order_id"::text, NEW."line"::text), origin);
+                        END IF;
+                    END IF;
+                    IF TG_OP = 'DELETE' THEN
+                        RETURN OLD;
+                    END IF;
+                    RETURN NEW;
+                END
+                $switchyard$;
 
-        DROP TRIGGER IF EXISTS "switchyard_guard_order_lines_v2_before" ON "app"."order_lines";
+                DROP TRIGGER IF EXISTS "switchyard_guard_order_lines_v2_before" ON "app"."order_lines";
 
-        CREATE TRIGGER "switchyard_guard_order_lines_v2_before" BEFORE UPDATE OR DELETE ON "app"."order_lines" FOR EACH ROW EXECUTE FUNCTION "app"."switchyard_guard_order_lines_v2"();
+                CREATE TRIGGER "switchyard_guard_order_lines_v2_before" BEFORE UPDATE OR DELETE ON "app"."order_lines" FOR EACH ROW EXECUTE FUNCTION "app"."switchyard_guard_order_lines_v2"();
 
-        DROP TRIGGER IF EXISTS "switchyard_guard_order_lines_v2_insert" ON "app"."order_lines";
+                DROP TRIGGER IF EXISTS "switchyard_guard_order_lines_v2_insert" ON "app"."order_lines";
 
-        CREATE TRIGGER "switchyard_guard_order_lines_v2_insert" AFTER INSERT ON "app"."order_lines" FOR EACH ROW EXECUTE FUNCTION "app"."switchyard_guard_order_lines_v2"();
+                CREATE TRIGGER "switchyard_guard_order_lines_v2_insert" AFTER INSERT ON "app"."order_lines" FOR EACH ROW EXECUTE FUNCTION "app"."switchyard_guard_order_lines_v2"();
 
-        DROP TRIGGER IF EXISTS "switchyard_guard_order_lines_v2_rekey" ON "app"."order_lines";
+                DROP TRIGGER IF EXISTS "switchyard_guard_order_lines_v2_rekey" ON "app"."order_lines";
 
-        CREATE TRIGGER "switchyard_guard_order_lines_v2_rekey" AFTER UPDATE ON "app"."order_lines" FOR EACH ROW WHEN ((OLD."order_id"::text, OLD."line"::text) IS DISTINCT FROM (NEW."order_id"::text, NEW."line"::text)) EXECUTE FUNCTION "app"."switchyard_guard_order_lines_v2"()"#]],
+                CREATE TRIGGER "switchyard_guard_order_lines_v2_rekey" AFTER UPDATE ON "app"."order_lines" FOR EACH ROW WHEN ((OLD."order_id"::text, OLD."line"::text) IS DISTINCT FROM (NEW."order_id"::text, NEW."line"::text)) EXECUTE FUNCTION "app"."switchyard_guard_order_lines_v2"()"#]],
         )
     });
 }
@@ -151,42 +152,43 @@ fn odd_names_stay_quoted() {
     check(
         install_guard(&guard),
         expect![[r#"
-        CREATE OR REPLACE FUNCTION "Sch""ema"."switchyard_guard_m.1-a"() RETURNS trigger
-        LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
-        AS $switchyard1$
-        DECLARE
-            origin text;
-        BEGIN
-            IF pg_trigger_depth() > 1
-                OR coalesce(current_setting('switchyard.mirrored', true), '') <> E'm.1-a' THEN
-                origin := CASE
-                    WHEN pg_trigger_depth() > 1 THEN 'cascade_or_function'
-                    WHEN current_setting('switchyard.proxy', true) = 'on' THEN 'proxy_unparsed'
-                    ELSE 'direct_client'
-                END;
-                IF TG_WHEN = 'BEFORE' THEN
-                    INSERT INTO "Sch""ema"."switchyard_repair_queue" (migration, key, source) VALUES (E'm.1-a', jsonb_build_array(OLD."I$switchyard$d"::text), origin);
-                ELSE
-                    INSERT INTO "Sch""ema"."switchyard_repair_queue" (migration, key, source) VALUES (E'm.1-a', jsonb_build_array(NEW."I$switchyard$d"::text), origin);
+            CREATE OR REPLACE FUNCTION "Sch""ema"."switchyard_guard_m.1-a"() RETURNS trigger
+            LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+            AS $switchyard1$
+            DECLARE
+                origin text;
+            BEGIN
+                IF pg_trigger_depth() > 1
+                    OR (coalesce(current_setting('switchyard.mirrored', true), '') <> E'm.1-a'
+                        AND strpos(coalesce(current_query(), ''), E'/* switchyard mirrored m.1-a */') = 0) THEN
+                    origin := CASE
+                        WHEN pg_trigger_depth() > 1 THEN 'cascade_or_function'
+                        WHEN current_setting('switchyard.proxy', true) = 'on' THEN 'proxy_unparsed'
+                        ELSE 'direct_client'
+                    END;
+                    IF TG_WHEN = 'BEFORE' THEN
+                        INSERT INTO "Sch""ema"."switchyard_repair_queue" (migration, key, source) VALUES (E'm.1-a', jsonb_build_array(OLD."I$switchyard$d"::text), origin);
+                    ELSE
+                        INSERT INTO "Sch""ema"."switchyard_repair_queue" (migration, key, source) VALUES (E'm.1-a', jsonb_build_array(NEW."I$switchyard$d"::text), origin);
+                    END IF;
                 END IF;
-            END IF;
-            IF TG_OP = 'DELETE' THEN
-                RETURN OLD;
-            END IF;
-            RETURN NEW;
-        END
-        $switchyard1$;
+                IF TG_OP = 'DELETE' THEN
+                    RETURN OLD;
+                END IF;
+                RETURN NEW;
+            END
+            $switchyard1$;
 
-        DROP TRIGGER IF EXISTS "switchyard_guard_m.1-a_before" ON "Sch""ema"."we'ird table";
+            DROP TRIGGER IF EXISTS "switchyard_guard_m.1-a_before" ON "Sch""ema"."we'ird table";
 
-        CREATE TRIGGER "switchyard_guard_m.1-a_before" BEFORE UPDATE OR DELETE ON "Sch""ema"."we'ird table" FOR EACH ROW EXECUTE FUNCTION "Sch""ema"."switchyard_guard_m.1-a"();
+            CREATE TRIGGER "switchyard_guard_m.1-a_before" BEFORE UPDATE OR DELETE ON "Sch""ema"."we'ird table" FOR EACH ROW EXECUTE FUNCTION "Sch""ema"."switchyard_guard_m.1-a"();
 
-        DROP TRIGGER IF EXISTS "switchyard_guard_m.1-a_insert" ON "Sch""ema"."we'ird table";
+            DROP TRIGGER IF EXISTS "switchyard_guard_m.1-a_insert" ON "Sch""ema"."we'ird table";
 
-        CREATE TRIGGER "switchyard_guard_m.1-a_insert" AFTER INSERT ON "Sch""ema"."we'ird table" FOR EACH ROW EXECUTE FUNCTION "Sch""ema"."switchyard_guard_m.1-a"();
+            CREATE TRIGGER "switchyard_guard_m.1-a_insert" AFTER INSERT ON "Sch""ema"."we'ird table" FOR EACH ROW EXECUTE FUNCTION "Sch""ema"."switchyard_guard_m.1-a"();
 
-        DROP TRIGGER IF EXISTS "switchyard_guard_m.1-a_rekey" ON "Sch""ema"."we'ird table";
+            DROP TRIGGER IF EXISTS "switchyard_guard_m.1-a_rekey" ON "Sch""ema"."we'ird table";
 
-        CREATE TRIGGER "switchyard_guard_m.1-a_rekey" AFTER UPDATE ON "Sch""ema"."we'ird table" FOR EACH ROW WHEN ((OLD."I$switchyard$d"::text) IS DISTINCT FROM (NEW."I$switchyard$d"::text)) EXECUTE FUNCTION "Sch""ema"."switchyard_guard_m.1-a"()"#]],
+            CREATE TRIGGER "switchyard_guard_m.1-a_rekey" AFTER UPDATE ON "Sch""ema"."we'ird table" FOR EACH ROW WHEN ((OLD."I$switchyard$d"::text) IS DISTINCT FROM (NEW."I$switchyard$d"::text)) EXECUTE FUNCTION "Sch""ema"."switchyard_guard_m.1-a"()"#]],
     );
 }

@@ -54,6 +54,17 @@ impl Program {
 }
 
 impl Program {
+    /// Whether the program is one statement that needs no framing: atomic
+    /// on its own outside a transaction (a failure undid it, and its
+    /// replacement runs alone too), and inside one when its failure is the
+    /// client's answer as it is (nothing to restart).
+    fn stands_alone(&self, in_transaction: bool) -> bool {
+        match &self.steps[..] {
+            [step] => !in_transaction || step.on_error == OnError::Abort,
+            _ => false,
+        }
+    }
+
     /// Whether no step after the client's can fail in a way that must undo
     /// the client's statement: each is replaced or ignored on failure.
     fn undoes_nothing_after_client(&self) -> bool {
@@ -262,10 +273,10 @@ enum Frame {
     Inside,
     /// No transaction: the run opens one and commits it.
     Opened,
-    /// MySQL, inside the client's transaction: no savepoint. A failed
-    /// statement there undoes only itself and leaves the transaction
-    /// going, and the run replaces a failed step in place, so there is
-    /// never more than that one statement to undo.
+    /// No framing: a program of one statement that is atomic on its own,
+    /// or MySQL inside the client's transaction, where a failed statement
+    /// undoes only itself and the run replaces a failed step in place, so
+    /// there is never more than that one statement to undo.
     Bare,
 }
 
@@ -333,6 +344,7 @@ impl Run {
         Run {
             dialect,
             frame: match (in_transaction, dialect) {
+                _ if program.stands_alone(in_transaction) => Frame::Bare,
                 (true, Dialect::Mysql) if program.undoes_nothing_after_client() => Frame::Bare,
                 (true, _) => Frame::Inside,
                 (false, _) => Frame::Opened,

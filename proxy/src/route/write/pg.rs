@@ -25,7 +25,7 @@ use sqlparser::ast::{self, AssignmentTarget, FromTable, ObjectName, SetExpr, Tab
 
 use super::{MirrorFacts, MirroredWrite, Refusal};
 use crate::route::classify::{parse, Dialect};
-use crate::route::program::{OnError, Program, Sql, Step};
+use crate::route::program::{OnError, Part, Program, Role, Sql, Step};
 use crate::route::rewrite::TableMap;
 use crate::wire::pg::message::Trim;
 use switchyard_core::config::OnMirrorError;
@@ -305,12 +305,12 @@ impl<'a> Write<'a> {
             client.on_error = OnError::Instead(instead);
             client
         };
+        // The guard knows the statement by the comment at its head: no
+        // statement of the proxy's own is needed around it.
+        let mut client = client;
+        mark(&mut client, facts.migration);
         let program = Program {
-            steps: vec![
-                Step::proxy(store::mark_mirrored(facts.migration)),
-                client,
-                Step::proxy(store::unmark_mirrored()),
-            ],
+            steps: vec![client],
         };
         let tag = match self.kind() {
             Kind::Insert => "INSERT 0 {rows}",
@@ -325,6 +325,20 @@ impl<'a> Write<'a> {
                 rows: client_returning.is_some(),
             },
         })
+    }
+}
+
+/// Puts the guard's comment at the head of a step's text and of its
+/// replacements'.
+fn mark(step: &mut Step, migration: &str) {
+    let comment = store::mirrored_comment(migration);
+    if let [Part::Text(sql)] = &mut step.sql.0[..] {
+        *sql = format!("{comment} {sql}");
+    }
+    if let OnError::Instead(steps) = &mut step.on_error {
+        for step in steps.iter_mut().filter(|s| s.role == Role::Client) {
+            mark(step, migration);
+        }
     }
 }
 

@@ -74,10 +74,8 @@ use crate::route::program::{OnError, Step};
 fn insert_returns_images_and_upserts_the_target() {
     expect_test::expect![[r#"
         tag INSERT 0 {rows} trim Trim { extra: 3, rows: false }
-          SELECT set_config('switchyard.mirrored', E'items_v2', true)
-        > WITH switchyard_w AS (INSERT INTO items (name, price) VALUES ('a', 1.5) RETURNING items."id" AS switchyard_0, items."name" AS switchyard_1, items."price" AS switchyard_2), switchyard_m AS (INSERT INTO "public"."items_v2" ("id", "title", "price") OVERRIDING SYSTEM VALUE SELECT switchyard_0, switchyard_1, switchyard_2 FROM switchyard_w ON CONFLICT ("id") DO UPDATE SET "title" = EXCLUDED."title", "price" = EXCLUDED."price") SELECT * FROM switchyard_w
-          instead: WITH switchyard_w AS (INSERT INTO items (name, price) VALUES ('a', 1.5) RETURNING items."id" AS switchyard_0, items."name" AS switchyard_1, items."price" AS switchyard_2), switchyard_q AS (INSERT INTO "public"."switchyard_repair_queue" (migration, key, source) SELECT E'items_v2', jsonb_build_array(switchyard_0::text), 'mirror_failed' FROM (SELECT switchyard_0 FROM switchyard_w) AS switchyard_k) SELECT * FROM switchyard_w
-          SELECT set_config('switchyard.mirrored', '', true)
+        > /* switchyard mirrored items_v2 */ WITH switchyard_w AS (INSERT INTO items (name, price) VALUES ('a', 1.5) RETURNING items."id" AS switchyard_0, items."name" AS switchyard_1, items."price" AS switchyard_2), switchyard_m AS (INSERT INTO "public"."items_v2" ("id", "title", "price") OVERRIDING SYSTEM VALUE SELECT switchyard_0, switchyard_1, switchyard_2 FROM switchyard_w ON CONFLICT ("id") DO UPDATE SET "title" = EXCLUDED."title", "price" = EXCLUDED."price") SELECT * FROM switchyard_w
+          instead: /* switchyard mirrored items_v2 */ WITH switchyard_w AS (INSERT INTO items (name, price) VALUES ('a', 1.5) RETURNING items."id" AS switchyard_0, items."name" AS switchyard_1, items."price" AS switchyard_2), switchyard_q AS (INSERT INTO "public"."switchyard_repair_queue" (migration, key, source) SELECT E'items_v2', jsonb_build_array(switchyard_0::text), 'mirror_failed' FROM (SELECT switchyard_0 FROM switchyard_w) AS switchyard_k) SELECT * FROM switchyard_w
     "#]]
     .assert_eq(&show("INSERT INTO items (name, price) VALUES ('a', 1.5)", OnMirrorError::Repair));
 }
@@ -86,11 +84,9 @@ fn insert_returns_images_and_upserts_the_target() {
 fn the_clients_returning_items_come_first() {
     expect_test::expect![[r#"
         tag INSERT 0 {rows} trim Trim { extra: 3, rows: true }
-          SELECT set_config('switchyard.mirrored', E'items_v2', true)
-        > WITH switchyard_w AS (INSERT INTO public.items AS i (name) VALUES ($1) ON CONFLICT(id) DO NOTHING RETURNING i.id, now() AS at, i."id" AS switchyard_0, i."name" AS switchyard_1, i."price" AS switchyard_2), switchyard_m AS (INSERT INTO "public"."items_v2" ("id", "title", "price") OVERRIDING SYSTEM VALUE SELECT switchyard_0, switchyard_1, switchyard_2 FROM switchyard_w ON CONFLICT ("id") DO UPDATE SET "title" = EXCLUDED."title", "price" = EXCLUDED."price") SELECT * FROM switchyard_w
-          instead: WITH switchyard_w AS (INSERT INTO public.items AS i (name) VALUES ($1) ON CONFLICT(id) DO NOTHING RETURNING i.id, now() AS at, i."id" AS switchyard_0, i."name" AS switchyard_1, i."price" AS switchyard_2) SELECT * FROM switchyard_w
+        > /* switchyard mirrored items_v2 */ WITH switchyard_w AS (INSERT INTO public.items AS i (name) VALUES ($1) ON CONFLICT(id) DO NOTHING RETURNING i.id, now() AS at, i."id" AS switchyard_0, i."name" AS switchyard_1, i."price" AS switchyard_2), switchyard_m AS (INSERT INTO "public"."items_v2" ("id", "title", "price") OVERRIDING SYSTEM VALUE SELECT switchyard_0, switchyard_1, switchyard_2 FROM switchyard_w ON CONFLICT ("id") DO UPDATE SET "title" = EXCLUDED."title", "price" = EXCLUDED."price") SELECT * FROM switchyard_w
+          instead: /* switchyard mirrored items_v2 */ WITH switchyard_w AS (INSERT INTO public.items AS i (name) VALUES ($1) ON CONFLICT(id) DO NOTHING RETURNING i.id, now() AS at, i."id" AS switchyard_0, i."name" AS switchyard_1, i."price" AS switchyard_2) SELECT * FROM switchyard_w
           instead: DO $switchyard$ BEGIN RAISE EXCEPTION USING ERRCODE = 'SYM01', MESSAGE = E'migration `items_v2` could not mirror this write to public.items_v2, and its on_mirror_error is fail_write, so the write was not made'; END $switchyard$
-          SELECT set_config('switchyard.mirrored', '', true)
     "#]]
     .assert_eq(&show(
         "INSERT INTO public.items AS i (name) VALUES ($1) ON CONFLICT (id) DO NOTHING RETURNING i.id, now() AS at",
@@ -102,10 +98,8 @@ fn the_clients_returning_items_come_first() {
 fn delete_deletes_the_same_keys_from_the_target() {
     expect_test::expect![[r#"
         tag DELETE {rows} trim Trim { extra: 3, rows: false }
-          SELECT set_config('switchyard.mirrored', E'items_v2', true)
-        > WITH old AS (SELECT 1), switchyard_w AS (DELETE FROM items WHERE price < (SELECT 1 FROM old) RETURNING items."id" AS switchyard_0, items."name" AS switchyard_1, items."price" AS switchyard_2), switchyard_m AS (DELETE FROM "public"."items_v2" AS switchyard_t USING switchyard_w WHERE switchyard_t."id" = switchyard_w.switchyard_0) SELECT * FROM switchyard_w
-          instead: WITH old AS (SELECT 1), switchyard_w AS (DELETE FROM items WHERE price < (SELECT 1 FROM old) RETURNING items."id" AS switchyard_0, items."name" AS switchyard_1, items."price" AS switchyard_2), switchyard_q AS (INSERT INTO "public"."switchyard_repair_queue" (migration, key, source) SELECT E'items_v2', jsonb_build_array(switchyard_0::text), 'mirror_failed' FROM (SELECT switchyard_0 FROM switchyard_w) AS switchyard_k) SELECT * FROM switchyard_w
-          SELECT set_config('switchyard.mirrored', '', true)
+        > /* switchyard mirrored items_v2 */ WITH old AS (SELECT 1), switchyard_w AS (DELETE FROM items WHERE price < (SELECT 1 FROM old) RETURNING items."id" AS switchyard_0, items."name" AS switchyard_1, items."price" AS switchyard_2), switchyard_m AS (DELETE FROM "public"."items_v2" AS switchyard_t USING switchyard_w WHERE switchyard_t."id" = switchyard_w.switchyard_0) SELECT * FROM switchyard_w
+          instead: /* switchyard mirrored items_v2 */ WITH old AS (SELECT 1), switchyard_w AS (DELETE FROM items WHERE price < (SELECT 1 FROM old) RETURNING items."id" AS switchyard_0, items."name" AS switchyard_1, items."price" AS switchyard_2), switchyard_q AS (INSERT INTO "public"."switchyard_repair_queue" (migration, key, source) SELECT E'items_v2', jsonb_build_array(switchyard_0::text), 'mirror_failed' FROM (SELECT switchyard_0 FROM switchyard_w) AS switchyard_k) SELECT * FROM switchyard_w
     "#]]
     .assert_eq(&show(
         "WITH old AS (SELECT 1) DELETE FROM items WHERE price < (SELECT 1 FROM old)",
@@ -117,10 +111,8 @@ fn delete_deletes_the_same_keys_from_the_target() {
 fn an_update_of_the_key_captures_and_deletes_the_old_keys() {
     expect_test::expect![[r#"
         tag UPDATE {rows} trim Trim { extra: 3, rows: false }
-          SELECT set_config('switchyard.mirrored', E'items_v2', true)
-        > WITH switchyard_o AS (SELECT t."id" AS switchyard_0 FROM items AS t WHERE t.price > 2 FOR UPDATE OF t), switchyard_w AS (UPDATE items AS t SET id = id + 100 WHERE (t."id") IN (SELECT switchyard_0 FROM switchyard_o) RETURNING t."id" AS switchyard_0, t."name" AS switchyard_1, t."price" AS switchyard_2), switchyard_m AS (INSERT INTO "public"."items_v2" ("id", "title", "price") OVERRIDING SYSTEM VALUE SELECT switchyard_0, switchyard_1, switchyard_2 FROM switchyard_w ON CONFLICT ("id") DO UPDATE SET "title" = EXCLUDED."title", "price" = EXCLUDED."price"), switchyard_d AS (DELETE FROM "public"."items_v2" AS switchyard_t WHERE (switchyard_t."id") IN (SELECT switchyard_0 FROM switchyard_o EXCEPT SELECT switchyard_0 FROM switchyard_w)) SELECT * FROM switchyard_w
-          instead: WITH switchyard_o AS (SELECT t."id" AS switchyard_0 FROM items AS t WHERE t.price > 2 FOR UPDATE OF t), switchyard_w AS (UPDATE items AS t SET id = id + 100 WHERE (t."id") IN (SELECT switchyard_0 FROM switchyard_o) RETURNING t."id" AS switchyard_0, t."name" AS switchyard_1, t."price" AS switchyard_2), switchyard_q AS (INSERT INTO "public"."switchyard_repair_queue" (migration, key, source) SELECT E'items_v2', jsonb_build_array(switchyard_0::text), 'mirror_failed' FROM (SELECT switchyard_0 FROM switchyard_w UNION SELECT switchyard_0 FROM switchyard_o) AS switchyard_k) SELECT * FROM switchyard_w
-          SELECT set_config('switchyard.mirrored', '', true)
+        > /* switchyard mirrored items_v2 */ WITH switchyard_o AS (SELECT t."id" AS switchyard_0 FROM items AS t WHERE t.price > 2 FOR UPDATE OF t), switchyard_w AS (UPDATE items AS t SET id = id + 100 WHERE (t."id") IN (SELECT switchyard_0 FROM switchyard_o) RETURNING t."id" AS switchyard_0, t."name" AS switchyard_1, t."price" AS switchyard_2), switchyard_m AS (INSERT INTO "public"."items_v2" ("id", "title", "price") OVERRIDING SYSTEM VALUE SELECT switchyard_0, switchyard_1, switchyard_2 FROM switchyard_w ON CONFLICT ("id") DO UPDATE SET "title" = EXCLUDED."title", "price" = EXCLUDED."price"), switchyard_d AS (DELETE FROM "public"."items_v2" AS switchyard_t WHERE (switchyard_t."id") IN (SELECT switchyard_0 FROM switchyard_o EXCEPT SELECT switchyard_0 FROM switchyard_w)) SELECT * FROM switchyard_w
+          instead: /* switchyard mirrored items_v2 */ WITH switchyard_o AS (SELECT t."id" AS switchyard_0 FROM items AS t WHERE t.price > 2 FOR UPDATE OF t), switchyard_w AS (UPDATE items AS t SET id = id + 100 WHERE (t."id") IN (SELECT switchyard_0 FROM switchyard_o) RETURNING t."id" AS switchyard_0, t."name" AS switchyard_1, t."price" AS switchyard_2), switchyard_q AS (INSERT INTO "public"."switchyard_repair_queue" (migration, key, source) SELECT E'items_v2', jsonb_build_array(switchyard_0::text), 'mirror_failed' FROM (SELECT switchyard_0 FROM switchyard_w UNION SELECT switchyard_0 FROM switchyard_o) AS switchyard_k) SELECT * FROM switchyard_w
     "#]]
     .assert_eq(&show("UPDATE items AS t SET id = id + 100 WHERE t.price > 2", OnMirrorError::Repair));
 }

@@ -495,6 +495,7 @@ impl Responses {
         if matches!(tag, b'A' | b'S') {
             return Step::Forward;
         }
+        let in_flight = self.queue.len();
         let Some(front) = self.queue.front_mut() else {
             // Notices can arrive while idle (e.g. a backend shutting down).
             return if tag == b'N' || tag == b'E' {
@@ -535,7 +536,9 @@ impl Responses {
             b'Z' => return self.on_ready(),
             _ => self.on_response(tag, body),
         };
-        if matches!(step, Step::Forward | Step::Retag(_)) {
+        // Only a response still in flight was shown something: one that
+        // this frame completed is gone, and the next has shown nothing.
+        if matches!(step, Step::Forward | Step::Retag(_)) && self.queue.len() == in_flight {
             if let Some(front) = self.queue.front_mut() {
                 front.shown = true;
             }

@@ -220,6 +220,10 @@ pub struct StepResult {
     pub warnings: u16,
     /// Its error message, when it failed.
     pub error: Option<String>,
+    /// The failure rolled the whole transaction back (a deadlock, a lock
+    /// wait timeout where the server rolls back for it): nothing is left
+    /// to undo or to replace, and the client gets that error.
+    pub rolled_back: bool,
 }
 
 /// The statements to send next, in one round trip.
@@ -334,6 +338,9 @@ pub struct Run {
     restarts: usize,
     /// Where the run stands.
     phase: Phase,
+    /// The undo batch is in flight: a failure of it ends the run instead
+    /// of undoing again.
+    undoing: bool,
 }
 
 impl Run {
@@ -356,6 +363,7 @@ impl Run {
             opened: false,
             restarts: 0,
             phase: Phase::Steps,
+            undoing: false,
         }
     }
 
@@ -366,6 +374,7 @@ impl Run {
         match self.phase.clone() {
             Phase::Finished(outcome) => Action::Finish(outcome),
             Phase::Undoing(outcome) => {
+                self.undoing = true;
                 self.phase = Phase::Finished(outcome.clone());
                 let undo = self.undo(&outcome);
                 if undo.is_empty() {
@@ -452,6 +461,20 @@ impl Run {
             return;
         };
         self.in_flight.clear();
+        if self.undoing {
+            // Undoing failed (its savepoint went with a rollback the
+            // server did): the outcome stands, and there is no retry.
+            return;
+        }
+        if result.rolled_back {
+            self.phase = Phase::Finished(match sent {
+                Sent::Step(index) if self.steps[index].role == Role::Client => {
+                    Outcome::ClientFailed
+                }
+                _ => Outcome::Failed(error),
+            });
+            return;
+        }
         match sent {
             Sent::Frame => self.phase = Phase::Undoing(Outcome::Failed(error)),
             Sent::Step(index) => self.step_failed(index, error),
@@ -525,7 +548,8 @@ impl Run {
     /// inside its transaction leaves the transaction as that failure alone
     /// would: broken on PostgreSQL (so nothing is rolled back for it, and
     /// the savepoint goes with the client's next rollback), intact on
-    /// MySQL, where a failed statement undoes only itself.
+    /// MySQL, where a failed statement undoes only itself (a deadlock,
+    /// which takes the whole transaction, comes with `rolled_back`).
     fn undo(&self, outcome: &Outcome) -> Vec<String> {
         match (self.frame, self.dialect, outcome) {
             (Frame::Inside, Dialect::Postgres, Outcome::ClientFailed) => Vec::new(),

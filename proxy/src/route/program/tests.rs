@@ -353,3 +353,60 @@ fn on_mysql_a_failed_step_is_replaced_in_place() {
     "#]]
     .assert_eq(&log);
 }
+
+#[test]
+fn a_failed_undo_ends_the_run_and_is_never_retried() {
+    let program = Program {
+        steps: vec![
+            Step::client(Sql::text("DELETE FROM t")),
+            Step::proxy("DELETE FROM t2"),
+        ],
+    };
+    // The proxy's step fails; the undo (the savepoint is gone) fails too.
+    let log = play(
+        program,
+        Dialect::Postgres,
+        true,
+        vec![
+            ok(),
+            ok(),
+            failed("t2 is gone"),
+            failed("no such savepoint"),
+        ],
+    );
+    expect_test::expect![[r#"
+          SAVEPOINT switchyard_run
+        > DELETE FROM t
+          DELETE FROM t2
+          RELEASE SAVEPOINT switchyard_run
+          -- failed
+        --
+          ROLLBACK TO SAVEPOINT switchyard_run
+          RELEASE SAVEPOINT switchyard_run
+          -- failed
+        --
+        finish Failed("t2 is gone")
+    "#]]
+    .assert_eq(&log);
+}
+
+#[test]
+fn a_deadlock_that_rolled_the_transaction_back_is_the_clients_answer() {
+    let mut run = Run::new(capture_program(), Dialect::Mysql, true);
+    run.advance();
+    run.on_result(rows(&[&[Some("5")]]));
+    run.advance();
+    run.on_result(ok());
+    // The sync step is the deadlock's victim: no replacement runs, since
+    // the client's statement went with the transaction.
+    run.on_result(StepResult {
+        error: Some("Deadlock found".into()),
+        rolled_back: true,
+        ..ok()
+    });
+    assert_eq!(
+        run.advance(),
+        Action::Finish(Outcome::Failed("Deadlock found".into()))
+    );
+    assert_eq!(run.restarts(), 0);
+}

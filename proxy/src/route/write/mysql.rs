@@ -94,12 +94,12 @@ pub fn mirror(map: &TableMap, facts: &MirrorFacts<'_>, key_types: &[String]) -> 
         updates.join(", ")
     };
     let upsert = format!(
-        "INSERT INTO {target} ({targets}) SELECT STRAIGHT_JOIN {values} FROM {keys} JOIN {source} AS s ON {} ON DUPLICATE KEY UPDATE {updates}",
+        "INSERT INTO {target} ({targets}) SELECT STRAIGHT_JOIN {values} FROM {keys} JOIN {source} AS s FORCE INDEX (PRIMARY) ON {} ON DUPLICATE KEY UPDATE {updates}",
         on("s", "k", false)
     );
     let first = quote(&map.columns[key[0]].source);
     let delete = format!(
-        "DELETE t FROM {keys} STRAIGHT_JOIN {target} AS t ON {} LEFT JOIN {source} AS s ON {} WHERE s.{first} IS NULL",
+        "DELETE t FROM {keys} STRAIGHT_JOIN {target} AS t FORCE INDEX (PRIMARY) ON {} LEFT JOIN {source} AS s FORCE INDEX (PRIMARY) ON {} WHERE s.{first} IS NULL",
         on("t", "k", true),
         on("t", "s", true),
     );

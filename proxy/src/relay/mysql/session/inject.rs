@@ -14,6 +14,10 @@ use crate::wire::mysql::message::{
     ErrPacket, Reader, SERVER_STATUS_AUTOCOMMIT, SERVER_STATUS_IN_TRANS,
 };
 
+/// MySQL's "Deadlock found when trying to get lock": the server rolled the
+/// whole transaction back.
+const ER_LOCK_DEADLOCK: u16 = 1213;
+
 impl Session {
     /// Carries out a plan's program for the client's `command`. The client
     /// sees only its own statement's answer, and only once the run is
@@ -65,10 +69,17 @@ impl Session {
                     }
                     failure = Some(err.clone());
                 }
+                // A deadlock rolls the whole transaction back (the client's
+                // statement with it): the client gets it as its own.
+                let rolled_back = reply
+                    .error
+                    .as_ref()
+                    .is_some_and(|e| e.code == ER_LOCK_DEADLOCK);
                 run.on_result(StepResult {
                     rows,
                     warnings: reply.warnings,
                     error: reply.error.map(|e| e.message),
+                    rolled_back,
                 });
                 if failed {
                     break;
@@ -85,6 +96,11 @@ impl Session {
                 self.release_held(Some(status));
             }
             Outcome::ClientFailed => self.release_held(None),
+            Outcome::Failed(_) if failure.as_ref().is_some_and(|e| e.code == ER_LOCK_DEADLOCK) => {
+                self.held.clear();
+                let err = failure.expect("checked");
+                self.send_err(&err, seq);
+            }
             Outcome::Failed(message) => {
                 self.held.clear();
                 let err = failure.unwrap_or_else(|| ErrPacket::new(1105, "HY000", ""));

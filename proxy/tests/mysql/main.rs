@@ -9,6 +9,7 @@ mod common;
 mod faults;
 mod guard;
 mod mirror;
+mod mirror_load;
 mod protocol;
 mod reads;
 mod seams;

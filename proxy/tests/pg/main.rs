@@ -9,6 +9,7 @@ mod faults;
 mod guard;
 mod lifecycle;
 mod mirror;
+mod mirror_load;
 mod protocol;
 mod reads;
 mod seams;

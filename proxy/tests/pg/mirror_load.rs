@@ -27,7 +27,9 @@ use crate::mirror::setup_tables;
 
 #[path = "../support/load.rs"]
 mod load;
-use load::{Hot, Report, Written, CLIENTS, MOVABLE, OPS, POOL_KEYS, POOL_SKUS, REKEY, STALL};
+use load::{
+    Ending, Hot, Report, Written, CLIENTS, MOVABLE, OPS, POOL_KEYS, POOL_SKUS, REKEY, STALL,
+};
 
 /// The source (`name` becomes `title`, `qty` widens to bigint; defaults
 /// from `now()`, `random()` and `gen_random_uuid()`; `sku` unique; a
@@ -114,6 +116,16 @@ async fn concurrent_random_writes_lose_nothing() {
         assert!(
             !sources(k).is_empty(),
             "seed {seed}: key {k} updated by a function is not queued"
+        );
+    }
+    // And nothing the mirror wrote is queued as a bypass.
+    for (k, sources) in &queued {
+        let bypassed_k = bypassed.direct.contains(k)
+            || bypassed.cascade.contains(k)
+            || bypassed.function.contains(k);
+        assert!(
+            bypassed_k || sources.iter().all(|s| s == "mirror_failed"),
+            "seed {seed}: key {k}, which only the proxy's clients wrote, is queued as {sources:?}"
         );
     }
 
@@ -210,10 +222,9 @@ impl Worker {
         }
     }
 
-    /// A transaction that commits, rolls back, or rolls back to a
-    /// savepoint the write that followed it before it commits.
+    /// A transaction of a few writes, ended at random.
     async fn transaction(&mut self) {
-        let ending = self.rng.random_range(0..3);
+        let ending = Ending::pick(&mut self.rng);
         self.control("BEGIN").await;
         let mut written = Written::default();
         let mut undone = Written::default();
@@ -223,7 +234,7 @@ impl Worker {
                 Err(Tolerated(code)) => return self.abandon(code, written, undone).await,
             }
         }
-        if ending == 2 {
+        if ending == Ending::Savepoint {
             self.control("SAVEPOINT s").await;
             // A failure after the savepoint is undone by the rollback to it.
             match self.write().await {
@@ -236,9 +247,8 @@ impl Worker {
                 Err(Tolerated(code)) => return self.abandon(code, written, undone).await,
             }
         }
-        if ending == 1 {
+        if ending == Ending::Rollback {
             self.control("ROLLBACK").await;
-            written.extend(undone);
             self.report.rolled_back.extend(written.fresh);
             return;
         }
@@ -352,10 +362,11 @@ impl Worker {
                 Val::Text(s) => s as &(dyn ToSql + Sync),
             })
             .collect();
-        let result = match self.rng.random_range(0..3) {
+        let context = self.context(sql);
+        let result: Result<Vec<i64>, _> = match self.rng.random_range(0..3) {
             0 => {
                 let text = inline(sql, args);
-                let answer = stall(self.context(sql), self.client.simple_query(&text)).await;
+                let answer = stall(&context, self.client.simple_query(&text)).await;
                 answer.map(|messages| {
                     messages
                         .iter()
@@ -366,25 +377,24 @@ impl Worker {
                         .collect()
                 })
             }
-            1 => stall(self.context(sql), self.client.query(sql, &params))
+            1 => stall(&context, self.client.query(sql, &params))
                 .await
                 .map(|rows| rows.iter().map(|r| r.get(0)).collect()),
             _ => {
                 let statement = self.prepare(sql).await;
-                stall(self.context(sql), self.client.query(&statement, &params))
+                stall(&context, self.client.query(&statement, &params))
                     .await
                     .map(|rows| rows.iter().map(|r| r.get(0)).collect())
             }
         };
         match result {
             Ok(keys) => {
-                let keys: Vec<i64> = keys;
                 self.high = keys.iter().copied().fold(self.high, i64::max);
                 Ok(keys)
             }
             Err(e) => match tolerated(&e) {
                 Some(code) => Err(Tolerated(code)),
-                None => panic!("{}: {sql} {args:?}: {e:?}", self.context(sql)),
+                None => panic!("{context} {args:?}: {e:?}"),
             },
         }
     }
@@ -393,18 +403,20 @@ impl Worker {
         if let Some(statement) = self.prepared.get(sql) {
             return statement.clone();
         }
-        let statement = stall(self.context(sql), self.client.prepare(sql))
+        let context = self.context(sql);
+        let statement = stall(&context, self.client.prepare(sql))
             .await
-            .unwrap_or_else(|e| panic!("{}: prepare: {e:?}", self.context(sql)));
+            .unwrap_or_else(|e| panic!("{context}: prepare: {e:?}"));
         self.prepared.insert(sql.to_string(), statement.clone());
         statement
     }
 
     /// A transaction's own statement, which must succeed.
     async fn control(&mut self, sql: &str) {
-        stall(self.context(sql), self.client.batch_execute(sql))
+        let context = self.context(sql);
+        stall(&context, self.client.batch_execute(sql))
             .await
-            .unwrap_or_else(|e| panic!("{}: {e:?}", self.context(sql)));
+            .unwrap_or_else(|e| panic!("{context}: {e:?}"));
     }
 
     fn context(&self, sql: &str) -> String {
@@ -440,7 +452,7 @@ impl Worker {
 }
 
 /// Awaits a client call, failing the test if it hangs.
-async fn stall<T>(context: String, call: impl std::future::Future<Output = T>) -> T {
+async fn stall<T>(context: &str, call: impl std::future::Future<Output = T>) -> T {
     tokio::time::timeout(STALL, call)
         .await
         .unwrap_or_else(|_| panic!("{context}: no answer within {STALL:?}"))
@@ -498,7 +510,7 @@ async fn bypass(through: Client, direct: Client) -> Bypassed {
             ),
         ];
         for sql in &statements {
-            for row in retry(&direct, sql, &[]).await {
+            for row in retry(&direct, sql).await {
                 for i in 0..row.len() {
                     bypassed.direct.insert(row.get(i));
                 }
@@ -580,13 +592,9 @@ async fn bypass(through: Client, direct: Client) -> Bypassed {
 }
 
 /// Runs a direct write again until no deadlock stops it.
-async fn retry(
-    direct: &Client,
-    sql: &str,
-    params: &[&(dyn ToSql + Sync)],
-) -> Vec<tokio_postgres::Row> {
+async fn retry(direct: &Client, sql: &str) -> Vec<tokio_postgres::Row> {
     loop {
-        match direct.query(sql, params).await {
+        match direct.query(sql, &[]).await {
             Ok(rows) => return rows,
             Err(e) if tolerated(&e).is_some() => continue,
             Err(e) => panic!("{sql}: {e:?}"),
@@ -720,42 +728,56 @@ async fn until_a_lock_wait(direct: &Client, db: &str) {
     .await;
 }
 
-#[tokio::test]
-async fn a_delete_that_waited_for_a_key_change_removes_the_moved_row_from_the_target() {
+/// Runs `sql`, a write of the row with sku `x`, while another client
+/// holds that row in a transaction that moves it from key 7 to another
+/// key; the write waits, and then (as PostgreSQL does in READ COMMITTED)
+/// finds the row at its new key. Returns the write's row counts and the
+/// differences between the tables.
+async fn after_a_key_change(sql: &'static str) -> (Vec<u64>, Vec<String>) {
     let (proxy, db, direct) = setup_tables("mirror_load_rekey", TABLES, "repair").await;
     let mover = proxy.connect(&db).await;
-    let deleter = proxy.connect(&db).await;
+    let writer = proxy.connect(&db).await;
     mover
         .batch_execute("INSERT INTO items (id, sku, name) VALUES (7, 'x', 'n')")
         .await
         .unwrap();
-    // The key change holds the row until it commits; the delete, by a
-    // column the key change leaves alone, waits for it, then finds the
-    // row at its new key.
     mover.batch_execute("BEGIN").await.unwrap();
     mover
         .batch_execute(&format!("UPDATE items SET id = id - {REKEY} WHERE id = 7"))
         .await
         .unwrap();
-    let delete = tokio::spawn(async move {
-        deleter
-            .simple_query("DELETE FROM items WHERE sku = 'x'")
-            .await
-            .map(|m| {
-                m.iter()
-                    .filter_map(|m| match m {
-                        SimpleQueryMessage::CommandComplete(n) => Some(*n),
-                        _ => None,
-                    })
-                    .collect::<Vec<_>>()
-            })
+    let write = tokio::spawn(async move {
+        writer.simple_query(sql).await.map(|m| {
+            m.iter()
+                .filter_map(|m| match m {
+                    SimpleQueryMessage::CommandComplete(n) => Some(*n),
+                    _ => None,
+                })
+                .collect::<Vec<_>>()
+        })
     });
     until_a_lock_wait(&direct, &db).await;
     mover.batch_execute("COMMIT").await.unwrap();
-    let deleted = stall("the delete".into(), delete).await.unwrap().unwrap();
-    assert_eq!(deleted, vec![1], "the delete removed the moved row");
-    assert_eq!(differences(&direct).await, Vec::<String>::new());
+    let counts = stall("the write", write).await.unwrap().unwrap();
+    let outcome = (counts, differences(&direct).await);
     common::drop_db(&db).await;
+    outcome
+}
+
+#[tokio::test]
+async fn a_delete_that_waited_for_a_key_change_removes_the_moved_row_from_the_target() {
+    assert_eq!(
+        after_a_key_change("DELETE FROM items WHERE sku = 'x'").await,
+        (vec![1], vec![])
+    );
+}
+
+#[tokio::test]
+async fn a_key_change_that_waited_for_another_moves_the_row_again() {
+    assert_eq!(
+        after_a_key_change("UPDATE items SET id = id + 5 WHERE sku = 'x'").await,
+        (vec![1], vec![])
+    );
 }
 
 #[tokio::test]
@@ -766,6 +788,7 @@ async fn an_upsert_that_changes_the_key_leaves_nothing_at_the_old_key() {
         .batch_execute("INSERT INTO items (id, sku, name) VALUES (7, 'x', 'n')")
         .await
         .unwrap();
+    // The sku's row moves from key 7 to key 8.
     let n = client
         .execute(
             "INSERT INTO items AS i (id, sku, name) VALUES (8, 'x', 'm') \
@@ -815,75 +838,92 @@ async fn the_queue_says_who_wrote_what_the_mirror_did_not_see() {
     common::drop_db(&db).await;
 }
 
-/// Makes a write through the proxy, outside a transaction, lose a
-/// deadlock against another client's transaction that holds rows 2 then
-/// asks for row 1; returns the loser's answer, the queue, and the
+/// Makes a write through the proxy, outside a transaction, fail on its
+/// own: its row is held past its `lock_timeout`. A proxy that runs the
+/// write again (without its mirror) is seen waiting again, and the holder
+/// then lets it through. Returns the write's answer, the queue, and the
 /// differences between the tables.
-async fn lose_a_deadlock(
+async fn time_out_a_write(
     on_error: &str,
 ) -> (
     Result<(), tokio_postgres::Error>,
     BTreeMap<i64, BTreeSet<String>>,
     Vec<String>,
 ) {
-    let (proxy, db, direct) = setup_tables("mirror_load_deadlock", TABLES, on_error).await;
-    let winner = proxy.connect(&db).await;
-    let loser = proxy.connect(&db).await;
-    winner
-        .batch_execute("INSERT INTO items (id, sku) VALUES (1, 'a'), (2, 'b')")
+    let (proxy, db, direct) = setup_tables("mirror_load_timeout", TABLES, on_error).await;
+    let client = proxy.connect(&db).await;
+    client
+        .batch_execute("INSERT INTO items (id, sku) VALUES (1, 'a')")
         .await
         .unwrap();
-    winner.batch_execute("BEGIN").await.unwrap();
-    winner
-        .batch_execute("UPDATE items SET qty = qty + 1 WHERE id = 2")
+    client
+        .batch_execute("SET lock_timeout = '300ms'")
         .await
         .unwrap();
-    // The loser locks row 1 and waits for row 2; it waits first, so its
-    // deadlock check runs first and it loses.
-    let lost = tokio::spawn(async move {
-        loser
-            .simple_query("UPDATE items SET qty = qty + 10 WHERE id IN (1, 2)")
+    // A lock writes nothing, so the guard queues nothing for it.
+    let holder = common::direct(&db).await;
+    holder
+        .batch_execute("BEGIN; SELECT 1 FROM items WHERE id = 1 FOR UPDATE")
+        .await
+        .unwrap();
+    let write = tokio::spawn(async move {
+        client
+            .simple_query("UPDATE items SET qty = qty + 10 WHERE id = 1")
             .await
             .map(|_| ())
     });
-    until_a_lock_wait(&direct, &db).await;
-    winner
-        .batch_execute("UPDATE items SET qty = qty + 1 WHERE id = 1")
-        .await
-        .unwrap();
-    winner.batch_execute("COMMIT").await.unwrap();
-    let answer = stall("the loser".into(), lost).await.unwrap();
+    let (write_ref, direct_ref, db_ref) = (&write, &direct, &db);
+    common::eventually(
+        STALL,
+        "the write's answer, or the write run again",
+        move || async move {
+            if write_ref.is_finished() {
+                return Some(());
+            }
+            let again: i64 = direct_ref
+                .query_one(
+                    "SELECT count(*) FROM pg_stat_activity
+                 WHERE datname = $1 AND wait_event_type = 'Lock' AND query LIKE 'ROLLBACK%'",
+                    &[db_ref],
+                )
+                .await
+                .unwrap()
+                .get(0);
+            (again > 0).then_some(())
+        },
+    )
+    .await;
+    holder.batch_execute("COMMIT").await.unwrap();
+    let answer = stall("the write", write).await.unwrap();
     let outcome = (answer, queue(&direct).await, differences(&direct).await);
     common::drop_db(&db).await;
     outcome
 }
 
-#[tokio::test]
-async fn a_write_that_loses_a_deadlock_queues_nothing() {
-    let (answer, queued, differences) = lose_a_deadlock("repair").await;
-    // Answered with the deadlock, or retried and mirrored: either way
-    // nothing is queued and the tables agree.
-    assert_eq!(
-        (queued, differences),
-        (BTreeMap::new(), Vec::new()),
-        "the loser was answered {answer:?}"
-    );
-    if let Err(e) = &answer {
-        assert_eq!(e.code().map(|c| c.code()), Some("40P01"), "{e:?}");
-    }
-}
-
-#[tokio::test]
-async fn a_write_that_loses_a_deadlock_is_told_so_under_fail_write() {
-    let (answer, _, differences) = lose_a_deadlock("fail_write").await;
-    let code = answer
+fn sqlstate(answer: &Result<(), tokio_postgres::Error>) -> Option<&str> {
+    answer
         .as_ref()
         .err()
         .and_then(|e| e.code())
-        .map(|c| c.code());
-    assert!(
-        answer.is_ok() || code == Some("40P01"),
-        "the loser was answered {answer:?}"
+        .map(|c| c.code())
+}
+
+#[tokio::test]
+async fn a_write_that_fails_on_its_own_is_answered_so_and_queues_nothing() {
+    let (answer, queued, differences) = time_out_a_write("repair").await;
+    assert_eq!(
+        (sqlstate(&answer), queued, differences),
+        (Some("55P03"), BTreeMap::new(), Vec::new()),
+        "the write was answered {answer:?}"
     );
-    assert_eq!(differences, Vec::<String>::new());
+}
+
+#[tokio::test]
+async fn a_write_that_fails_on_its_own_is_answered_so_under_fail_write() {
+    let (answer, _, differences) = time_out_a_write("fail_write").await;
+    assert_eq!(
+        (sqlstate(&answer), differences),
+        (Some("55P03"), Vec::new()),
+        "the write was answered {answer:?}"
+    );
 }

@@ -110,6 +110,25 @@ impl Written {
     }
 }
 
+/// How a transaction ends.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Ending {
+    /// Commits.
+    Commit,
+    /// Rolls back.
+    Rollback,
+    /// Commits, after rolling back to a savepoint the write that followed
+    /// it.
+    Savepoint,
+}
+
+impl Ending {
+    /// One of the three, at random.
+    pub fn pick(rng: &mut impl Rng) -> Ending {
+        [Ending::Commit, Ending::Rollback, Ending::Savepoint][rng.random_range(0..3)]
+    }
+}
+
 /// The keys the clients committed last, shared among them.
 #[derive(Clone, Default)]
 pub struct Hot(Arc<Mutex<VecDeque<i64>>>);

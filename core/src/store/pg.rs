@@ -162,7 +162,10 @@ pub fn mark_mirrored(migration: &str) -> String {
 /// after it. A client that writes the comment itself opts out of the
 /// guard; nothing the proxy relays unmirrored gets it from the proxy.
 pub fn mirrored_comment(migration: &str) -> String {
-    format!("/* switchyard mirrored {} */", migration.replace("*/", "*_/"))
+    format!(
+        "/* switchyard mirrored {} */",
+        migration.replace("*/", "*_/")
+    )
 }
 
 /// Ends [`mark_mirrored`] before the transaction does, so a later write

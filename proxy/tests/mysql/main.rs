@@ -9,6 +9,7 @@ mod common;
 mod faults;
 mod guard;
 mod mirror;
+mod mirror_load;
 mod outbox;
 mod protocol;
 mod reads;

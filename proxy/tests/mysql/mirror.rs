@@ -31,10 +31,22 @@ const TABLES: [&str; 2] = [
 ];
 
 async fn setup(prefix: &str, on_error: &str) -> (Proxy, String, Conn) {
+    setup_tables(prefix, &TABLES, on_error).await
+}
+
+/// A fresh database with `tables` (a source `items` keyed by `id` with a
+/// `name` column, a target `items_v2` with `title` for it), the store,
+/// the guard of migration `items_v2`, and a proxy with the migration in
+/// `dual_write`: what every dual-write test starts from.
+pub(crate) async fn setup_tables(
+    prefix: &str,
+    tables: &[&str],
+    on_error: &str,
+) -> (Proxy, String, Conn) {
     let db = common::create_db(prefix).await;
     let mut direct = common::direct(Some(&db)).await;
-    for sql in TABLES {
-        direct.query_drop(sql).await.unwrap();
+    for sql in tables {
+        direct.query_drop(*sql).await.unwrap();
     }
     let key = vec!["id".to_string()];
     let guard = Guard {

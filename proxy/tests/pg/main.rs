@@ -9,6 +9,7 @@ mod faults;
 mod guard;
 mod lifecycle;
 mod mirror;
+mod mirror_load;
 mod outbox;
 mod protocol;
 mod reads;

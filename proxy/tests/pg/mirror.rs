@@ -32,9 +32,21 @@ const TABLES: &str = "
 ";
 
 async fn setup(prefix: &str, on_error: &str) -> (Proxy, String, Client) {
+    setup_tables(prefix, TABLES, on_error).await
+}
+
+/// A fresh database with `tables` (a source `items` keyed by `id` with a
+/// `name` column, a target `items_v2` with `title` for it), the store,
+/// the guard of migration `items_v2`, and a proxy with the migration in
+/// `dual_write`: what every dual-write test starts from.
+pub(crate) async fn setup_tables(
+    prefix: &str,
+    tables: &str,
+    on_error: &str,
+) -> (Proxy, String, Client) {
     let db = common::create_db(prefix).await;
     let direct = common::direct(&db).await;
-    direct.batch_execute(TABLES).await.unwrap();
+    direct.batch_execute(tables).await.unwrap();
     let key = vec!["id".to_string()];
     let guard = Guard {
         migration: "items_v2",

@@ -52,6 +52,9 @@ pub struct Plan {
     pub trim: Option<Trim>,
     /// A write mirrored for this migration (for its metrics).
     pub mirror: Option<Arc<str>>,
+    /// PostgreSQL: the table the mirror writes, to tell its failures from
+    /// the client statement's own.
+    pub mirror_target: Option<Arc<str>>,
     /// The write's keys go through the outbox: the session's reads of the
     /// migration stay on the source until the applier has copied them.
     pub outbox: bool,
@@ -125,6 +128,7 @@ impl Plan {
             program: None,
             trim: None,
             mirror: None,
+            mirror_target: None,
             outbox: false,
             tag: None,
             affected: None,
@@ -161,6 +165,7 @@ impl Plan {
             program: None,
             trim: None,
             mirror: None,
+            mirror_target: None,
             outbox: false,
             tag: None,
             affected: None,

@@ -224,6 +224,10 @@ pub struct StepResult {
     /// wait timeout where the server rolls back for it): nothing is left
     /// to undo or to replace, and the client gets that error.
     pub rolled_back: bool,
+    /// The failure is the statement's own, not that of a mirror riding in
+    /// it: a replacement for the mirror's failure does not run, and the
+    /// client gets the error.
+    pub own: bool,
 }
 
 /// The statements to send next, in one round trip.
@@ -477,6 +481,9 @@ impl Run {
         }
         match sent {
             Sent::Frame => self.phase = Phase::Undoing(Outcome::Failed(error)),
+            Sent::Step(index) if result.own && self.steps[index].role == Role::Client => {
+                self.phase = Phase::Undoing(Outcome::ClientFailed);
+            }
             Sent::Step(index) => self.step_failed(index, error),
         }
     }

@@ -249,6 +249,7 @@ fn write_decision(
                     tag: postgres.then_some(mirrored.tag),
                     trim: postgres.then_some(mirrored.trim),
                     mirror: Some(m.plan.id.as_str().into()),
+                    mirror_target: Some(map.target.name.as_str().into()),
                     outbox: !m.mirrors_inline(),
                     ..Plan::rewrite(String::new())
                 }));

@@ -80,15 +80,21 @@ async fn concurrent_random_writes_lose_nothing() {
     let (proxy, db, direct) = setup_tables("mirror_load", TABLES, "repair").await;
     let mut report = Report::default();
 
-    // Mirrored writes alone: equal tables, nothing queued.
+    // Mirrored writes alone: what the mirror could not settle in the
+    // statement (the old keys of a key change, a delete that found no
+    // target row) is queued as the proxy's, never as a bypass; once the
+    // queue is drained, the tables are equal.
     report.merge(workload(&proxy, &db, seed, 1).await);
     let queued = queue(&direct).await;
-    assert!(
-        queued.is_empty(),
-        "seed {seed}: mirrored writes alone queued {} key(s): {:?}",
-        queued.len(),
-        queued.iter().take(20).collect::<Vec<_>>()
-    );
+    for (k, sources) in &queued {
+        assert!(
+            sources
+                .iter()
+                .all(|s| s == "mirror_failed" || s == "proxy_unparsed"),
+            "seed {seed}: key {k}, which only the proxy's clients wrote, is queued as {sources:?}"
+        );
+    }
+    drain(&direct).await;
     assert_no_differences(&direct, seed, "after mirrored writes alone").await;
     let first = started.elapsed();
 
@@ -124,7 +130,10 @@ async fn concurrent_random_writes_lose_nothing() {
             || bypassed.cascade.contains(k)
             || bypassed.function.contains(k);
         assert!(
-            bypassed_k || sources.iter().all(|s| s == "mirror_failed"),
+            bypassed_k
+                || sources
+                    .iter()
+                    .all(|s| s == "mirror_failed" || s == "proxy_unparsed"),
             "seed {seed}: key {k}, which only the proxy's clients wrote, is queued as {sources:?}"
         );
     }
@@ -759,6 +768,9 @@ async fn after_a_key_change(sql: &'static str) -> (Vec<u64>, Vec<String>) {
     until_a_lock_wait(&direct, &db).await;
     mover.batch_execute("COMMIT").await.unwrap();
     let counts = stall("the write", write).await.unwrap().unwrap();
+    // What the statement could not settle is in the queue: drained the
+    // plain way, the tables agree.
+    drain(&direct).await;
     let outcome = (counts, differences(&direct).await);
     common::drop_db(&db).await;
     outcome
@@ -798,8 +810,10 @@ async fn an_upsert_that_changes_the_key_leaves_nothing_at_the_old_key() {
         .await
         .unwrap();
     assert_eq!(n, 1);
+    // The old key is queued (by the guard) and the new row mirrored.
+    assert!(queue(&direct).await.contains_key(&7));
+    drain(&direct).await;
     assert_eq!(differences(&direct).await, Vec::<String>::new());
-    assert!(queue(&direct).await.is_empty());
     common::drop_db(&db).await;
 }
 

@@ -16,10 +16,10 @@
 //!
 //! The session drops the trailing `switchyard_*` columns (all of them, and
 //! the rows too, when the client asked for no `RETURNING`) and gives the
-//! client its own command tag with the row count. One statement cannot
-//! modify a row twice, so an UPDATE that may change the key first locks
-//! and captures the old keys (`switchyard_o`), runs on exactly those rows,
-//! and deletes from the target the old keys that no new row took.
+//! client its own command tag with the row count. A write that may change
+//! a key (an UPDATE or an upsert that assigns a key column) is mirrored for
+//! its new rows and left unmarked, so the guard queues the old keys: no
+//! CTE of the statement can see a key as a concurrent mover left it.
 
 use sqlparser::ast::{self, AssignmentTarget, FromTable, ObjectName, SetExpr, TableFactor};
 
@@ -154,9 +154,8 @@ impl<'a> Write<'a> {
 
     fn build(&self, map: &TableMap, facts: &MirrorFacts<'_>) -> Result<MirroredWrite, Refusal> {
         let refused = |reason: &str, fix: &str, label| refusal(map, facts, reason, fix, label);
-        let (name, by) = self.relation().expect("checked by names()");
+        let (_, by) = self.relation().expect("checked by names()");
         let mut statement = self.statement.clone();
-        let mut key_change = None;
         let client_returning = match &mut statement {
             ast::Statement::Insert(insert) => insert.returning.take(),
             ast::Statement::Delete(delete) => {
@@ -169,28 +168,26 @@ impl<'a> Write<'a> {
                 }
                 delete.returning.take()
             }
-            ast::Statement::Update(update) => {
-                if changes_key(&update.assignments, map, facts.key) {
-                    if update.from.is_some() {
-                        return Err(refused(
-                            "an UPDATE with FROM that may change the primary key cannot be mirrored with certainty",
-                            "change the key in an UPDATE without FROM",
-                            "key_change_with_from",
-                        ));
-                    }
-                    let predicate = update.selection.take();
-                    if is_current_of(predicate.as_ref()) {
-                        return Err(refused(
-                            "WHERE CURRENT OF cannot be mirrored",
-                            "update by key",
-                            "cursor",
-                        ));
-                    }
-                    key_change = Some(predicate);
-                }
-                update.returning.take()
-            }
+            ast::Statement::Update(update) => update.returning.take(),
             _ => unreachable!("Write::of admits only writes"),
+        };
+        // A write that may move a row to another key leaves its old key
+        // to the guard: nothing in one statement can see that key as the
+        // write left it (a concurrent mover's commit is invisible to the
+        // statement's snapshot), while the guard's row trigger sees every
+        // old key exactly. Its new rows are mirrored as any.
+        let key_change = match &statement {
+            ast::Statement::Update(update) => changes_key(&update.assignments, facts.key),
+            ast::Statement::Insert(insert) => match &insert.on {
+                Some(ast::OnInsert::OnConflict(conflict)) => match &conflict.action {
+                    ast::OnConflictAction::DoUpdate(update) => {
+                        changes_key(&update.assignments, facts.key)
+                    }
+                    ast::OnConflictAction::DoNothing => false,
+                },
+                _ => false,
+            },
+            _ => false,
         };
         let columns: Vec<usize> = (0..map.columns.len()).collect();
         let key_positions: Vec<usize> = facts
@@ -221,25 +218,60 @@ impl<'a> Write<'a> {
             .iter()
             .flat_map(|w| w.cte_tables.iter().map(ToString::to_string))
             .collect();
-        if let Some(predicate) = &key_change {
-            let keys = key_positions
-                .iter()
-                .map(|&i| format!("{by}.{} AS {}", quote(&map.columns[i].source), slot(i)))
-                .collect::<Vec<_>>()
-                .join(", ");
-            let filter = predicate
-                .as_ref()
-                .map(|p| format!(" WHERE {p}"))
-                .unwrap_or_default();
-            ctes.push(format!(
-                "switchyard_o AS (SELECT {keys} FROM {} FOR UPDATE OF {by})",
-                table_with_alias(name, &by, filter)
-            ));
-            let own = key_list(map, &key_positions, Some(&by));
-            let slots = slot_list(&key_positions);
-            written.push_str(&format!(
-                " WHERE ({own}) IN (SELECT {slots} FROM switchyard_o)"
-            ));
+        // An UPDATE that may change keys: its old keys, locked, so the
+        // common case leaves the target exact at once (the write itself is
+        // not narrowed to them: a row a concurrent mover moved must still
+        // be found, as PostgreSQL finds it).
+        let (name, _) = self.relation().expect("checked by names()");
+        let old_keys = match (&statement, key_change) {
+            (ast::Statement::Update(update), true) => {
+                let keys = key_positions
+                    .iter()
+                    .map(|&i| format!("{by}.{} AS {}", quote(&map.columns[i].source), slot(i)))
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                let from = match &update.from {
+                    Some(
+                        ast::UpdateTableFromKind::AfterSet(from)
+                        | ast::UpdateTableFromKind::BeforeSet(from),
+                    ) => {
+                        format!(
+                            ", {}",
+                            from.iter()
+                                .map(ToString::to_string)
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        )
+                    }
+                    None => String::new(),
+                };
+                let filter = update
+                    .selection
+                    .as_ref()
+                    .map(|p| format!(" WHERE {p}"))
+                    .unwrap_or_default();
+                ctes.push(format!(
+                    "switchyard_o AS (SELECT {keys} FROM {name} AS {by}{from}{filter} FOR UPDATE OF {by})"
+                ));
+                true
+            }
+            _ => false,
+        };
+        if old_keys {
+            // The old keys are read (and locked) before the write runs: a
+            // row it already changed would be invisible to them.
+            if let ast::Statement::Update(update) = &mut statement {
+                let first = old_keys_first();
+                update.selection = Some(match update.selection.take() {
+                    Some(predicate) => ast::Expr::BinaryOp {
+                        left: Box::new(ast::Expr::Nested(Box::new(predicate))),
+                        op: ast::BinaryOperator::And,
+                        right: Box::new(first),
+                    },
+                    None => first,
+                });
+            }
+            written = statement.to_string();
         }
         written.push_str(" RETURNING ");
         written.push_str(&returning.join(", "));
@@ -254,10 +286,7 @@ impl<'a> Write<'a> {
             .map(|&i| format!("{}::text", slot(i)))
             .collect::<Vec<_>>()
             .join(", ");
-        let mut written_keys = format!("SELECT {slots} FROM switchyard_w");
-        if key_change.is_some() {
-            written_keys.push_str(&format!(" UNION SELECT {slots} FROM switchyard_o"));
-        }
+        let written_keys = format!("SELECT {slots} FROM switchyard_w");
         let enqueue = |table: &str, name: &str, extra: &str, value: &str| {
             format!(
                 "{name} AS (INSERT INTO {} (migration, key{extra}) SELECT {}, jsonb_build_array({key_texts}){value} FROM ({written_keys}) AS switchyard_k)",
@@ -277,8 +306,25 @@ impl<'a> Write<'a> {
                 map,
                 &key_positions,
                 self.kind(),
-                key_change.is_some(),
+                facts.migration,
             ));
+            if old_keys {
+                // Old keys no new row took leave the target, and are queued
+                // as the guard queues the write's (it is unmarked): should
+                // the write have skipped one the lock took (a volatile
+                // predicate), repair puts back what the source has.
+                let slots = slot_list(&key_positions);
+                mirror_ctes.push(format!(
+                    "switchyard_d AS (DELETE FROM {} AS switchyard_t WHERE ({}) IN (SELECT {slots} FROM switchyard_o EXCEPT SELECT {slots} FROM switchyard_w))",
+                    relation(&map.target.schema, &map.target.name),
+                    key_list_target(map, &key_positions, "switchyard_t"),
+                ));
+                mirror_ctes.push(format!(
+                    "switchyard_e AS (INSERT INTO {} (migration, key, source) SELECT {}, jsonb_build_array({key_texts}), 'proxy_unparsed' FROM (SELECT {slots} FROM switchyard_o EXCEPT SELECT {slots} FROM switchyard_w) AS switchyard_k)",
+                    relation(&map.source.schema, "switchyard_repair_queue"),
+                    literal(facts.migration),
+                ));
+            }
             let instead = match facts.on_error {
                 OnMirrorError::Repair => {
                     let mut repair_ctes = ctes.clone();
@@ -306,9 +352,12 @@ impl<'a> Write<'a> {
             client
         };
         // The guard knows the statement by the comment at its head: no
-        // statement of the proxy's own is needed around it.
+        // statement of the proxy's own is needed around it. A write that may
+        // change keys goes unmarked: the guard queues its old keys.
         let mut client = client;
-        mark(&mut client, facts.migration);
+        if !key_change {
+            mark(&mut client, facts.migration);
+        }
         let program = Program {
             steps: vec![client],
         };
@@ -328,6 +377,22 @@ impl<'a> Write<'a> {
     }
 }
 
+/// `(SELECT count(*) FROM switchyard_o) IS NOT NULL`: always true, and an
+/// uncorrelated subquery, so the server reads `switchyard_o` once, before
+/// the write it is added to scans anything.
+fn old_keys_first() -> ast::Expr {
+    let count = ast::Expr::Subquery(
+        parse(Dialect::Postgres, "SELECT count(*) FROM switchyard_o")
+            .ok()
+            .and_then(|mut s| match s.pop() {
+                Some(ast::Statement::Query(q)) => Some(q),
+                _ => None,
+            })
+            .expect("a fixed query parses"),
+    );
+    ast::Expr::IsNotNull(Box::new(count))
+}
+
 /// Puts the guard's comment at the head of a step's text and of its
 /// replacements'.
 fn mark(step: &mut Step, migration: &str) {
@@ -343,27 +408,49 @@ fn mark(step: &mut Step, migration: &str) {
 }
 
 /// The CTEs that write the images of `switchyard_w` to the target: an
-/// upsert (or, for a DELETE, a delete by key), and for a key change the
-/// delete of the old keys no new row took.
-fn target_ctes(map: &TableMap, key: &[usize], kind: Kind, key_change: bool) -> Vec<String> {
+/// upsert, or for a DELETE a delete by key whose misses (a row the
+/// statement's snapshot cannot see, moved there by a concurrent writer, or
+/// one not copied yet) are queued for repair in the same statement.
+fn target_ctes(map: &TableMap, key: &[usize], kind: Kind, migration: &str) -> Vec<String> {
     let target = relation(&map.target.schema, &map.target.name);
-    let mut ctes = vec![match kind {
-        Kind::Delete => format!(
-            "switchyard_m AS (DELETE FROM {target} AS switchyard_t USING switchyard_w WHERE {})",
-            key_match(map, key, "switchyard_t", "switchyard_w"),
-        ),
-        Kind::Insert | Kind::Update => {
-            format!("switchyard_m AS ({})", upsert(map, key, "switchyard_w"))
+    match kind {
+        Kind::Delete => {
+            let slots = slot_list(key);
+            let deleted = key
+                .iter()
+                .map(|&i| {
+                    format!(
+                        "switchyard_t.{} AS {}",
+                        quote(&map.columns[i].target),
+                        slot(i)
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join(", ");
+            let key_texts = key
+                .iter()
+                .map(|&i| format!("{}::text", slot(i)))
+                .collect::<Vec<_>>()
+                .join(", ");
+            vec![
+                format!(
+                    "switchyard_m AS (DELETE FROM {target} AS switchyard_t USING switchyard_w WHERE {} RETURNING {deleted})",
+                    key_match(map, key, "switchyard_t", "switchyard_w"),
+                ),
+                format!(
+                    "switchyard_u AS (INSERT INTO {} (migration, key, source) SELECT {}, jsonb_build_array({key_texts}), 'mirror_failed' FROM (SELECT {slots} FROM switchyard_w EXCEPT SELECT {slots} FROM switchyard_m) AS switchyard_k)",
+                    relation(&map.source.schema, "switchyard_repair_queue"),
+                    literal(migration),
+                ),
+            ]
         }
-    }];
-    if key_change {
-        ctes.push(format!(
-            "switchyard_d AS (DELETE FROM {target} AS switchyard_t WHERE ({}) IN (SELECT {slots} FROM switchyard_o EXCEPT SELECT {slots} FROM switchyard_w))",
-            key_list_target(map, key, "switchyard_t"),
-            slots = slot_list(key),
-        ));
+        Kind::Insert | Kind::Update => {
+            vec![format!(
+                "switchyard_m AS ({})",
+                upsert(map, key, "switchyard_w")
+            )]
+        }
     }
-    ctes
 }
 
 fn with_select(recursive: bool, ctes: &[String]) -> String {
@@ -419,16 +506,6 @@ fn key_match(map: &TableMap, key: &[usize], target: &str, images: &str) -> Strin
         .join(" AND ")
 }
 
-fn key_list(map: &TableMap, key: &[usize], by: Option<&str>) -> String {
-    key.iter()
-        .map(|&i| match by {
-            Some(by) => format!("{by}.{}", quote(&map.columns[i].source)),
-            None => quote(&map.columns[i].source),
-        })
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
 fn key_list_target(map: &TableMap, key: &[usize], by: &str) -> String {
     key.iter()
         .map(|&i| {
@@ -463,13 +540,8 @@ fn table_factor(factor: &TableFactor) -> Option<(&ObjectName, String)> {
     Some((name, by))
 }
 
-fn table_with_alias(name: &ObjectName, by: &str, filter: String) -> String {
-    format!("{name} AS {by}{filter}")
-}
-
 /// Whether an UPDATE's SET may change a primary-key column.
-fn changes_key(assignments: &[ast::Assignment], map: &TableMap, key: &[String]) -> bool {
-    let _ = map;
+fn changes_key(assignments: &[ast::Assignment], key: &[String]) -> bool {
     let sets_key = |name: &ObjectName| {
         name.0
             .last()
@@ -480,10 +552,6 @@ fn changes_key(assignments: &[ast::Assignment], map: &TableMap, key: &[String]) 
         AssignmentTarget::ColumnName(name) => sets_key(name),
         AssignmentTarget::Tuple(names) => names.iter().any(sets_key),
     })
-}
-
-fn is_current_of(predicate: Option<&ast::Expr>) -> bool {
-    predicate.is_some_and(|p| p.to_string().to_ascii_uppercase().starts_with("CURRENT OF"))
 }
 
 /// An identifier as PostgreSQL folds it.

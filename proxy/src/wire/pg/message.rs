@@ -463,6 +463,34 @@ pub fn trim_frame(frame: &[u8], trim: Trim) -> Option<BytesMut> {
     Some(out)
 }
 
+/// Whether an ErrorResponse of a mirrored write may be its mirror's rather
+/// than its own: a data exception (a value the target's type cannot hold),
+/// or an integrity or privilege error that names the target table. Any
+/// other error (a deadlock, a lock timeout, the source's own constraint)
+/// is the statement's, and the client gets it as it is.
+pub fn may_be_mirror_error(body: &[u8], target_table: &str) -> bool {
+    let (mut code, mut table, mut text) = ("", "", "");
+    let mut rest = body;
+    while let Some((&field, tail)) = rest.split_first() {
+        if field == 0 {
+            break;
+        }
+        let Ok((value, tail)) = cstr(b'E', tail) else {
+            break;
+        };
+        match field {
+            b'C' => code = value,
+            b't' => table = value,
+            b'M' => text = value,
+            _ => {}
+        }
+        rest = tail;
+    }
+    code.starts_with("22")
+        || ((code.starts_with("23") || code == "42501")
+            && (table == target_table || text.contains(&format!("\"{target_table}\""))))
+}
+
 /// The values of a DataRow body, text or binary as sent; `None` for NULL.
 pub fn data_row(body: &[u8]) -> Option<Vec<Option<Vec<u8>>>> {
     let count = u16::from_be_bytes(body.get(..2)?.try_into().ok()?);

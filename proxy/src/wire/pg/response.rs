@@ -102,6 +102,10 @@ pub struct Pending {
     /// A mirrored write: its rows carry the proxy's columns after the
     /// client's, cut off before the client sees them.
     pub trim: Option<super::message::Trim>,
+    /// A mirrored write's Execute: the table its mirror writes. An error
+    /// that is the statement's own (see `may_be_mirror_error`) reaches the
+    /// client as it is instead of starting the batch's fallback.
+    pub mirror_target: Option<std::sync::Arc<str>>,
     /// A DescribeStatement whose ParameterDescription the session keeps
     /// (under this token) to prepare the statement's other forms alike.
     pub capture: Option<u32>,
@@ -165,6 +169,7 @@ impl Pending {
             capture: None,
             fields: None,
             trim: None,
+            mirror_target: None,
             fallback: None,
             replay: None,
             replay_hidden: Vec::new(),
@@ -520,7 +525,13 @@ impl Responses {
                 front.failed = true;
                 return Step::Swallow;
             }
-            b'E' if front.armed && !front.shown => {
+            b'E' if front.armed
+                && !front.shown
+                && front
+                    .mirror_target
+                    .as_deref()
+                    .is_none_or(|target| super::message::may_be_mirror_error(body, target)) =>
+            {
                 self.replay_batch(conn, is_statement_timeout(body));
                 return Step::Swallow;
             }

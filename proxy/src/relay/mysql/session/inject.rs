@@ -80,6 +80,7 @@ impl Session {
                     warnings: reply.warnings,
                     error: reply.error.map(|e| e.message),
                     rolled_back,
+                    own: false,
                 });
                 if failed {
                     break;

@@ -364,6 +364,9 @@ impl Session {
             pending.replay = Some(frame.to_vec());
             pending.rewind = self.read_savepoint;
         }
+        if fenced_write {
+            pending.mirror_target = plan.as_deref().and_then(|p| p.mirror_target.clone());
+        }
         self.responses.push(pending);
         if fenced_write && self.read_savepoint {
             self.inject(conn, &format!("RELEASE SAVEPOINT {READ_SAVEPOINT}"));

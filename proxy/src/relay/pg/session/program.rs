@@ -37,6 +37,8 @@ pub(super) struct Running {
     failure: Option<String>,
     /// A mirrored write's migration, for its metrics.
     mirror: Option<std::sync::Arc<str>>,
+    /// The table its mirror writes.
+    mirror_target: Option<std::sync::Arc<str>>,
     /// When the program started.
     started: std::time::Instant,
 }
@@ -60,6 +62,7 @@ impl Session {
             held: BytesMut::new(),
             failure: None,
             mirror: plan.mirror.clone(),
+            mirror_target: plan.mirror_target.clone(),
             started: std::time::Instant::now(),
         });
         self.program_next();
@@ -147,8 +150,13 @@ impl Session {
                 } else {
                     running.failure = Some(code);
                 }
+                let own = running
+                    .mirror_target
+                    .as_deref()
+                    .is_some_and(|target| !message::may_be_mirror_error(body, target));
                 running.run.on_result(StepResult {
                     error: Some(text),
+                    own,
                     ..StepResult::default()
                 });
             }

@@ -336,7 +336,7 @@ pub async fn kill(
 
 /// Sends one COM_QUERY and reads its whole response; an ERR becomes
 /// [`BackendError::Rejected`].
-async fn simple_query(conn: &mut MyBackend, sql: &str) -> Result<(), BackendError> {
+pub(crate) async fn simple_query(conn: &mut MyBackend, sql: &str) -> Result<(), BackendError> {
     let addr = conn.endpoint.to_string();
     let mut payload = vec![COM_QUERY];
     payload.extend_from_slice(sql.as_bytes());

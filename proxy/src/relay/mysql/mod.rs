@@ -506,9 +506,18 @@ async fn login(
             format!("switchyard: backend `{backend_name}` changed its capabilities since this connection was greeted; reconnect"),
         ));
     }
-    let conn = backend::login(greeted, login, timeout, client.max_payload)
+    let mut conn = backend::login(greeted, login, timeout, client.max_payload)
         .await
         .map_err(|e| backend_refusal(e, err_seq))?;
+    if !snapshot.config.migrations.is_empty() {
+        // Marks the connection as the proxy's, so the guard of a migrated
+        // table tells a write the proxy relayed unmirrored (a CALL) from
+        // one that bypassed it. A failure only costs that label.
+        let mark = switchyard_core::store::mysql::mark_proxy_session();
+        if let Err(e) = backend::simple_query(&mut conn, &mark).await {
+            tracing::debug!(error = %e, "could not mark the backend connection as the proxy's");
+        }
+    }
 
     let mut out = packets;
     let mut payload = BytesMut::new();

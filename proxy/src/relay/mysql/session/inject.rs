@@ -6,6 +6,7 @@
 
 use bytes::BytesMut;
 
+use super::response::ER_LOCK_DEADLOCK;
 use super::{query_payload, Conn, Session, SessionEnd, Sink};
 use crate::route::classify::Dialect;
 use crate::route::program::{Action, Outcome, Role, Row, Run, StepResult};
@@ -13,10 +14,6 @@ use crate::route::Plan;
 use crate::wire::mysql::message::{
     ErrPacket, Reader, SERVER_STATUS_AUTOCOMMIT, SERVER_STATUS_IN_TRANS,
 };
-
-/// MySQL's "Deadlock found when trying to get lock": the server rolled the
-/// whole transaction back.
-const ER_LOCK_DEADLOCK: u16 = 1213;
 
 impl Session {
     /// Carries out a plan's program for the client's `command`. The client

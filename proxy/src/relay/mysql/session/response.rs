@@ -34,6 +34,10 @@ pub(super) struct Handling<'a> {
     pub withhold_error: bool,
 }
 
+/// MySQL's "Deadlock found when trying to get lock": the server rolled the
+/// whole transaction back.
+pub(super) const ER_LOCK_DEADLOCK: u16 = 1213;
+
 impl Session {
     /// Sends a command to `conn` and relays its response into `sink`.
     pub(super) async fn exchange(
@@ -228,6 +232,13 @@ impl Session {
             }
             Outcome::ResultSet { status, .. } => {
                 self.note_status(conn, *status);
+                raw
+            }
+            // An ERR carries no status, but a deadlock's victim has lost its
+            // whole transaction: the connection is out of it now.
+            Outcome::Err(err) if err.code == ER_LOCK_DEADLOCK => {
+                let status = self.side(conn).status & !SERVER_STATUS_IN_TRANS;
+                self.note_status(conn, status);
                 raw
             }
             _ => raw,

@@ -92,15 +92,15 @@ fn guard_for_a_composite_key() {
 
                 DROP TRIGGER IF EXISTS "switchyard_guard_order_lines_v2_before" ON "app"."order_lines";
 
-                CREATE TRIGGER "switchyard_guard_order_lines_v2_before" BEFORE UPDATE OR DELETE ON "app"."order_lines" FOR EACH ROW EXECUTE FUNCTION "app"."switchyard_guard_order_lines_v2"();
+                CREATE TRIGGER "switchyard_guard_order_lines_v2_before" BEFORE UPDATE OR DELETE ON "app"."order_lines" FOR EACH ROW WHEN (NOT (pg_trigger_depth() = 0 AND (coalesce(current_setting('switchyard.mirrored', true), '') = E'order_lines_v2' OR strpos(coalesce(current_query(), ''), E'/* switchyard mirrored order_lines_v2 */') > 0))) EXECUTE FUNCTION "app"."switchyard_guard_order_lines_v2"();
 
                 DROP TRIGGER IF EXISTS "switchyard_guard_order_lines_v2_insert" ON "app"."order_lines";
 
-                CREATE TRIGGER "switchyard_guard_order_lines_v2_insert" AFTER INSERT ON "app"."order_lines" FOR EACH ROW EXECUTE FUNCTION "app"."switchyard_guard_order_lines_v2"();
+                CREATE TRIGGER "switchyard_guard_order_lines_v2_insert" AFTER INSERT ON "app"."order_lines" FOR EACH ROW WHEN (NOT (pg_trigger_depth() = 0 AND (coalesce(current_setting('switchyard.mirrored', true), '') = E'order_lines_v2' OR strpos(coalesce(current_query(), ''), E'/* switchyard mirrored order_lines_v2 */') > 0))) EXECUTE FUNCTION "app"."switchyard_guard_order_lines_v2"();
 
                 DROP TRIGGER IF EXISTS "switchyard_guard_order_lines_v2_rekey" ON "app"."order_lines";
 
-                CREATE TRIGGER "switchyard_guard_order_lines_v2_rekey" AFTER UPDATE ON "app"."order_lines" FOR EACH ROW WHEN ((OLD."order_id"::text, OLD."line"::text) IS DISTINCT FROM (NEW."order_id"::text, NEW."line"::text)) EXECUTE FUNCTION "app"."switchyard_guard_order_lines_v2"()"#]],
+                CREATE TRIGGER "switchyard_guard_order_lines_v2_rekey" AFTER UPDATE ON "app"."order_lines" FOR EACH ROW WHEN ((OLD."order_id"::text, OLD."line"::text) IS DISTINCT FROM (NEW."order_id"::text, NEW."line"::text) AND NOT (pg_trigger_depth() = 0 AND (coalesce(current_setting('switchyard.mirrored', true), '') = E'order_lines_v2' OR strpos(coalesce(current_query(), ''), E'/* switchyard mirrored order_lines_v2 */') > 0))) EXECUTE FUNCTION "app"."switchyard_guard_order_lines_v2"()"#]],
         )
     });
 }
@@ -181,14 +181,14 @@ fn odd_names_stay_quoted() {
 
             DROP TRIGGER IF EXISTS "switchyard_guard_m.1-a_before" ON "Sch""ema"."we'ird table";
 
-            CREATE TRIGGER "switchyard_guard_m.1-a_before" BEFORE UPDATE OR DELETE ON "Sch""ema"."we'ird table" FOR EACH ROW EXECUTE FUNCTION "Sch""ema"."switchyard_guard_m.1-a"();
+            CREATE TRIGGER "switchyard_guard_m.1-a_before" BEFORE UPDATE OR DELETE ON "Sch""ema"."we'ird table" FOR EACH ROW WHEN (NOT (pg_trigger_depth() = 0 AND (coalesce(current_setting('switchyard.mirrored', true), '') = E'm.1-a' OR strpos(coalesce(current_query(), ''), E'/* switchyard mirrored m.1-a */') > 0))) EXECUTE FUNCTION "Sch""ema"."switchyard_guard_m.1-a"();
 
             DROP TRIGGER IF EXISTS "switchyard_guard_m.1-a_insert" ON "Sch""ema"."we'ird table";
 
-            CREATE TRIGGER "switchyard_guard_m.1-a_insert" AFTER INSERT ON "Sch""ema"."we'ird table" FOR EACH ROW EXECUTE FUNCTION "Sch""ema"."switchyard_guard_m.1-a"();
+            CREATE TRIGGER "switchyard_guard_m.1-a_insert" AFTER INSERT ON "Sch""ema"."we'ird table" FOR EACH ROW WHEN (NOT (pg_trigger_depth() = 0 AND (coalesce(current_setting('switchyard.mirrored', true), '') = E'm.1-a' OR strpos(coalesce(current_query(), ''), E'/* switchyard mirrored m.1-a */') > 0))) EXECUTE FUNCTION "Sch""ema"."switchyard_guard_m.1-a"();
 
             DROP TRIGGER IF EXISTS "switchyard_guard_m.1-a_rekey" ON "Sch""ema"."we'ird table";
 
-            CREATE TRIGGER "switchyard_guard_m.1-a_rekey" AFTER UPDATE ON "Sch""ema"."we'ird table" FOR EACH ROW WHEN ((OLD."I$switchyard$d"::text) IS DISTINCT FROM (NEW."I$switchyard$d"::text)) EXECUTE FUNCTION "Sch""ema"."switchyard_guard_m.1-a"()"#]],
+            CREATE TRIGGER "switchyard_guard_m.1-a_rekey" AFTER UPDATE ON "Sch""ema"."we'ird table" FOR EACH ROW WHEN ((OLD."I$switchyard$d"::text) IS DISTINCT FROM (NEW."I$switchyard$d"::text) AND NOT (pg_trigger_depth() = 0 AND (coalesce(current_setting('switchyard.mirrored', true), '') = E'm.1-a' OR strpos(coalesce(current_query(), ''), E'/* switchyard mirrored m.1-a */') > 0))) EXECUTE FUNCTION "Sch""ema"."switchyard_guard_m.1-a"()"#]],
     );
 }

@@ -27,7 +27,14 @@ pub struct MigrationRouter {
     /// Read forms by statement shape (and by text where a shape cannot
     /// serve), per generation and migration.
     forms: FormCache,
+    /// Write decisions by routing build (`Routing::serial`), protocol,
+    /// default schema and exact text: a prepared write (the same text at every execution) is
+    /// parsed once, not at every Bind.
+    writes: dashmap::DashMap<(u64, Dialect, Option<String>, String), Decision>,
 }
+
+/// Write decisions kept before the cache is emptied.
+const WRITE_CACHE: usize = 4096;
 
 impl Route for MigrationRouter {
     fn decide(
@@ -42,7 +49,21 @@ impl Route for MigrationRouter {
             && facts.stage == Stage::Execute
             && routing.touches(statement)
         {
-            return write_decision(routing, facts, statement, sql);
+            let key = (
+                routing.serial,
+                facts.dialect,
+                facts.schema.map(str::to_string),
+                sql.to_string(),
+            );
+            if let Some(decision) = self.writes.get(&key) {
+                return decision.clone();
+            }
+            let decision = write_decision(routing, facts, statement, sql);
+            if self.writes.len() >= WRITE_CACHE {
+                self.writes.clear();
+            }
+            self.writes.insert(key, decision.clone());
+            return decision;
         }
         // Preparing: the client's own text describes the statement (the
         // source's shape); each execution is decided when it runs.

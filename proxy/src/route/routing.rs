@@ -22,6 +22,11 @@ use crate::wire::pg::message::FieldPatch;
 pub struct Routing {
     /// The configuration generation it was built from.
     pub generation: u64,
+    /// This build's own number, unique in the process: anything cached
+    /// from a routing (a write's decision) is valid for this one only, as
+    /// the runtime state (catalog, rollbacks, rules) changes without a new
+    /// configuration generation.
+    pub serial: u64,
     /// One entry per migration, in the file's order.
     pub migrations: Vec<MigrationRoute>,
 }
@@ -243,8 +248,10 @@ impl Routing {
                 }
             })
             .collect();
+        static SERIAL: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
         Routing {
             generation,
+            serial: SERIAL.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
             migrations,
         }
     }

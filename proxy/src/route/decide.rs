@@ -24,6 +24,15 @@ pub enum Connection {
     /// A second connection to the named backend (from `backends:`), opened
     /// on first use with the session's database and the backend's login.
     Backend(String),
+    /// PostgreSQL: a second connection to the session's own backend, in
+    /// another database (a target table there; no session can reach two
+    /// databases on one connection).
+    Database {
+        /// The backend (the session's own).
+        backend: String,
+        /// The database to open it in.
+        database: String,
+    },
 }
 
 /// What a MySQL client's OK packet reports.

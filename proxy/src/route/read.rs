@@ -187,10 +187,20 @@ impl MigrationRouter {
                 None => return None,
             },
         };
-        let connection = if m.target_backend() == facts.backend {
-            Connection::Own
-        } else {
+        let target_database = m.plan.target.database.as_deref();
+        let connection = if m.target_backend() != facts.backend {
             Connection::Backend(m.target_backend().to_string())
+        } else if let (Dialect::Postgres, Some(database)) = (m.dialect, target_database) {
+            if database == facts.database {
+                Connection::Own
+            } else {
+                Connection::Database {
+                    backend: facts.backend.to_string(),
+                    database: database.to_string(),
+                }
+            }
+        } else {
+            Connection::Own
         };
         Some(Plan {
             connection,

@@ -635,15 +635,22 @@ impl Session {
 
     /// The connection a plan runs on, opening the second one on first use.
     async fn connection_for(&mut self, target: &Connection) -> Result<Conn, SessionEnd> {
-        let Connection::Backend(name) = target else {
-            return Ok(Conn::Own);
+        let (name, database) = match target {
+            Connection::Own => return Ok(Conn::Own),
+            Connection::Backend(name) => (name, None),
+            Connection::Database { backend, database } => (backend, Some(database)),
+        };
+        // A second connection is known by its backend and database.
+        let label = match database {
+            Some(database) => format!("{name}/{database}"),
+            None => name.clone(),
         };
         if let Some(side) = &self.second {
-            if &side.name == name {
+            if side.name == label {
                 return Ok(Conn::Second);
             }
             return Err(SessionEnd::Backend(format!(
-                "a session can use one second backend at a time; it uses `{}`, a plan asked for `{name}`",
+                "a session can use one second backend at a time; it uses `{}`, a plan asked for `{label}`",
                 side.name
             )));
         }
@@ -655,7 +662,7 @@ impl Session {
             ))
         })?;
         let mut params = self.info.params.clone();
-        if let Some(db) = &backend.database {
+        if let Some(db) = database.or(backend.database.as_ref()) {
             params.retain(|(k, _)| k != "database");
             params.push(("database".into(), db.clone()));
         }
@@ -670,7 +677,7 @@ impl Session {
         let conn = backend::connect(login, config.limits.connect_timeout, self.max_frame)
             .await
             .map_err(|e| SessionEnd::Backend(e.to_string()))?;
-        self.second = Some(Side::new(conn, name.clone()));
+        self.second = Some(Side::new(conn, label));
         Ok(Conn::Second)
     }
 

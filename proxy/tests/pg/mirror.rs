@@ -448,3 +448,96 @@ async fn several_statements_run_as_they_came_and_the_guard_queues_their_keys() {
     );
     common::drop_db(&db).await;
 }
+
+#[tokio::test]
+async fn clients_get_what_the_server_alone_would_answer() {
+    let (proxy, db, direct) = setup("mirror_twin", "repair").await;
+    let client = proxy.connect(&db).await;
+    // A twin of the source, written directly, gives the answers.
+    direct
+        .batch_execute(
+            "CREATE TABLE twin (LIKE items INCLUDING ALL);
+             ALTER TABLE twin ALTER COLUMN id SET DEFAULT nextval('items_id_seq')",
+        )
+        .await
+        .unwrap();
+    let writes = [
+        "INSERT INTO {t} (id, name, price) VALUES (1, 'a', 1.5), (2, 'b', 2), (3, 'c', NULL)",
+        "INSERT INTO {t} AS x (id, name) VALUES (4, 'd') RETURNING x.name, x.price, upper(x.name) AS shout",
+        "INSERT INTO {t} (id, name) VALUES (1, 'again') ON CONFLICT (id) DO NOTHING",
+        "INSERT INTO {t} (id, name) VALUES (2, 'again') ON CONFLICT (id) DO UPDATE SET name = EXCLUDED.name RETURNING id, name",
+        "UPDATE {t} SET price = coalesce(price, 0) + 1 WHERE id <= 3 RETURNING *",
+        "UPDATE {t} SET id = id + 100 WHERE id = 3",
+        "UPDATE {t} SET name = 'none' WHERE id = 99",
+        "DELETE FROM {t} WHERE id = 4 RETURNING name",
+        "WITH gone AS (SELECT 2 AS id) DELETE FROM {t} WHERE id IN (SELECT id FROM gone)",
+    ];
+    // What a client sees: each message's kind, rows' values (minus the
+    // volatile columns the twin fills on its own), and row counts.
+    let seen = |messages: Vec<SimpleQueryMessage>| -> Vec<String> {
+        messages
+            .into_iter()
+            .map(|m| match m {
+                SimpleQueryMessage::Row(row) => {
+                    let columns: Vec<String> = row
+                        .columns()
+                        .iter()
+                        .enumerate()
+                        .filter(|(_, c)| !matches!(c.name(), "made" | "token"))
+                        .map(|(i, c)| format!("{}={:?}", c.name(), row.get(i)))
+                        .collect();
+                    format!("row {}", columns.join(" "))
+                }
+                SimpleQueryMessage::CommandComplete(n) => format!("complete {n}"),
+                SimpleQueryMessage::RowDescription(fields) => format!(
+                    "fields {}",
+                    fields
+                        .iter()
+                        .map(|f| f.name())
+                        .collect::<Vec<_>>()
+                        .join(",")
+                ),
+                _ => "other".into(),
+            })
+            .collect()
+    };
+    for sql in writes {
+        let through = seen(
+            client
+                .simple_query(&sql.replace("{t}", "items"))
+                .await
+                .unwrap(),
+        );
+        let alone = seen(
+            direct
+                .simple_query(&sql.replace("{t}", "twin"))
+                .await
+                .unwrap(),
+        );
+        assert_eq!(through, alone, "{sql}");
+    }
+    // Extended protocol: row counts and RETURNING rows.
+    for (sql, id) in [
+        (
+            "UPDATE {t} SET name = $1 WHERE id = 1 RETURNING id, name",
+            "z",
+        ),
+        ("DELETE FROM {t} WHERE name = $1", "none"),
+    ] {
+        let through = client
+            .query(&sql.replace("{t}", "items"), &[&id])
+            .await
+            .unwrap();
+        let alone = direct
+            .query(&sql.replace("{t}", "twin"), &[&id])
+            .await
+            .unwrap();
+        assert_eq!(through.len(), alone.len(), "{sql}");
+        for (a, b) in through.iter().zip(&alone) {
+            assert_eq!(a.len(), b.len(), "{sql}");
+            assert_eq!(a.get::<_, i64>(0), b.get::<_, i64>(0), "{sql}");
+        }
+    }
+    assert_eq!(differences(&direct).await, 0);
+    common::drop_db(&db).await;
+}

@@ -194,6 +194,74 @@ fn report(migration: &str, round: &Round) {
     metrics::gauge!(names::OUTBOX_LAG_SECONDS, "migration" => migration).set(round.lag);
 }
 
+/// How one engine writes names and values into the target's statements.
+pub(crate) struct Quoting {
+    /// A table or column name.
+    pub ident: fn(&str) -> String,
+    /// `schema.table` (PostgreSQL) or `database.table` (MySQL).
+    pub qualified: fn(&str, &str) -> String,
+    /// A key value, as text the server reads as the column's type.
+    pub key: fn(&str) -> String,
+    /// What goes between `INSERT INTO t (...)` and `VALUES`.
+    pub insert_options: &'static str,
+}
+
+/// The statements that make the target's rows for `keys` equal to `rows`
+/// (the source's images, as SQL literals, of those keys it still has):
+/// every key's row deleted, then the images inserted. The caller runs them
+/// in one transaction.
+pub(crate) fn target_statements(
+    job: &Job<'_>,
+    quoting: &Quoting,
+    keys: &[Vec<String>],
+    rows: &[Vec<String>],
+) -> Vec<String> {
+    let map = job.map;
+    let table = (quoting.qualified)(&map.target.schema, &map.target.name);
+    let target_key = job
+        .key
+        .iter()
+        .map(|k| {
+            let column = map.columns.iter().find(|c| c.source == *k);
+            (quoting.ident)(column.map_or(k.as_str(), |c| c.target.as_str()))
+        })
+        .collect::<Vec<_>>()
+        .join(", ");
+    let mut statements = vec![format!(
+        "DELETE FROM {table} WHERE ({target_key}) IN ({})",
+        key_tuples(keys, quoting.key)
+    )];
+    if !rows.is_empty() {
+        let columns = map
+            .columns
+            .iter()
+            .map(|c| (quoting.ident)(&c.target))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let values = rows
+            .iter()
+            .map(|values| format!("({})", values.join(", ")))
+            .collect::<Vec<_>>()
+            .join(", ");
+        statements.push(format!(
+            "INSERT INTO {table} ({columns}){} VALUES {values}",
+            quoting.insert_options
+        ));
+    }
+    statements
+}
+
+/// Keys as `(v, v), (v, v)`, each value written by `literal`.
+pub(crate) fn key_tuples(keys: &[Vec<String>], literal: fn(&str) -> String) -> String {
+    keys.iter()
+        .map(|k| {
+            let values: Vec<String> = k.iter().map(|v| literal(v)).collect();
+            format!("({})", values.join(", "))
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// The distinct keys of a batch of entries, parsed from their JSON arrays
 /// of text; an entry that is not one is skipped (and left for an operator).
 pub(crate) fn keys(entries: &[String], width: usize) -> Vec<Vec<String>> {

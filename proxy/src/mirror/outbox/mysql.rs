@@ -7,7 +7,7 @@ use mysql_async::{Conn, Row, Value};
 use switchyard_core::config::Backend;
 use switchyard_core::sql::mysql::{ident, literal, qualified};
 
-use super::{keys, Job, Round, BATCH};
+use super::{key_tuples, keys, target_statements, Job, Quoting, Round, BATCH};
 use crate::route::rewrite::TableMap;
 
 /// The applier's own connections for one migration.
@@ -69,7 +69,7 @@ impl Conns {
                 .query(format!(
                     "SELECT {columns} FROM {} WHERE ({key_list}) IN ({}) ORDER BY {key_list} LOCK IN SHARE MODE",
                     qualified(&map.source.schema, &map.source.name),
-                    tuples(&keys)
+                    key_tuples(&keys, literal)
                 ))
                 .await
                 .map_err(err)?;
@@ -105,6 +105,15 @@ impl Conns {
     }
 }
 
+/// How MySQL statements of the target are written: values as mysql_common
+/// renders them, keys as string literals (compared with the column's type).
+const QUOTING: Quoting = Quoting {
+    ident,
+    qualified,
+    key: literal,
+    insert_options: "",
+};
+
 /// Makes the target's rows for `keys` equal to `rows`, in one transaction.
 async fn write_target(
     target: &mut Conn,
@@ -112,41 +121,12 @@ async fn write_target(
     keys: &[Vec<String>],
     rows: &[Vec<Value>],
 ) -> Result<(), String> {
-    let map = job.map;
-    let table = qualified(&map.target.schema, &map.target.name);
-    let target_key = job
-        .key
+    let rows: Vec<Vec<String>> = rows
         .iter()
-        .map(|k| {
-            let column = map.columns.iter().find(|c| c.source == *k);
-            ident(column.map_or(k.as_str(), |c| c.target.as_str()))
-        })
-        .collect::<Vec<_>>()
-        .join(", ");
-    let mut statements = vec![
-        "START TRANSACTION".to_string(),
-        format!(
-            "DELETE FROM {table} WHERE ({target_key}) IN ({})",
-            tuples(keys)
-        ),
-    ];
-    if !rows.is_empty() {
-        let columns = map
-            .columns
-            .iter()
-            .map(|c| ident(&c.target))
-            .collect::<Vec<_>>()
-            .join(", ");
-        let values = rows
-            .iter()
-            .map(|row| {
-                let values: Vec<String> = row.iter().map(|v| v.as_sql(true)).collect();
-                format!("({})", values.join(", "))
-            })
-            .collect::<Vec<_>>()
-            .join(", ");
-        statements.push(format!("INSERT INTO {table} ({columns}) VALUES {values}"));
-    }
+        .map(|row| row.iter().map(|v| v.as_sql(true)).collect())
+        .collect();
+    let mut statements = vec!["START TRANSACTION".to_string()];
+    statements.extend(target_statements(job, &QUOTING, keys, &rows));
     statements.push("COMMIT".into());
     for sql in &statements {
         if let Err(e) = target.query_drop(sql).await {
@@ -155,15 +135,4 @@ async fn write_target(
         }
     }
     Ok(())
-}
-
-/// `(v, v), (v, v)` of quoted key values.
-fn tuples(keys: &[Vec<String>]) -> String {
-    keys.iter()
-        .map(|k| {
-            let values: Vec<String> = k.iter().map(|v| literal(v)).collect();
-            format!("({})", values.join(", "))
-        })
-        .collect::<Vec<_>>()
-        .join(", ")
 }

@@ -8,7 +8,7 @@ use switchyard_core::config::Backend;
 use switchyard_core::sql::pg::{ident, literal, qualified};
 use tokio_postgres::Client;
 
-use super::{keys, Job, Round, BATCH};
+use super::{key_tuples, keys, target_statements, Job, Quoting, Round, BATCH};
 use crate::relay::backend_tls::BackendTls;
 
 /// The applier's own connections for one migration.
@@ -79,7 +79,7 @@ impl Conns {
                     &format!(
                         "SELECT {columns} FROM {} WHERE ({key_list}) IN ({}) ORDER BY {key_list} FOR SHARE",
                         qualified(&map.source.schema, &map.source.name),
-                        tuples(&keys)
+                        key_tuples(&keys, literal)
                     ),
                     &[],
                 )
@@ -115,72 +115,37 @@ impl Conns {
     }
 }
 
-/// Makes the target's rows for `keys` equal to `rows` (the source's images
-/// of those of them it still has): every key's row deleted, then the images
-/// inserted, in one transaction.
+/// How PostgreSQL statements of the target are written: values as string
+/// constants of unknown type, which the server reads as the column's type
+/// (never bare: `007` must stay text where it is text).
+const QUOTING: Quoting = Quoting {
+    ident,
+    qualified,
+    key: literal,
+    insert_options: " OVERRIDING SYSTEM VALUE",
+};
+
+/// Makes the target's rows for `keys` equal to `rows`, in one transaction.
 async fn write_target(
     target_client: &mut Client,
     job: &Job<'_>,
     keys: &[Vec<String>],
     rows: &[Vec<Option<String>>],
 ) -> Result<(), String> {
-    let map = job.map;
-    let target = qualified(&map.target.schema, &map.target.name);
-    let target_key = job
-        .key
+    let rows: Vec<Vec<String>> = rows
         .iter()
-        .map(|k| {
-            let column = map.columns.iter().find(|c| c.source == *k);
-            ident(column.map_or(k.as_str(), |c| c.target.as_str()))
+        .map(|row| {
+            row.iter()
+                .map(|v| v.as_deref().map_or_else(|| "NULL".into(), literal))
+                .collect()
         })
-        .collect::<Vec<_>>()
-        .join(", ");
-    let mut statements = vec![format!(
-        "DELETE FROM {target} WHERE ({target_key}) IN ({})",
-        tuples(keys)
-    )];
-    if !rows.is_empty() {
-        let columns = map
-            .columns
-            .iter()
-            .map(|c| ident(&c.target))
-            .collect::<Vec<_>>()
-            .join(", ");
-        let values = rows
-            .iter()
-            .map(|row| {
-                let values: Vec<String> = row.iter().map(|v| quoted(v.as_deref())).collect();
-                format!("({})", values.join(", "))
-            })
-            .collect::<Vec<_>>()
-            .join(", ");
-        statements.push(format!(
-            "INSERT INTO {target} ({columns}) OVERRIDING SYSTEM VALUE VALUES {values}"
-        ));
-    }
+        .collect();
     let tx = target_client
         .transaction()
         .await
         .map_err(|e| e.to_string())?;
-    for sql in &statements {
-        tx.batch_execute(sql).await.map_err(|e| e.to_string())?;
+    for sql in target_statements(job, &QUOTING, keys, &rows) {
+        tx.batch_execute(&sql).await.map_err(|e| e.to_string())?;
     }
     tx.commit().await.map_err(|e| e.to_string())
-}
-
-/// `(v, v), (v, v)` of quoted key values.
-fn tuples(keys: &[Vec<String>]) -> String {
-    keys.iter()
-        .map(|k| {
-            let values: Vec<String> = k.iter().map(|v| quoted(Some(v))).collect();
-            format!("({})", values.join(", "))
-        })
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
-/// A value as a quoted literal of unknown type, which the server reads as
-/// the column's type (never bare: `007` must stay text where it is text).
-fn quoted(value: Option<&str>) -> String {
-    value.map_or_else(|| "NULL".into(), literal)
 }

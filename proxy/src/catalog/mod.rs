@@ -115,6 +115,14 @@ struct Tracked {
     loading: bool,
     /// The state last published, to log and publish changes only.
     last: Option<CatalogState>,
+    /// The plan of the last load that found the tables ready. A refresh of
+    /// the same plan that cannot reach a backend keeps that mapping: the
+    /// dual write needs it to record writes (an outbox migration's target
+    /// may be down for minutes), and reads of an unreachable target are
+    /// the read guard's to judge.
+    ready_for: Option<Plan>,
+    /// Refreshes of the ready plan are failing (logged once, not per try).
+    refresh_failing: bool,
 }
 
 /// The catalog task's state between ticks.
@@ -181,6 +189,8 @@ impl Catalog {
                 due: now,
                 loading: false,
                 last: None,
+                ready_for: None,
+                refresh_failing: false,
             });
             if t.loading || t.due > now {
                 continue;
@@ -219,6 +229,17 @@ impl Catalog {
             t.due = Instant::now();
             return;
         }
+        if let (CatalogState::Pending(reason), Some(ready)) = (&state, &t.ready_for) {
+            if *ready == plan {
+                if !std::mem::replace(&mut t.refresh_failing, true) {
+                    tracing::warn!(migration = %id, %reason, "catalog refresh failed; keeping the mapping last checked until a load succeeds");
+                }
+                t.due = Instant::now() + RETRY_PENDING;
+                return;
+            }
+        }
+        t.refresh_failing = false;
+        t.ready_for = matches!(state, CatalogState::Ready(_)).then(|| plan.clone());
         t.due = Instant::now()
             + match state {
                 CatalogState::Ready(_) => REFRESH_READY,

@@ -312,3 +312,56 @@ async fn a_certificate_that_fails_verification_leaves_the_catalog_pending() {
     );
     common::drop_db(&db).await;
 }
+
+#[tokio::test]
+async fn a_refresh_that_cannot_reach_a_backend_keeps_the_mapping_it_checked() {
+    let db = tables("cat_keep").await;
+    let mut forwarder = common::Forwarder::start("127.0.0.1:5432").await;
+    let fwd = format!(
+        "fwd: {{ kind: postgres, host: 127.0.0.1, port: {}, user: postgres }}",
+        forwarder.port
+    );
+    let yaml = format!(
+        "{}migrations:\n{}",
+        with_backend(&fwd),
+        RENAMED
+            .replace("backend: pg", "backend: fwd")
+            .replace("DB", &db)
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("switchyard.yaml");
+    common::write_atomically(&path, &yaml);
+    let proxy = common::start_file(&path, Arc::new(MigrationRouter::default())).await;
+    ready(&proxy.running, "api_v2").await;
+    // The backend goes away, and a reload makes the catalog load again.
+    forwarder.down().await;
+    common::write_atomically(
+        &path,
+        &yaml.replace(
+            "routes:",
+            "limits: { classify_cache_entries: 10001 }\nroutes:",
+        ),
+    );
+    common::eventually(std::time::Duration::from_secs(10), "the reload", || async {
+        (proxy.running.shared.snapshot().generation == 2).then_some(())
+    })
+    .await;
+    // Longer than a load against the closed port takes.
+    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+    let state = proxy
+        .running
+        .shared
+        .routing()
+        .migration("api_v2")
+        .unwrap()
+        .catalog
+        .clone();
+    assert!(
+        matches!(
+            state,
+            switchyard_proxy::route::routing::CatalogState::Ready(_)
+        ),
+        "{state:?}"
+    );
+    common::drop_db(&db).await;
+}

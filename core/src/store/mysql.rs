@@ -111,6 +111,15 @@ pub fn install_guard(guard: &Guard) -> Vec<String> {
     statements
 }
 
+/// The names of one migration's guard triggers, so whoever loads the
+/// source's catalog can tell whether the guard is installed.
+pub fn guard_triggers(migration: &str) -> Vec<String> {
+    EVENTS
+        .iter()
+        .map(|(_, suffix)| guard_name(migration, suffix))
+        .collect()
+}
+
 /// Removes one migration's guard: its three triggers.
 pub fn drop_guard(guard: &Guard) -> Vec<String> {
     EVENTS

@@ -194,6 +194,7 @@ impl TableRef {
             table: self.table.clone(),
             oid,
             columns,
+            triggers: Vec::new(),
         })
     }
 
@@ -217,9 +218,14 @@ impl TableRef {
             tokio::time::timeout(timeout, conn.exec(MY_COLUMNS, (database, &self.table)))
                 .await
                 .map_err(|_| self.query_failed(&name, format!("no answer within {timeout:?}")))?;
+        let triggers: Result<Vec<String>, _> =
+            tokio::time::timeout(timeout, conn.exec(MY_TRIGGERS, (database, &self.table)))
+                .await
+                .map_err(|_| self.query_failed(&name, format!("no answer within {timeout:?}")))?;
         // Closing politely is a courtesy; the load stands either way.
         let _ = conn.disconnect().await;
         let rows = rows.map_err(|e| self.query_failed(&name, e))?;
+        let triggers = triggers.map_err(|e| self.query_failed(&name, e))?;
         if rows.is_empty() {
             return Err(LoadError::NoTable {
                 backend: self.backend_name.clone(),
@@ -246,6 +252,7 @@ impl TableRef {
             table: self.table.clone(),
             oid: 0,
             columns,
+            triggers,
         })
     }
 }
@@ -285,6 +292,11 @@ fn pg_column(row: &tokio_postgres::Row) -> Result<Column, tokio_postgres::Error>
 type MyRow = (String, String, String, u64, String);
 
 /// MySQL and MariaDB name a table by database (`TABLE_SCHEMA`).
+/// The names of one table's triggers.
+const MY_TRIGGERS: &str = "\
+SELECT TRIGGER_NAME FROM information_schema.TRIGGERS
+WHERE EVENT_OBJECT_SCHEMA = ? AND EVENT_OBJECT_TABLE = ?";
+
 const MY_COLUMNS: &str = "\
 SELECT COLUMN_NAME, COLUMN_TYPE, IS_NULLABLE, ORDINAL_POSITION, COLUMN_KEY
 FROM information_schema.COLUMNS

@@ -25,6 +25,10 @@ pub struct TableSchema {
     pub oid: u32,
     /// Every column, in the table's column order.
     pub columns: Vec<Column>,
+    /// MySQL: the names of the table's triggers, so the dual write can
+    /// tell whether a migration's guard is installed (it learns written
+    /// keys from it); empty on PostgreSQL, where it does not need to.
+    pub triggers: Vec<String>,
 }
 
 /// One column of a table.

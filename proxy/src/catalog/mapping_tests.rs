@@ -33,6 +33,7 @@ fn table(name: &str, columns: &[(&str, &str)]) -> TableSchema {
         schema: schema.to_string(),
         table: table.to_string(),
         oid: 0,
+        triggers: Vec::new(),
         columns: columns
             .iter()
             .enumerate()

@@ -13,6 +13,7 @@ fn table(schema: &str, name: &str, columns: &[(&str, &str, bool)]) -> TableSchem
         schema: schema.to_string(),
         table: name.to_string(),
         oid: 0,
+        triggers: Vec::new(),
         columns: columns
             .iter()
             .enumerate()

@@ -258,6 +258,17 @@ fn write_decision(
             outbox: !m.mirrors_inline(),
         };
         let names_source = statement.kind == StatementKind::Write && m.names(statement, false);
+        if names_source && m.dialect == Dialect::Mysql && !guarded(&m.plan.id, mapping) {
+            // Without its guard the MySQL mirror cannot learn which rows a
+            // write touched: the write would go unmirrored and unrecorded.
+            return Decision::Refuse(Arc::new(write::Refusal {
+                migration: m.plan.id.clone(),
+                table: format!("{}.{}", map.source.schema, map.source.name),
+                reason: "its guard triggers are not installed, so the proxy cannot learn which rows a write touches".into(),
+                fix: "install the control store and the guard (`switchyard init`, or the DDL `proxy/examples/store_ddl.rs` prints); the proxy sees them at its next catalog load (a reload, or within a minute)".into(),
+                label: "no_guard",
+            }));
+        }
         match write::mirror(m.dialect, map, &mirror_facts, sql, names_source) {
             None => continue,
             Some(Err(refusal)) => return Decision::Refuse(Arc::new(refusal)),
@@ -288,6 +299,13 @@ fn write_decision(
         }
     }
     Decision::Relay
+}
+
+/// Whether a MySQL migration's guard triggers are all on its source table.
+fn guarded(migration: &str, mapping: &crate::catalog::mapping::Mapping) -> bool {
+    switchyard_core::store::mysql::guard_triggers(migration)
+        .iter()
+        .all(|name| mapping.source.triggers.iter().any(|t| t == name))
 }
 
 /// The table that takes the writes in a phase: the source until the write

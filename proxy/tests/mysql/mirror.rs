@@ -273,3 +273,42 @@ async fn writes_that_cannot_be_mirrored_are_refused_and_change_nothing() {
     assert_eq!(differences(&mut direct).await, 0);
     common::drop_db(&db).await;
 }
+
+#[tokio::test]
+async fn without_its_guard_a_write_is_refused_rather_than_left_unmirrored() {
+    let db = common::create_db("mirror_noguard").await;
+    let mut direct = common::direct(Some(&db)).await;
+    for sql in TABLES {
+        direct.query_drop(sql).await.unwrap();
+    }
+    let yaml = format!(
+        "{}
+migrations:
+  - id: items_v2
+    backend: my
+    source: {{ database: {db}, table: items, primary_key: [id] }}
+    target: {{ table: items_v2 }}
+    columns: {{ name: title }}
+    phase: dual_write
+",
+        common::base_yaml()
+    );
+    let proxy = common::start(&yaml, Arc::new(MigrationRouter::default())).await;
+    catalog::ready(&proxy.running, "items_v2").await;
+    let mut conn = proxy.connect(&db).await;
+    let err = conn
+        .query_drop("INSERT INTO items (sku) VALUES ('x')")
+        .await
+        .unwrap_err();
+    let (code, _, message) = common::server_error(&err);
+    assert_eq!(code, 1290, "{message}");
+    assert!(message.contains("guard"), "{message}");
+    assert_eq!(count(&mut direct, "items").await, 0);
+    // Reads go on.
+    let n: Option<i64> = conn
+        .query_first("SELECT count(*) FROM items")
+        .await
+        .unwrap();
+    assert_eq!(n, Some(0));
+    common::drop_db(&db).await;
+}

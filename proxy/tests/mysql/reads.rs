@@ -33,8 +33,29 @@ pub async fn tables_with(prefix: &str, id_type: &str) -> String {
     ))
     .await
     .unwrap();
+    install_guard(&mut conn, &db, "api_move", "api").await;
     conn.disconnect().await.unwrap();
     db
+}
+
+/// The control store and a migration's guard, as `switchyard init` leaves
+/// them: the dual write of a mirroring phase learns written keys from it.
+pub async fn install_guard(conn: &mut mysql_async::Conn, db: &str, migration: &str, table: &str) {
+    use switchyard_core::store::{mysql as store, Guard};
+    let key = vec!["id".to_string()];
+    let guard = Guard {
+        migration,
+        store: db,
+        schema: db,
+        table,
+        key: &key,
+    };
+    for sql in store::install(db)
+        .into_iter()
+        .chain(store::install_guard(&guard))
+    {
+        conn.query_drop(&sql).await.unwrap();
+    }
 }
 
 /// The tables with the id widened to bigint on the target.
@@ -208,7 +229,9 @@ async fn canary_by_user_and_tag_and_transaction_affinity() {
     plain.query_drop("COMMIT").await.unwrap();
     by_user.query_drop("BEGIN").await.unwrap();
     by_user
-        .query_drop("UPDATE api SET path = path WHERE id = 1")
+        // (Another key: a write in a mirroring phase copies its row to
+        // the target, which would then answer 'src' for it too.)
+        .query_drop("UPDATE api SET path = path WHERE id = 3")
         .await
         .unwrap();
     let after_write: String = by_user.query_first(read).await.unwrap().unwrap();

@@ -35,6 +35,7 @@ async fn tables(prefix: &str) -> String {
     ] {
         conn.query_drop(statement).await.unwrap();
     }
+    crate::reads::install_guard(&mut conn, &db, "shadow_e2e_my", "api").await;
     conn.disconnect().await.unwrap();
     db
 }

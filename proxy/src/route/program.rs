@@ -651,19 +651,11 @@ pub fn literal(out: &mut String, dialect: Dialect, value: Option<&[u8]>) {
         return;
     }
     match dialect {
-        Dialect::Postgres => {
-            // An escape string reads backslashes the same under any
-            // `standard_conforming_strings`.
-            out.push_str("E'");
-            for ch in String::from_utf8_lossy(value).chars() {
-                match ch {
-                    '\'' => out.push_str("''"),
-                    '\\' => out.push_str("\\\\"),
-                    c => out.push(c),
-                }
-            }
-            out.push('\'');
-        }
+        // An escape string reads backslashes the same under any
+        // `standard_conforming_strings`.
+        Dialect::Postgres => out.push_str(&switchyard_core::sql::pg::literal(
+            &String::from_utf8_lossy(value),
+        )),
         Dialect::Mysql => {
             // A hex string with a character set introducer is a string
             // literal in any sql_mode, coercible to the column's collation.

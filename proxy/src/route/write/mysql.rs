@@ -25,6 +25,7 @@
 //! fails them like an error.
 
 use switchyard_core::config::OnMirrorError;
+use switchyard_core::sql::mysql::{ident, qualified};
 use switchyard_core::store::mysql as store;
 
 use super::{MirrorFacts, MirroredWrite};
@@ -46,8 +47,8 @@ pub fn mirror(map: &TableMap, facts: &MirrorFacts<'_>, key_types: &[String]) -> 
         .filter_map(|k| map.columns.iter().position(|c| c.source == *k))
         .collect();
     let keys = keys_table(&key, key_types);
-    let source = relation(&map.source.schema, &map.source.name);
-    let target = relation(&map.target.schema, &map.target.name);
+    let source = qualified(&map.source.schema, &map.source.name);
+    let target = qualified(&map.target.schema, &map.target.name);
     let on = |left: &str, right: &str, left_target: bool| {
         key.iter()
             .enumerate()
@@ -59,9 +60,9 @@ pub fn mirror(map: &TableMap, facts: &MirrorFacts<'_>, key_types: &[String]) -> 
                 };
                 let right_column = match right {
                     "k" => format!("k{n}"),
-                    _ => quote(&map.columns[i].source),
+                    _ => ident(&map.columns[i].source),
                 };
-                format!("{left}.{} = {right}.{right_column}", quote(column))
+                format!("{left}.{} = {right}.{right_column}", ident(column))
             })
             .collect::<Vec<_>>()
             .join(" AND ")
@@ -69,26 +70,26 @@ pub fn mirror(map: &TableMap, facts: &MirrorFacts<'_>, key_types: &[String]) -> 
     let targets = map
         .columns
         .iter()
-        .map(|c| quote(&c.target))
+        .map(|c| ident(&c.target))
         .collect::<Vec<_>>()
         .join(", ");
     let values = map
         .columns
         .iter()
-        .map(|c| format!("s.{}", quote(&c.source)))
+        .map(|c| format!("s.{}", ident(&c.source)))
         .collect::<Vec<_>>()
         .join(", ");
     let updates: Vec<String> = (0..map.columns.len())
         .filter(|i| !key.contains(i))
         .map(|i| {
-            let t = quote(&map.columns[i].target);
+            let t = ident(&map.columns[i].target);
             format!("{t} = VALUES({t})")
         })
         .collect();
     // With only key columns there is nothing to update: setting the key
     // to itself keeps the statement one form.
     let updates = if updates.is_empty() {
-        let t = quote(&map.columns[key[0]].target);
+        let t = ident(&map.columns[key[0]].target);
         format!("{t} = {t}")
     } else {
         updates.join(", ")
@@ -97,7 +98,7 @@ pub fn mirror(map: &TableMap, facts: &MirrorFacts<'_>, key_types: &[String]) -> 
         "INSERT INTO {target} ({targets}) SELECT STRAIGHT_JOIN {values} FROM {keys} JOIN {source} AS s FORCE INDEX (PRIMARY) ON {} ON DUPLICATE KEY UPDATE {updates}",
         on("s", "k", false)
     );
-    let first = quote(&map.columns[key[0]].source);
+    let first = ident(&map.columns[key[0]].source);
     let delete = format!(
         "DELETE t FROM {keys} STRAIGHT_JOIN {target} AS t FORCE INDEX (PRIMARY) ON {} LEFT JOIN {source} AS s FORCE INDEX (PRIMARY) ON {} WHERE s.{first} IS NULL",
         on("t", "k", true),
@@ -105,7 +106,7 @@ pub fn mirror(map: &TableMap, facts: &MirrorFacts<'_>, key_types: &[String]) -> 
     );
     let repair = format!(
         "INSERT INTO {} (migration, `key`, source) SELECT {}, k.j, 'mirror_failed' FROM JSON_TABLE(CONCAT('[', COALESCE(@switchyard_keys, ''), ']'), '$[*]' COLUMNS (j JSON PATH '$')) AS k",
-        relation(&map.source.schema, "switchyard_repair_queue"),
+        qualified(&map.source.schema, "switchyard_repair_queue"),
         literal(facts.migration),
     );
     let fail = format!(
@@ -121,7 +122,7 @@ pub fn mirror(map: &TableMap, facts: &MirrorFacts<'_>, key_types: &[String]) -> 
         // here fails the client's statement, so no write goes unrecorded.
         let outbox = format!(
             "INSERT INTO {} (migration, `key`) SELECT {}, k.j FROM JSON_TABLE(CONCAT('[', COALESCE(@switchyard_keys, ''), ']'), '$[*]' COLUMNS (j JSON PATH '$')) AS k",
-            relation(&map.source.schema, "switchyard_outbox"),
+            qualified(&map.source.schema, "switchyard_outbox"),
             literal(facts.migration),
         );
         return MirroredWrite {
@@ -188,14 +189,6 @@ fn keys_table(key: &[usize], key_types: &[String]) -> String {
     format!(
         "JSON_TABLE(CONCAT('[', COALESCE(@switchyard_keys, ''), ']'), '$[*]' COLUMNS ({columns})) AS k"
     )
-}
-
-fn quote(name: &str) -> String {
-    format!("`{}`", name.replace('`', "``"))
-}
-
-fn relation(schema: &str, name: &str) -> String {
-    format!("{}.{}", quote(schema), quote(name))
 }
 
 /// Text as a string literal, always quoted (an id of digits is text).

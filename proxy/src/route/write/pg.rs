@@ -29,6 +29,7 @@ use crate::route::program::{OnError, Part, Program, Role, Sql, Step};
 use crate::route::rewrite::TableMap;
 use crate::wire::pg::message::Trim;
 use switchyard_core::config::OnMirrorError;
+use switchyard_core::sql::pg::{ident, qualified};
 use switchyard_core::store::pg as store;
 
 /// The SQLSTATE of a write refused or failed by the mirror.
@@ -120,7 +121,7 @@ impl<'a> Write<'a> {
     }
 
     /// The written table and the name the statement refers to it by.
-    fn relation(&self) -> Option<(&'a ObjectName, String)> {
+    fn qualified(&self) -> Option<(&'a ObjectName, String)> {
         match self.statement {
             ast::Statement::Insert(insert) => {
                 let ast::TableObject::TableName(name) = &insert.table else {
@@ -147,14 +148,14 @@ impl<'a> Write<'a> {
 
     /// Whether it writes the migration's source table.
     fn names(&self, map: &TableMap, facts: &MirrorFacts<'_>) -> bool {
-        self.relation().is_some_and(|(name, _)| {
+        self.qualified().is_some_and(|(name, _)| {
             super::names_relation(Dialect::Postgres, name, &map.source, facts.default_schema)
         })
     }
 
     fn build(&self, map: &TableMap, facts: &MirrorFacts<'_>) -> Result<MirroredWrite, Refusal> {
         let refused = |reason: &str, fix: &str, label| refusal(map, facts, reason, fix, label);
-        let (_, by) = self.relation().expect("checked by names()");
+        let (_, by) = self.qualified().expect("checked by names()");
         let mut statement = self.statement.clone();
         let client_returning = match &mut statement {
             ast::Statement::Insert(insert) => insert.returning.take(),
@@ -204,7 +205,7 @@ impl<'a> Write<'a> {
         }
         let extras: Vec<String> = columns
             .iter()
-            .map(|&i| format!("{by}.{} AS {}", quote(&map.columns[i].source), slot(i)))
+            .map(|&i| format!("{by}.{} AS {}", ident(&map.columns[i].source), slot(i)))
             .collect();
         let mut returning: Vec<String> = client_returning
             .iter()
@@ -222,12 +223,12 @@ impl<'a> Write<'a> {
         // common case leaves the target exact at once (the write itself is
         // not narrowed to them: a row a concurrent mover moved must still
         // be found, as PostgreSQL finds it).
-        let (name, _) = self.relation().expect("checked by names()");
+        let (name, _) = self.qualified().expect("checked by names()");
         let old_keys = match (&statement, key_change) {
             (ast::Statement::Update(update), true) => {
                 let keys = key_positions
                     .iter()
-                    .map(|&i| format!("{by}.{} AS {}", quote(&map.columns[i].source), slot(i)))
+                    .map(|&i| format!("{by}.{} AS {}", ident(&map.columns[i].source), slot(i)))
                     .collect::<Vec<_>>()
                     .join(", ");
                 let from = match &update.from {
@@ -290,7 +291,7 @@ impl<'a> Write<'a> {
         let enqueue = |table: &str, name: &str, extra: &str, value: &str| {
             format!(
                 "{name} AS (INSERT INTO {} (migration, key{extra}) SELECT {}, jsonb_build_array({key_texts}){value} FROM ({written_keys}) AS switchyard_k)",
-                relation(&map.source.schema, table),
+                qualified(&map.source.schema, table),
                 literal(facts.migration),
             )
         };
@@ -316,12 +317,12 @@ impl<'a> Write<'a> {
                 let slots = slot_list(&key_positions);
                 mirror_ctes.push(format!(
                     "switchyard_d AS (DELETE FROM {} AS switchyard_t WHERE ({}) IN (SELECT {slots} FROM switchyard_o EXCEPT SELECT {slots} FROM switchyard_w))",
-                    relation(&map.target.schema, &map.target.name),
+                    qualified(&map.target.schema, &map.target.name),
                     key_list_target(map, &key_positions, "switchyard_t"),
                 ));
                 mirror_ctes.push(format!(
                     "switchyard_e AS (INSERT INTO {} (migration, key, source) SELECT {}, jsonb_build_array({key_texts}), 'proxy_unparsed' FROM (SELECT {slots} FROM switchyard_o EXCEPT SELECT {slots} FROM switchyard_w) AS switchyard_k)",
-                    relation(&map.source.schema, "switchyard_repair_queue"),
+                    qualified(&map.source.schema, "switchyard_repair_queue"),
                     literal(facts.migration),
                 ));
             }
@@ -412,7 +413,7 @@ fn mark(step: &mut Step, migration: &str) {
 /// statement's snapshot cannot see, moved there by a concurrent writer, or
 /// one not copied yet) are queued for repair in the same statement.
 fn target_ctes(map: &TableMap, key: &[usize], kind: Kind, migration: &str) -> Vec<String> {
-    let target = relation(&map.target.schema, &map.target.name);
+    let target = qualified(&map.target.schema, &map.target.name);
     match kind {
         Kind::Delete => {
             let slots = slot_list(key);
@@ -421,7 +422,7 @@ fn target_ctes(map: &TableMap, key: &[usize], kind: Kind, migration: &str) -> Ve
                 .map(|&i| {
                     format!(
                         "switchyard_t.{} AS {}",
-                        quote(&map.columns[i].target),
+                        ident(&map.columns[i].target),
                         slot(i)
                     )
                 })
@@ -439,7 +440,7 @@ fn target_ctes(map: &TableMap, key: &[usize], kind: Kind, migration: &str) -> Ve
                 ),
                 format!(
                     "switchyard_u AS (INSERT INTO {} (migration, key, source) SELECT {}, jsonb_build_array({key_texts}), 'mirror_failed' FROM (SELECT {slots} FROM switchyard_w EXCEPT SELECT {slots} FROM switchyard_m) AS switchyard_k)",
-                    relation(&map.source.schema, "switchyard_repair_queue"),
+                    qualified(&map.source.schema, "switchyard_repair_queue"),
                     literal(migration),
                 ),
             ]
@@ -467,7 +468,7 @@ fn upsert(map: &TableMap, key: &[usize], images: &str) -> String {
     let targets = map
         .columns
         .iter()
-        .map(|c| quote(&c.target))
+        .map(|c| ident(&c.target))
         .collect::<Vec<_>>()
         .join(", ");
     let values = (0..map.columns.len())
@@ -478,7 +479,7 @@ fn upsert(map: &TableMap, key: &[usize], images: &str) -> String {
     let updates: Vec<String> = (0..map.columns.len())
         .filter(|i| !key.contains(i))
         .map(|i| {
-            let t = quote(&map.columns[i].target);
+            let t = ident(&map.columns[i].target);
             format!("{t} = EXCLUDED.{t}")
         })
         .collect();
@@ -489,7 +490,7 @@ fn upsert(map: &TableMap, key: &[usize], images: &str) -> String {
     };
     format!(
         "INSERT INTO {} ({targets}) OVERRIDING SYSTEM VALUE SELECT {values} FROM {images} ON CONFLICT ({conflict}) {action}",
-        relation(&map.target.schema, &map.target.name)
+        qualified(&map.target.schema, &map.target.name)
     )
 }
 
@@ -498,7 +499,7 @@ fn key_match(map: &TableMap, key: &[usize], target: &str, images: &str) -> Strin
         .map(|&i| {
             format!(
                 "{target}.{} = {images}.{}",
-                quote(&map.columns[i].target),
+                ident(&map.columns[i].target),
                 slot(i)
             )
         })
@@ -509,7 +510,7 @@ fn key_match(map: &TableMap, key: &[usize], target: &str, images: &str) -> Strin
 fn key_list_target(map: &TableMap, key: &[usize], by: &str) -> String {
     key.iter()
         .map(|&i| {
-            let column = quote(&map.columns[i].target);
+            let column = ident(&map.columns[i].target);
             if by.is_empty() {
                 column
             } else {
@@ -560,15 +561,6 @@ fn fold(ident: &ast::Ident) -> String {
         Some(_) => ident.value.clone(),
         None => ident.value.to_lowercase(),
     }
-}
-
-/// A folded name as a quoted identifier.
-fn quote(name: &str) -> String {
-    format!("\"{}\"", name.replace('"', "\"\""))
-}
-
-fn relation(schema: &str, name: &str) -> String {
-    format!("{}.{}", quote(schema), quote(name))
 }
 
 /// Text as a string constant, always quoted (an id of digits is text).

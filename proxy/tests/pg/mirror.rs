@@ -413,6 +413,14 @@ async fn a_write_that_cannot_be_mirrored_is_refused_and_changes_nothing() {
             "{sql}: {err:?}"
         );
     }
+    // Counted by reason.
+    let refused = common::http::counter(
+        proxy.admin(),
+        "switchyard_rejected_writes_total",
+        &[("migration", "items_v2"), ("reason", "truncate")],
+    )
+    .await;
+    assert!(refused >= 1, "truncate refusals counted {refused}");
     // The session goes on.
     client.simple_query("SELECT 1").await.unwrap();
     assert_eq!(count(&direct, "items").await, 0);

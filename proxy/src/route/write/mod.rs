@@ -91,6 +91,19 @@ pub struct Refusal {
     pub label: &'static str,
 }
 
+impl Refusal {
+    /// Counts the refusal (`switchyard_rejected_writes_total`), once per
+    /// refused statement, whichever protocol refused it.
+    pub fn count(&self) {
+        metrics::counter!(
+            switchyard_core::names::REJECTED_WRITES_TOTAL,
+            "migration" => self.migration.clone(),
+            "reason" => self.label
+        )
+        .increment(1);
+    }
+}
+
 /// The mirror of one client text that writes the source, per dialect;
 /// `None` when the text does not write the source table. MySQL's mirror
 /// learns the written keys from the guard, so any write that names the

@@ -285,7 +285,7 @@ fn read_of(decision: &Decision) -> Option<&crate::route::ReadRoute> {
 
 /// The error a refused write answers with (documented in the README).
 fn refused(refusal: &crate::route::write::Refusal) -> ErrPacket {
-    metrics::counter!(names::REJECTED_WRITES_TOTAL, "migration" => refusal.migration.clone(), "reason" => refusal.label).increment(1);
+    refusal.count();
     ErrPacket::new(REFUSED_WRITE, "HY000", refusal.to_string())
 }
 

@@ -540,7 +540,7 @@ fn describe_expect(frame: &[u8]) -> Expect {
 /// A statement that fails with a refused write's error, SQLSTATE and
 /// message, inside the client's batch.
 pub(super) fn refusal_statement(refusal: &crate::route::write::Refusal) -> String {
-    super::count_refusal(refusal);
+    refusal.count();
     let message = switchyard_core::sql::pg::literal(&refusal.to_string());
     format!(
         "DO $switchyard$ BEGIN RAISE EXCEPTION USING ERRCODE = '{}', MESSAGE = {message}; END $switchyard$",

@@ -375,7 +375,12 @@ impl Session {
             settings: self
                 .schema
                 .iter()
-                .map(|schema| ("search_path".to_string(), quote_ident(schema)))
+                .map(|schema| {
+                    (
+                        "search_path".to_string(),
+                        switchyard_core::sql::pg::ident(schema),
+                    )
+                })
                 .collect(),
             source_sql: sql.to_string(),
             target_sql: route.target_sql.clone(),
@@ -842,18 +847,6 @@ enum SecondIo {
     Read(io::Result<usize>),
 }
 
-/// Reads or writes the second connection, whichever is ready; never
-/// completes while there is none.
-/// Counts a refused write.
-fn count_refusal(refusal: &crate::route::write::Refusal) {
-    metrics::counter!(names::REJECTED_WRITES_TOTAL, "migration" => refusal.migration.clone(), "reason" => refusal.label).increment(1);
-}
-
-/// `name` as a quoted identifier.
-fn quote_ident(name: &str) -> String {
-    format!("\"{}\"", name.replace('"', "\"\""))
-}
-
 /// A simple-query target read with its fallback: the query to send and
 /// what the client sees of it. Outside a transaction the read runs under
 /// `SET LOCAL statement_timeout` (one implicit transaction, so the setting
@@ -922,6 +915,8 @@ fn guarded_read(
     (pending, statements.join("\n;\n"))
 }
 
+/// Reads or writes the second connection, whichever is ready; never
+/// completes while there is none.
 async fn second_io(side: &mut Option<Side>, read: bool) -> SecondIo {
     let Some(side) = side else {
         return std::future::pending().await;

@@ -152,6 +152,17 @@ start_proxy() {
     log "$target: switchyard-proxy ($engine) up on 127.0.0.1:${PORT_OF[$target]}${id:+, migration $id in dual_write}"
 }
 
+# restart_proxy ENGINE TARGET ID: the same proxy again, same config and
+# ports, its catalog loaded now. The MySQL mirror refuses writes unless its
+# catalog found the guard, and the guard is on only for mirrored runs.
+restart_proxy() {
+    local engine=$1 target=$2 id=$3
+    stop_pid "${PID_OF[$target]}" "$target" 10 || true
+    start_switchyard "$PROXY" "$WORK/$engine-$target/switchyard.yaml" "${PORT_OF[$target/admin]}"
+    PID_OF[$target]=$PROXY_PID
+    wait_catalog_ready "${PORT_OF[$target/admin]}" "$id" 30
+}
+
 # stop_proxies: stop the current engine's proxies before the next engine's.
 stop_proxies() {
     for t in "${!PID_OF[@]}"; do
@@ -340,7 +351,10 @@ my_reset() {
 # IGNORE the old key.
 my_mirror_on() {
     case "$1" in
-    mirrored) my <"$WORK/my-guard-install.sql" ;;
+    mirrored)
+        my <"$WORK/my-guard-install.sql"
+        restart_proxy mysql mirrored "$MY_MIGRATION"
+        ;;
     triggers)
         my <<SQL
 DELIMITER //
@@ -395,7 +409,7 @@ my_load() {
 
 my_details() {
     echo "- MariaDB $(my_direct -Nse 'select version()') on 127.0.0.1:3306; sysbench $(sysbench --version | awk '{ print $2 }') oltp_write_only, 1 table × $TABLE_SIZE rows, $CLIENTS threads, database $DB; sbtest1 mirrored to sbtest1_v2 (CREATE TABLE ... LIKE, c renamed c_text, key id)"
-    echo "- mirrored: switchyard-proxy (release build, user app) with migration $MY_MIGRATION in phase dual_write (on_mirror_error repair), the control store and the guard installed (core::store::mysql::install and install_guard, printed by proxy/examples/store_ddl.rs); the client's write runs as it came, the guard collects its keys, and the proxy then syncs them (DELETE + INSERT ... ON DUPLICATE KEY UPDATE)"
+    echo "- mirrored: switchyard-proxy (release build, user app) with migration $MY_MIGRATION in phase dual_write (on_mirror_error repair), the control store and the guard installed (core::store::mysql::install and install_guard, printed by proxy/examples/store_ddl.rs), the proxy restarted after the guard is put on for each mirrored run (its catalog must find the guard, or it refuses the writes); the client's write runs as it came, the guard collects its keys, and the proxy then syncs them (DELETE + INSERT ... ON DUPLICATE KEY UPDATE)"
     echo "- triggers: the same proxy with no migration, and pt-online-schema-change's three AFTER row triggers (REPLACE INTO the copy, DELETE IGNORE the old key); direct: MariaDB as root, no mirror; clients reach the proxies over TCP, their backend leg is TCP to 127.0.0.1:3306"
     echo "- before every run: sbtest1_v2 truncated and filled from sbtest1; only the running target's mirror installed (guard or triggers), dropped after the run; after each of the $CHECKS mirrored and triggers runs the tables agreed (NULL-safe join both ways, strings as bytes) and the repair queue was empty; sysbench's ignored errors (deadlocks it retried and the like) over all runs: $(ignored_errors)"
 }

@@ -303,6 +303,15 @@ migrations:
     let (code, _, message) = common::server_error(&err);
     assert_eq!(code, 1290, "{message}");
     assert!(message.contains("guard"), "{message}");
+    // A prepared write too, and the statement stays usable.
+    let stmt = conn
+        .prep("INSERT INTO items (sku) VALUES (?)")
+        .await
+        .unwrap();
+    for _ in 0..2 {
+        let err = conn.exec_drop(&stmt, ("y",)).await.unwrap_err();
+        assert_eq!(common::server_error(&err).0, 1290);
+    }
     assert_eq!(count(&mut direct, "items").await, 0);
     // Reads go on.
     let n: Option<i64> = conn

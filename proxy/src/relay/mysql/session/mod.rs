@@ -196,6 +196,9 @@ enum Rows {
 enum Failed {
     /// The statement fails with this error; the session goes on.
     Statement(ErrPacket),
+    /// The dual write refused the statement with this error; the session
+    /// goes on (not a backend's failure: nothing is logged as one).
+    Refused(ErrPacket),
     /// The session ends.
     Session(SessionEnd),
 }
@@ -904,6 +907,11 @@ impl Session {
                     self.statements.insert(id, prepared);
                     return self.fail_statement(&err).await;
                 }
+                Err(Failed::Refused(err)) => {
+                    self.statements.insert(id, prepared);
+                    self.send_err(&err, self.seq);
+                    return self.flush().await;
+                }
                 Err(Failed::Session(end)) => return Err(end),
             },
             COM_STMT_FETCH => prepared.last,
@@ -1014,7 +1022,7 @@ impl Session {
             false => Vec::new(),
         };
         let (conn, sql, plan) = match self.decide(&prepared.sql, Stage::Execute, &params).0 {
-            Decision::Refuse(refusal) => return Err(Failed::Statement(refused(&refusal))),
+            Decision::Refuse(refusal) => return Err(Failed::Refused(refused(&refusal))),
             Decision::Relay => (Conn::Own, None, None),
             Decision::Plan(plan) if plan.is_passthrough() => (Conn::Own, None, Some(plan)),
             Decision::Plan(plan) => {

@@ -7,6 +7,18 @@
 //! the value given, whatever the value holds: no input can end the quoted
 //! token early. Nothing here parses or executes SQL.
 
+/// Which SQL dialect a statement is written in. Lexing rules differ: string
+/// escapes, quoted identifiers, comment syntax and identifier case folding.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Dialect {
+    /// PostgreSQL: `"ident"`, `'..'` without backslash escapes (standard
+    /// conforming strings), `E'..'`, `$tag$..$tag$`, nested `/* */`.
+    Postgres,
+    /// MySQL / MariaDB: `` `ident` ``, `'..'` and `".."` strings with
+    /// backslash escapes, `#` and `-- ` comments.
+    Mysql,
+}
+
 /// PostgreSQL quoting.
 pub mod pg {
     /// `name` as a double-quoted identifier (`"` doubled), so a name keeps

@@ -13,8 +13,8 @@
 
 pub mod connect;
 pub mod load;
-pub mod mapping;
-pub mod types;
+pub use switchyard_core::schema as mapping;
+pub use switchyard_core::schema::types;
 
 use std::collections::HashMap;
 use std::sync::Arc;

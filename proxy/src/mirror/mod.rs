@@ -11,5 +11,5 @@
 //! and never write PostgreSQL's `ON CONFLICT` without its target.
 
 pub mod outbox;
-pub mod sync;
+pub use switchyard_core::sync;
 pub mod watch;

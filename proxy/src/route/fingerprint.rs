@@ -23,17 +23,7 @@
 //! This module must never allocate, do IO, or panic on any input: it runs
 //! once per statement on the hot path, on bytes straight from clients.
 
-/// Which SQL dialect a statement is written in. Lexing rules differ: string
-/// escapes, quoted identifiers, comment syntax and identifier case folding.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Dialect {
-    /// PostgreSQL: `"ident"`, `'..'` without backslash escapes (standard
-    /// conforming strings), `E'..'`, `$tag$..$tag$`, nested `/* */`.
-    Postgres,
-    /// MySQL / MariaDB: `` `ident` ``, `'..'` and `".."` strings with
-    /// backslash escapes, `#` and `-- ` comments.
-    Mysql,
-}
+pub use switchyard_core::sql::Dialect;
 
 /// Marker hashed in place of every literal. 0xFF never occurs in UTF-8, so
 /// it cannot be confused with text that was kept.

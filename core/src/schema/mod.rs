@@ -6,9 +6,11 @@
 //! lossy or session-dependent retype, an unmapped key. Refusing costs
 //! nothing but keeping reads on the source.
 
-use switchyard_core::config::Migration;
+use crate::config::Migration;
 
-use super::types::{self, Fit};
+pub mod types;
+
+use types::Fit;
 
 /// One table's columns as the server describes them.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -323,5 +325,4 @@ fn mapped_name<'a>(migration: &'a Migration, column: &str) -> Option<&'a str> {
 }
 
 #[cfg(test)]
-#[path = "mapping_tests.rs"]
 mod tests;

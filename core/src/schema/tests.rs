@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use switchyard_core::config::{Config, Migration};
+use crate::config::{Config, Migration};
 
 use super::*;
 

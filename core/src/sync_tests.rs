@@ -4,7 +4,7 @@
 use expect_test::{expect, Expect};
 
 use super::*;
-use crate::catalog::mapping::{Column, ColumnPair};
+use crate::schema::{Column, ColumnPair};
 
 /// A table from (name, type, key) triples.
 fn table(schema: &str, name: &str, columns: &[(&str, &str, bool)]) -> TableSchema {

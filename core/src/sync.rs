@@ -11,11 +11,9 @@
 //! retype that depends on the time zone converts in the session's zone:
 //! the caller pins the migration's `time_zone` on the connection first.
 
-use switchyard_core::sql;
+use crate::sql::{self, Dialect};
 
-use crate::catalog::mapping::{ColumnPair, Mapping, TableSchema};
-use crate::catalog::types;
-use crate::route::classify::Dialect;
+use crate::schema::{types, ColumnPair, Mapping, TableSchema};
 
 /// Which of the migration's tables is primary.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -1,11 +1,11 @@
-//! `switchyard`: the operator CLI. For now it checks plans; the phase
-//! machine, gates and the other commands arrive with the control plane.
+//! `switchyard`: the operator CLI. Each command lives in `cmd`; this file
+//! only parses the arguments.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use switchyard_core::config::Config;
+use switchyard_controller::cmd;
 
 /// Operate Switchyard migrations.
 #[derive(Parser, Debug)]
@@ -41,45 +41,6 @@ fn main() -> ExitCode {
     match args.command {
         Command::Plan {
             action: PlanAction::Check,
-        } => plan_check(&args.config, args.json),
-    }
-}
-
-fn plan_check(path: &std::path::Path, json: bool) -> ExitCode {
-    match Config::load(path) {
-        Ok(config) => {
-            if json {
-                let migrations: Vec<_> = config
-                    .migrations
-                    .iter()
-                    .map(|m| serde_json::json!({ "id": m.id, "phase": m.phase.as_str() }))
-                    .collect();
-                println!(
-                    "{}",
-                    serde_json::json!({ "ok": true, "migrations": migrations })
-                );
-            } else {
-                println!(
-                    "{}: valid, {} migration(s)",
-                    path.display(),
-                    config.migrations.len()
-                );
-                for m in &config.migrations {
-                    println!("  {} (phase {})", m.id, m.phase.as_str());
-                }
-            }
-            ExitCode::SUCCESS
-        }
-        Err(e) => {
-            if json {
-                println!(
-                    "{}",
-                    serde_json::json!({ "ok": false, "error": e.to_string() })
-                );
-            } else {
-                eprintln!("switchyard: {e}");
-            }
-            ExitCode::from(2)
-        }
+        } => cmd::plan::check(&args.config, args.json),
     }
 }

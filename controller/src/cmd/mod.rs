@@ -1,0 +1,29 @@
+//! The operator's commands, one module each. A command prints its report
+//! (a table for people, JSON with `--json`) and returns the process's exit
+//! code: [`OK`], [`NOT_OK`] (a gate is closed, a diff found differences)
+//! or [`ERROR`].
+
+use std::process::ExitCode;
+
+pub mod plan;
+
+/// Success.
+pub const OK: u8 = 0;
+/// The command ran and the answer is no.
+pub const NOT_OK: u8 = 1;
+/// The command could not run.
+pub const ERROR: u8 = 2;
+
+/// Reports an error the way every command does (JSON on stdout with
+/// `--json`, a line on stderr otherwise) and returns [`ERROR`].
+pub fn fail(json: bool, error: &dyn std::fmt::Display) -> ExitCode {
+    if json {
+        println!(
+            "{}",
+            serde_json::json!({ "ok": false, "error": error.to_string() })
+        );
+    } else {
+        eprintln!("switchyard: {error}");
+    }
+    ExitCode::from(ERROR)
+}

@@ -1,0 +1,11 @@
+//! Switchyard's control plane: what carries a migration from planned to
+//! complete, and the operator's `switchyard` command.
+//!
+//! Map of the modules:
+//! - [`live`]: a migration resolved against its live servers (tables
+//!   loaded, mapping checked) and connections to either side.
+//! - [`cmd`]: one module per CLI command; each prints a report and returns
+//!   the exit code (0 ok, 1 not ok, 2 error).
+
+pub mod cmd;
+pub mod live;

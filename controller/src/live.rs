@@ -29,13 +29,16 @@ pub enum LiveError {
     UnknownBackend { migration: String, backend: String },
     /// A backend's TLS files cannot be used.
     #[error(transparent)]
-    TlsFile(#[from] TlsFileError),
+    TlsFile(#[from] Box<TlsFileError>),
     /// A table could not be loaded.
     #[error("migration `{migration}`: {error}")]
-    Load { migration: String, error: LoadError },
+    Load {
+        migration: String,
+        error: Box<LoadError>,
+    },
     /// The mapping does not fit the tables.
     #[error(transparent)]
-    Mapping(#[from] MappingError),
+    Mapping(#[from] Box<MappingError>),
     /// A connection to a side failed.
     #[error(
         "migration `{migration}`: connecting to the {side} (backend `{backend}`) failed: {error}"
@@ -114,7 +117,7 @@ impl Live {
                 })?;
             Ok::<_, LiveError>(Endpoint {
                 backend_name: name.to_string(),
-                tls: BackendTls::build(name, backend)?,
+                tls: BackendTls::build(name, backend).map_err(Box::new)?,
                 backend: backend.clone(),
                 database: database.clone(),
             })
@@ -145,10 +148,11 @@ impl Live {
         let load = |r: Result<_, LoadError>| {
             r.map_err(|error| LiveError::Load {
                 migration: migration.id.clone(),
-                error,
+                error: Box::new(error),
             })
         };
-        let mapping = schema::check(migration, load(source_schema)?, load(target_schema)?)?;
+        let mapping = schema::check(migration, load(source_schema)?, load(target_schema)?)
+            .map_err(Box::new)?;
         let dialect = match source.backend.kind {
             BackendKind::Postgres => Dialect::Postgres,
             BackendKind::Mysql => Dialect::Mysql,

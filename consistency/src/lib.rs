@@ -7,11 +7,17 @@
 //!   migration's `rollback` thresholds as healthy, a warning, a breach
 //!   (roll back) or not enough samples. Pure: the proxy records events and
 //!   passes the time; nothing here reads a clock or does IO.
-//! - Chunked table diff, drill-down to rows and columns, and repair through
-//!   the same row-image sync as the mirror: not implemented yet.
+//! - `diff`: the table diff: both tables hashed chunk by chunk inside the
+//!   servers, differing chunks drilled down to keys and columns, and a
+//!   report.
+//! - `repair`: differing or queued keys re-synced from the primary with the
+//!   row-image sync the mirror runs (`switchyard_core::sync`), then
+//!   checked again.
 //!
 //! It never writes except through repair.
 
+pub mod diff;
+pub mod repair;
 pub mod verdict;
 
 pub use verdict::{

@@ -8,6 +8,7 @@
 
 use std::time::Duration;
 
+pub use switchyard_consistency::diff::conn::Conn;
 use switchyard_core::config::{Backend, BackendKind, Config, Migration};
 use switchyard_core::schema::{self, Mapping, MappingError};
 use switchyard_core::sql::Dialect;
@@ -69,14 +70,6 @@ pub struct Endpoint {
     tls: BackendTls,
     /// The table's database; `None` means the backend's.
     pub database: Option<String>,
-}
-
-/// A connection to one side.
-pub enum Conn {
-    /// A PostgreSQL connection.
-    Postgres(tokio_postgres::Client),
-    /// A MySQL or MariaDB connection.
-    Mysql(mysql_async::Conn),
 }
 
 /// A migration with its checked mapping and both sides' servers.
@@ -212,5 +205,16 @@ impl Live {
                     .map_err(|e| failed(e.to_string()))
             }
         }
+    }
+}
+
+impl switchyard_consistency::diff::Connect for Live {
+    async fn open(&self, target: bool) -> Result<Conn, String> {
+        let conn = if target {
+            self.target_conn().await
+        } else {
+            self.source_conn().await
+        };
+        conn.map_err(|e| e.to_string())
     }
 }

@@ -6,6 +6,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use switchyard_controller::cmd;
+use switchyard_core::config::Config;
 
 /// Operate Switchyard migrations.
 #[derive(Parser, Debug)]
@@ -23,6 +24,9 @@ struct Args {
 
 #[derive(Subcommand, Debug)]
 enum Command {
+    /// Compare a migration's source and target tables: exit 0 when they
+    /// agree, 1 when they differ, 2 on an error.
+    Diff(cmd::diff::DiffArgs),
     /// Plans: `plan check` validates the file and lists its migrations.
     Plan {
         #[command(subcommand)]
@@ -36,11 +40,21 @@ enum PlanAction {
     Check,
 }
 
-fn main() -> ExitCode {
+#[tokio::main]
+async fn main() -> ExitCode {
     let args = Args::parse();
-    match args.command {
-        Command::Plan {
-            action: PlanAction::Check,
-        } => cmd::plan::check(&args.config, args.json),
+    if let Command::Plan {
+        action: PlanAction::Check,
+    } = args.command
+    {
+        return cmd::plan::check(&args.config, args.json);
+    }
+    let config = match Config::load(&args.config) {
+        Ok(config) => config,
+        Err(e) => return cmd::fail(args.json, &e),
+    };
+    match &args.command {
+        Command::Diff(diff) => cmd::diff::run(&config, diff, args.json).await,
+        Command::Plan { .. } => unreachable!("handled above"),
     }
 }

@@ -5,6 +5,7 @@
 
 use std::process::ExitCode;
 
+pub mod diff;
 pub mod plan;
 
 /// Success.
@@ -26,4 +27,12 @@ pub fn fail(json: bool, error: &dyn std::fmt::Display) -> ExitCode {
         eprintln!("switchyard: {error}");
     }
     ExitCode::from(ERROR)
+}
+
+/// Writes a report to stdout; a closed pipe (`| head`) is not an error
+/// worth a panic, as `println!` would make it.
+pub fn print(text: &str) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_all(text.as_bytes()).and_then(|()| out.flush());
 }

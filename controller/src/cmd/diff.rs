@@ -1,0 +1,177 @@
+//! `switchyard diff MIGRATION`: compares the source and target tables
+//! and reports what differs; exit 0 clean, 1 different, 2 error.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use switchyard_consistency::diff::compared::Compared;
+use switchyard_consistency::diff::report::{Level, Report};
+use switchyard_consistency::diff::{Job, Options, Progress};
+use switchyard_core::config::Config;
+
+use crate::live::Live;
+
+/// What `switchyard diff` was asked.
+#[derive(clap::Args, Debug)]
+pub struct DiffArgs {
+    /// The migration to compare.
+    pub migration: String,
+    /// How deep to look.
+    #[arg(long, value_enum, default_value = "standard")]
+    pub level: LevelArg,
+    /// List every differing key instead of a sample.
+    #[arg(long)]
+    pub all_keys: bool,
+    /// Differing keys listed when not all are.
+    #[arg(long, default_value_t = 20)]
+    pub sample: usize,
+    /// Read at most this many source rows per second.
+    #[arg(long)]
+    pub max_rows_per_sec: Option<u64>,
+    /// Connections hashing chunks at once.
+    #[arg(long, default_value_t = 2)]
+    pub workers: usize,
+    /// Target time per chunk, in milliseconds.
+    #[arg(long, default_value_t = 250)]
+    pub chunk_ms: u64,
+    /// Across servers: seconds to re-check differing chunks (the outbox
+    /// draining) before a difference counts.
+    #[arg(long, default_value_t = 10)]
+    pub settle_secs: u64,
+    /// A file that records how far the diff got; a later run with the
+    /// same file starts after that point.
+    #[arg(long)]
+    pub resume_file: Option<PathBuf>,
+}
+
+/// `--level`.
+#[derive(clap::ValueEnum, Clone, Copy, Debug)]
+pub enum LevelArg {
+    Basic,
+    Standard,
+    Detailed,
+    Full,
+}
+
+impl From<LevelArg> for Level {
+    fn from(level: LevelArg) -> Level {
+        match level {
+            LevelArg::Basic => Level::Basic,
+            LevelArg::Standard => Level::Standard,
+            LevelArg::Detailed => Level::Detailed,
+            LevelArg::Full => Level::Full,
+        }
+    }
+}
+
+/// Runs the diff and prints its report.
+pub async fn run(config: &Config, args: &DiffArgs, json: bool) -> ExitCode {
+    match diff(config, args).await {
+        Ok(report) => {
+            let text = if json {
+                serde_json::to_string_pretty(&report).unwrap_or_default() + "\n"
+            } else {
+                report.to_string()
+            };
+            super::print(&text);
+            ExitCode::from(if report.clean {
+                super::OK
+            } else {
+                super::NOT_OK
+            })
+        }
+        Err(e) => super::fail(json, &e),
+    }
+}
+
+/// Resolves the migration and runs the diff, showing progress on stderr.
+pub async fn diff(config: &Config, args: &DiffArgs) -> anyhow::Result<Report> {
+    let live = Live::resolve(config, &args.migration).await?;
+    let compared = Compared::new(
+        live.dialect,
+        &live.mapping,
+        &live.migration.source.primary_key,
+        live.migration.time_zone.as_deref(),
+    )?;
+    let resume_after = match &args.resume_file {
+        Some(path) if path.exists() => Some(serde_json::from_str::<Vec<String>>(
+            &std::fs::read_to_string(path)?,
+        )?),
+        _ => None,
+    };
+    let options = Options {
+        level: args.level.into(),
+        chunk_time: Duration::from_millis(args.chunk_ms.max(1)),
+        workers: args.workers.max(1),
+        max_rows_per_second: args.max_rows_per_sec,
+        sample: args.sample,
+        all_keys: args.all_keys,
+        resume_after,
+        settle: Duration::from_secs(args.settle_secs),
+        ..Options::default()
+    };
+    let job = Job {
+        migration: &live.migration.id,
+        compared: &compared,
+        connect: &live,
+        one_connection: live.same_database(),
+    };
+    let show = Shown::new();
+    let report = job.run(&options, &|p| show.progress(p, args)).await?;
+    show.finish();
+    if let Some(path) = &args.resume_file {
+        // A finished diff leaves nothing to resume.
+        let _ = std::fs::remove_file(path);
+    }
+    Ok(report)
+}
+
+/// Progress on stderr: a line rewritten in place on a terminal, a line
+/// every few seconds otherwise.
+struct Shown {
+    /// stderr is a terminal.
+    terminal: bool,
+    /// When the last plain line was printed.
+    last: std::sync::Mutex<Instant>,
+}
+
+impl Shown {
+    fn new() -> Shown {
+        Shown {
+            terminal: std::io::stderr().is_terminal(),
+            last: std::sync::Mutex::new(Instant::now()),
+        }
+    }
+
+    fn progress(&self, p: &Progress, args: &DiffArgs) {
+        if let (Some(path), Some(after)) = (&args.resume_file, &p.resume_after) {
+            let _ = std::fs::write(path, serde_json::to_string(after).unwrap_or_default());
+        }
+        let share = p
+            .estimate
+            .filter(|e| *e > 0)
+            .map(|e| format!(" ({:.0}%)", (p.rows as f64 * 100.0 / e as f64).min(100.0)))
+            .unwrap_or_default();
+        let line = format!(
+            "diff: {} rows{share}, {} chunks, {} differing",
+            p.rows, p.chunks, p.differing
+        );
+        if self.terminal {
+            eprint!("\r{line}\x1b[K");
+        } else {
+            let mut last = self.last.lock().unwrap_or_else(|e| e.into_inner());
+            if last.elapsed() >= Duration::from_secs(5) {
+                eprintln!("{line}");
+                *last = Instant::now();
+            }
+        }
+    }
+
+    fn finish(&self) {
+        if self.terminal {
+            eprint!("\r\x1b[K");
+        }
+    }
+}

@@ -465,6 +465,13 @@ impl Compared {
     }
 }
 
+/// Whether a column holds JSON documents (MariaDB's JSON is LONGTEXT
+/// with a check, which the catalog reports as its base type).
+fn is_json(column: &Column) -> bool {
+    let json = |t: &str| t.eq_ignore_ascii_case("json");
+    json(&column.type_name) || column.base_type.as_deref().is_some_and(json)
+}
+
 /// Whether a type holds character strings.
 fn is_text(type_name: &str) -> bool {
     let t = type_name.to_ascii_lowercase();
@@ -501,9 +508,7 @@ fn value_exprs(
                 Some(to) => format!("CAST({s} AS {to})"),
                 None => s,
             };
-            if target_type.contains("json")
-                || source.type_name.to_ascii_lowercase().contains("json")
-            {
+            if is_json(source) || is_json(target) {
                 (
                     format!("JSON_NORMALIZE({s})"),
                     format!("JSON_NORMALIZE({t})"),

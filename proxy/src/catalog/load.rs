@@ -222,6 +222,15 @@ impl TableRef {
             tokio::time::timeout(timeout, conn.exec(MY_TRIGGERS, (database, &self.table)))
                 .await
                 .map_err(|_| self.query_failed(&name, format!("no answer within {timeout:?}")))?;
+        // MariaDB's JSON is LONGTEXT with a `json_valid` check; MySQL's
+        // catalog has no such table layout (and a JSON type of its own),
+        // so a failure here only means there is nothing to learn.
+        let json: Vec<String> =
+            tokio::time::timeout(timeout, conn.exec(MY_JSON_CHECKS, (database, &self.table)))
+                .await
+                .ok()
+                .and_then(Result::ok)
+                .unwrap_or_default();
         // Closing politely is a courtesy; the load stands either way.
         let _ = conn.disconnect().await;
         let rows = rows.map_err(|e| self.query_failed(&name, e))?;
@@ -236,9 +245,12 @@ impl TableRef {
         let columns = rows
             .into_iter()
             .map(|(name, type_name, nullable, position, key)| Column {
+                base_type: json
+                    .iter()
+                    .any(|clause| is_json_check(clause, &name))
+                    .then(|| "json".to_string()),
                 name,
                 type_name,
-                base_type: None,
                 type_oid: 0,
                 typmod: -1,
                 nullable: nullable.eq_ignore_ascii_case("YES"),
@@ -286,6 +298,19 @@ fn pg_column(row: &tokio_postgres::Row) -> Result<Column, tokio_postgres::Error>
         key: row.try_get(8)?,
     })
 }
+
+/// Whether a MariaDB check clause is the `json_valid` check its JSON
+/// type adds to `column`.
+fn is_json_check(clause: &str, column: &str) -> bool {
+    let clause = clause.trim().to_ascii_lowercase();
+    let column = column.to_ascii_lowercase();
+    clause == format!("json_valid(`{column}`)")
+}
+
+/// MariaDB: the check clauses of one table, where its JSON columns show.
+const MY_JSON_CHECKS: &str = "\
+SELECT CHECK_CLAUSE FROM information_schema.CHECK_CONSTRAINTS
+WHERE CONSTRAINT_SCHEMA = ? AND TABLE_NAME = ?";
 
 /// Name, `COLUMN_TYPE` (`bigint(20) unsigned`, `varchar(64)`), nullable,
 /// position, key.

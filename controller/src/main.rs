@@ -27,6 +27,9 @@ enum Command {
     /// Compare a migration's source and target tables: exit 0 when they
     /// agree, 1 when they differ, 2 on an error.
     Diff(cmd::diff::DiffArgs),
+    /// Re-sync the keys that differ (or that the dual write queued, with
+    /// `--queue`) from the source, then compare them again.
+    Repair(cmd::repair::RepairArgs),
     /// Plans: `plan check` validates the file and lists its migrations.
     Plan {
         #[command(subcommand)]
@@ -55,6 +58,7 @@ async fn main() -> ExitCode {
     };
     match &args.command {
         Command::Diff(diff) => cmd::diff::run(&config, diff, args.json).await,
+        Command::Repair(repair) => cmd::repair::run(&config, repair, args.json).await,
         Command::Plan { .. } => unreachable!("handled above"),
     }
 }

@@ -10,6 +10,7 @@ use std::time::Duration;
 use switchyard_consistency::diff::compared::Compared;
 use switchyard_consistency::diff::report::{Kind, Level, Report};
 use switchyard_consistency::diff::{Job, Options};
+use switchyard_controller::cmd::repair::{repair, RepairArgs};
 use switchyard_controller::live::Live;
 use switchyard_core::config::Config;
 
@@ -241,6 +242,26 @@ async fn postgres_finds_each_injected_difference_exactly() {
         ),
         (None, Some(""))
     );
+    // `repair` syncs every differing key from the source; plain SQL then
+    // finds the tables equal both ways.
+    let args = RepairArgs {
+        migration: "m".into(),
+        queue: false,
+    };
+    let done = repair(&config, &args).await.unwrap();
+    assert_eq!((done.keys, done.still_differing.len()), (14, 0));
+    let differing = pg_value(
+        &db,
+        "SELECT count(*)::text FROM (
+           (SELECT id, path, name, amount::numeric(14,4), price::text, f::text, at, bin, doc::jsonb, note, pad FROM api
+            EXCEPT SELECT id, endpoint_path, name, amount, price::text, f::text, at, bin, doc::jsonb, note, pad FROM t_sys)
+           UNION ALL
+           (SELECT id, endpoint_path, name, amount, price::text, f::text, at, bin, doc::jsonb, note, pad FROM t_sys
+            EXCEPT SELECT id, path, name, amount::numeric(14,4), price::text, f::text, at, bin, doc::jsonb, note, pad FROM api)) d",
+    )
+    .await;
+    assert_eq!(differing, "0");
+    assert_diff(&config, &[]).await;
 }
 
 #[tokio::test]
@@ -398,6 +419,60 @@ async fn mariadb_finds_each_injected_difference_exactly() {
         ],
     )
     .await;
+    // The dual write's repair queue: queued keys are synced and removed.
+    let mut store = switchyard_core::store::mysql::install(&db).join(";\n");
+    store.push_str(
+        ";\nINSERT INTO switchyard_repair_queue (migration, `key`, source) VALUES
+           ('m', '[\"10\"]', 'direct_client'), ('m', '[\"20\"]', 'direct_client'),
+           ('m', '[\"5000\"]', 'direct_client'), ('other', '[\"30\"]', 'direct_client')",
+    );
+    run("mariadb", &db, &store).await;
+    let args = RepairArgs {
+        migration: "m".into(),
+        queue: true,
+    };
+    let done = repair(&config, &args).await.unwrap();
+    assert_eq!((done.keys, done.still_differing.len()), (3, 0));
+    assert_eq!(
+        my_value(
+            &db,
+            "SELECT GROUP_CONCAT(migration) FROM switchyard_repair_queue"
+        )
+        .await,
+        "other"
+    );
+    assert_eq!(
+        my_value(&db, "SELECT CONCAT((SELECT COUNT(*) FROM t_sys WHERE id IN (10, 5000)), ',', (SELECT endpoint_path FROM t_sys WHERE id = 20))").await,
+        "1,/p/20"
+    );
+    // A plain repair does the rest; then every row matches byte for byte.
+    let args = RepairArgs {
+        migration: "m".into(),
+        queue: false,
+    };
+    let done = repair(&config, &args).await.unwrap();
+    assert_eq!((done.keys, done.still_differing.len()), (9, 0));
+    let unmatched = my_value(
+        &db,
+        "SELECT CONCAT((SELECT COUNT(*) FROM t_sys), ',', (SELECT COUNT(*) FROM api a JOIN t_sys t ON t.id = a.id
+           AND BINARY t.endpoint_path <=> BINARY a.path AND BINARY t.name <=> BINARY a.name
+           AND t.amount <=> a.amount AND t.f <=> a.f AND t.at <=> a.at AND t.dt <=> a.dt AND t.bin <=> a.bin
+           AND JSON_NORMALIZE(t.doc) <=> JSON_NORMALIZE(a.doc) AND BINARY t.note <=> BINARY a.note AND BINARY t.pad <=> BINARY a.pad))",
+    )
+    .await;
+    assert_eq!(unmatched, "3000,3000");
+    assert_diff(&config, &[]).await;
+}
+
+/// One value `sql` returns on MariaDB, as text.
+async fn my_value(db: &str, sql: &str) -> String {
+    use mysql_async::prelude::Queryable;
+    let mut conn = mysql_async::Conn::from_url(format!("mysql://root@127.0.0.1:3306/{db}"))
+        .await
+        .unwrap();
+    let value: Option<String> = conn.query_first(sql).await.unwrap();
+    conn.disconnect().await.unwrap();
+    value.unwrap_or_default()
 }
 
 #[tokio::test]

@@ -303,6 +303,47 @@ impl Compared {
         )
     }
 
+    /// Both tables' rows with one of `keys` (each the key's values as
+    /// text, in key order), listed as [`Compared::rows`] lists a range:
+    /// what a repair checks again.
+    pub fn rows_for(&self, keys: &[Vec<String>]) -> String {
+        format!(
+            "{} UNION ALL {}",
+            self.rows_for_one(keys, false),
+            self.rows_for_one(keys, true)
+        )
+    }
+
+    /// One table's rows with one of `keys`.
+    pub fn rows_for_one(&self, keys: &[Vec<String>], target: bool) -> String {
+        let all = self.rows_one(&Range::default(), target);
+        let (_, alias) = self.table(target);
+        let left: Vec<String> = self
+            .key
+            .iter()
+            .map(|k| self.key_expr(alias, k, target))
+            .collect();
+        let tuples: Vec<String> = keys
+            .iter()
+            .map(|key| {
+                let values: Vec<String> = key
+                    .iter()
+                    .zip(&self.key)
+                    .map(|(v, k)| self.key_literal(v, k))
+                    .collect();
+                format!("({})", values.join(", "))
+            })
+            .collect();
+        if tuples.is_empty() {
+            return format!("{all} WHERE 1 = 0");
+        }
+        format!(
+            "{all} WHERE ({}) IN ({})",
+            left.join(", "),
+            tuples.join(", ")
+        )
+    }
+
     /// One table's row count and key bounds (the `basic` level): one row
     /// of count, lowest key and highest key, as text (key columns joined
     /// by `, `).
@@ -436,17 +477,6 @@ impl Compared {
 
     /// The key compared with `values` as a row value.
     fn compare(&self, alias: &str, target: bool, op: &str, values: &[String]) -> String {
-        let literal = |v: &String, k: &KeyColumn| {
-            let quoted = match self.dialect {
-                Dialect::Postgres => sql::pg::literal(v),
-                Dialect::Mysql => sql::mysql::literal(v),
-            };
-            match (self.dialect, k.text) {
-                (Dialect::Postgres, true) => format!("{quoted} COLLATE \"C\""),
-                (Dialect::Mysql, true) => format!("CAST({quoted} AS BINARY)"),
-                _ => quoted,
-            }
-        };
         let left: Vec<String> = self
             .key
             .iter()
@@ -455,12 +485,28 @@ impl Compared {
         let right: Vec<String> = values
             .iter()
             .zip(&self.key)
-            .map(|(v, k)| literal(v, k))
+            .map(|(v, k)| self.key_literal(v, k))
             .collect();
         if left.len() == 1 {
             format!("{} {op} {}", left[0], right[0])
         } else {
             format!("({}) {op} ({})", left.join(", "), right.join(", "))
+        }
+    }
+}
+
+impl Compared {
+    /// A key value as a literal compared as [`Compared::key_expr`]
+    /// compares the column.
+    fn key_literal(&self, value: &str, column: &KeyColumn) -> String {
+        let quoted = match self.dialect {
+            Dialect::Postgres => sql::pg::literal(value),
+            Dialect::Mysql => sql::mysql::literal(value),
+        };
+        match (self.dialect, column.text) {
+            (Dialect::Postgres, true) => format!("{quoted} COLLATE \"C\""),
+            (Dialect::Mysql, true) => format!("CAST({quoted} AS BINARY)"),
+            _ => quoted,
         }
     }
 }

@@ -7,6 +7,7 @@ use std::process::ExitCode;
 
 pub mod diff;
 pub mod plan;
+pub mod repair;
 
 /// Success.
 pub const OK: u8 = 0;

@@ -1,0 +1,176 @@
+//! `switchyard repair MIGRATION`: re-syncs the keys that differ (from a
+//! detailed diff) or that the dual write queued (`--queue`) from the
+//! source with the mirror's row-image sync, then compares them again;
+//! exit 0 when none still differs, 1 otherwise, 2 on an error.
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use switchyard_consistency::diff::compared::Compared;
+use switchyard_consistency::diff::conn::{show, Conn};
+use switchyard_consistency::diff::report::Level;
+use switchyard_consistency::diff::{Job, Options};
+use switchyard_consistency::repair::{self, Repaired};
+use switchyard_core::config::Config;
+use switchyard_core::sql::{self, Dialect};
+use switchyard_core::store::REPAIR_QUEUE;
+use switchyard_core::sync::{Direction, RowSync};
+
+use crate::live::Live;
+
+/// Queue entries taken per round.
+const QUEUE_BATCH: usize = 5_000;
+
+/// What `switchyard repair` was asked.
+#[derive(clap::Args, Debug)]
+pub struct RepairArgs {
+    /// The migration to repair.
+    pub migration: String,
+    /// Repair the keys in the dual write's repair queue (and remove them
+    /// from it) instead of diffing first.
+    #[arg(long)]
+    pub queue: bool,
+}
+
+/// Runs the repair and prints what it did.
+pub async fn run(config: &Config, args: &RepairArgs, json: bool) -> ExitCode {
+    match repair(config, args).await {
+        Ok(done) => {
+            let text = if json {
+                serde_json::to_string_pretty(&done).unwrap_or_default() + "\n"
+            } else {
+                let mut text = format!(
+                    "repair {}: {} key(s) synced from the source, {} still differing\n",
+                    args.migration,
+                    done.keys,
+                    done.still_differing.len()
+                );
+                for d in &done.still_differing {
+                    text.push_str(&format!("  {}: {:?}\n", d.key.join(", "), d.kind));
+                }
+                text
+            };
+            super::print(&text);
+            ExitCode::from(if done.still_differing.is_empty() {
+                super::OK
+            } else {
+                super::NOT_OK
+            })
+        }
+        Err(e) => super::fail(json, &format!("{e:#}")),
+    }
+}
+
+/// Resolves the migration, finds the keys, syncs them and checks them.
+pub async fn repair(config: &Config, args: &RepairArgs) -> anyhow::Result<Repaired> {
+    let live = Live::resolve(config, &args.migration).await?;
+    if !live.same_database() {
+        bail!(
+            "migration `{}`: its tables are in different databases; repair syncs within one \
+             database, so let the proxies' outbox applier carry the keys (a later release \
+             queues them there)",
+            live.migration.id
+        );
+    }
+    let key = &live.migration.source.primary_key;
+    let compared = Compared::new(
+        live.dialect,
+        &live.mapping,
+        key,
+        live.migration.time_zone.as_deref(),
+    )?;
+    let sync = RowSync::new(live.dialect, &live.mapping, key, Direction::SourceToTarget)?;
+    let mut conn = live.source_conn().await?;
+    for statement in compared.session() {
+        conn.execute(&statement).await?;
+    }
+    if live.dialect == Dialect::Mysql {
+        // A value the target cannot hold must fail the sync, not be cut.
+        conn.execute("SET sql_mode = CONCAT(@@sql_mode, ',STRICT_ALL_TABLES')")
+            .await?;
+    }
+    if args.queue {
+        return drain_queue(&live, &sync, &compared, &mut conn).await;
+    }
+    let options = Options {
+        level: Level::Detailed,
+        all_keys: true,
+        ..Options::default()
+    };
+    let job = Job {
+        migration: &live.migration.id,
+        compared: &compared,
+        connect: &live,
+        one_connection: true,
+    };
+    let report = job.run(&options, &|_| {}).await?;
+    let keys: Vec<Vec<String>> = report.differences.iter().map(|d| d.key.clone()).collect();
+    Ok(repair::sync_keys(&live.migration.id, &sync, &compared, &mut conn, &keys).await?)
+}
+
+/// Syncs the repair queue's keys, round by round, removing each round's
+/// entries once their keys are synced. A key queued again meanwhile has
+/// a later entry and is synced in a later round.
+async fn drain_queue(
+    live: &Live,
+    sync: &RowSync,
+    compared: &Compared,
+    conn: &mut Conn,
+) -> anyhow::Result<Repaired> {
+    let (queue, id) = match live.dialect {
+        Dialect::Postgres => (
+            sql::pg::qualified(&live.mapping.source.schema, REPAIR_QUEUE),
+            sql::pg::literal(&live.migration.id),
+        ),
+        Dialect::Mysql => (
+            sql::mysql::qualified(&live.mapping.source.schema, REPAIR_QUEUE),
+            sql::mysql::literal(&live.migration.id),
+        ),
+    };
+    let select = match live.dialect {
+        Dialect::Postgres => format!(
+            "SELECT id::text, key::text FROM {queue} WHERE migration = {id} ORDER BY id LIMIT {QUEUE_BATCH}"
+        ),
+        Dialect::Mysql => format!(
+            "SELECT id, `key` FROM {queue} WHERE migration = {id} ORDER BY id LIMIT {QUEUE_BATCH}"
+        ),
+    };
+    let width = live.migration.source.primary_key.len();
+    let mut total = Repaired::default();
+    loop {
+        let rows = conn.rows(&select).await.with_context(|| {
+            format!("reading `{queue}`; is the control store installed (`switchyard init`)?")
+        })?;
+        if rows.is_empty() {
+            break;
+        }
+        let last = rows
+            .last()
+            .and_then(|r| r.first())
+            .and_then(show)
+            .unwrap_or_default();
+        let mut keys: Vec<Vec<String>> = rows
+            .iter()
+            .filter_map(|r| r.get(1).and_then(show))
+            .filter_map(|text| serde_json::from_str::<Vec<String>>(&text).ok())
+            .filter(|k| k.len() == width)
+            .collect();
+        keys.sort();
+        keys.dedup();
+        let done = repair::sync_keys(&live.migration.id, sync, compared, conn, &keys).await?;
+        conn.execute(&format!(
+            "DELETE FROM {queue} WHERE migration = {id} AND id <= {}",
+            last.parse::<u64>()
+                .context("a queue id that is not a number")?
+        ))
+        .await?;
+        total.keys += done.keys;
+        total.still_differing.extend(done.still_differing);
+        if rows.len() < QUEUE_BATCH {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    Ok(total)
+}

@@ -6,6 +6,7 @@ mod auth;
 mod catalog;
 mod clients;
 mod common;
+mod diff_load;
 mod faults;
 mod guard;
 mod mirror;

@@ -13,7 +13,7 @@ use switchyard_proxy::route::MigrationRouter;
 
 use crate::common::{self, catalog, Proxy};
 
-const TABLES: [&str; 2] = [
+pub(crate) const TABLES: [&str; 2] = [
     "CREATE TABLE items (
         id BIGINT AUTO_INCREMENT PRIMARY KEY,
         sku VARCHAR(32) NOT NULL UNIQUE,

@@ -5,6 +5,7 @@
 mod auth;
 mod catalog;
 mod common;
+mod diff_load;
 mod faults;
 mod guard;
 mod lifecycle;

@@ -13,7 +13,7 @@ use tokio_postgres::{Client, SimpleQueryMessage};
 
 use crate::common::{self, catalog, Proxy};
 
-const TABLES: &str = "
+pub(crate) const TABLES: &str = "
     CREATE EXTENSION IF NOT EXISTS pgcrypto;
     CREATE TABLE items (
         id bigserial PRIMARY KEY,

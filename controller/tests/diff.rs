@@ -560,6 +560,36 @@ async fn the_cli_exits_0_when_clean_1_when_different_2_on_error() {
     let report: serde_json::Value = serde_json::from_slice(&differs.stdout).unwrap();
     assert_eq!(report["differences"][0]["key"], serde_json::json!(["42"]));
     assert_eq!(report["counts"]["changed"], 1);
+    // A resume file starts the diff after the key it holds, and a
+    // finished diff removes it.
+    let resume = dir.path().join("resume.json");
+    std::fs::write(&resume, r#"["60"]"#).unwrap();
+    let resumed = cli(&[
+        "diff",
+        "m",
+        "--json",
+        "--resume-file",
+        resume.to_str().unwrap(),
+    ]);
+    let report: serde_json::Value = serde_json::from_slice(&resumed.stdout).unwrap();
+    assert_eq!(report["source_rows"], 40, "{report}");
+    assert_eq!(
+        report["clean"], true,
+        "the difference at 42 is before the resume point"
+    );
+    assert!(!resume.exists());
+    // The rate limit holds the diff to it: 100 rows at 50 rows/s.
+    let started = std::time::Instant::now();
+    let throttled = cli(&[
+        "diff",
+        "m",
+        "--max-rows-per-sec",
+        "50",
+        "--pause-when-busy",
+        "1000",
+    ]);
+    assert_eq!(throttled.status.code(), Some(1), "{throttled:?}");
+    assert!(started.elapsed() >= Duration::from_millis(1900));
     let unknown = cli(&["diff", "nope"]);
     assert_eq!(unknown.status.code(), Some(2), "{unknown:?}");
     assert!(String::from_utf8_lossy(&unknown.stderr).contains("no migration `nope`"));

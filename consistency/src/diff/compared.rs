@@ -388,6 +388,20 @@ impl Compared {
         }
     }
 
+    /// How busy the server is, as one number a limit is set on:
+    /// PostgreSQL's sessions waiting for a lock (writers queueing behind
+    /// each other), MySQL's `Threads_running` (statements executing now).
+    pub fn busy(&self) -> String {
+        match self.dialect {
+            Dialect::Postgres => "SELECT count(*)::text FROM pg_stat_activity \
+                 WHERE wait_event_type = 'Lock'"
+                .to_string(),
+            Dialect::Mysql => "SELECT VARIABLE_VALUE FROM information_schema.GLOBAL_STATUS \
+                 WHERE VARIABLE_NAME = 'THREADS_RUNNING'"
+                .to_string(),
+        }
+    }
+
     /// A key's columns joined as one text for [`Compared::basic`]: the
     /// subquery's columns are named by position.
     fn concat_key(&self) -> String {

@@ -59,6 +59,9 @@ pub struct Options {
     pub sample: usize,
     /// List every differing key.
     pub all_keys: bool,
+    /// Pause before each chunk while the source's server is busier than
+    /// this (see [`Compared::busy`]), so a diff yields to production.
+    pub busy_limit: Option<u64>,
     /// Start after this key (a previous run's `resume_after`).
     pub resume_after: Option<Vec<String>>,
     /// Across servers: how long differing chunks are re-checked before a
@@ -74,6 +77,7 @@ impl Default for Options {
             first_chunk_rows: 20_000,
             workers: 2,
             max_rows_per_second: None,
+            busy_limit: None,
             sample: 20,
             all_keys: false,
             resume_after: None,
@@ -294,6 +298,9 @@ impl<C: Connect> Job<'_, C> {
             let Some((seq, range)) = next else {
                 return Ok(());
             };
+            if let Some(limit) = options.busy_limit {
+                self.wait_while_busy(&mut reader.source, limit).await?;
+            }
             let t0 = Instant::now();
             let (source_rows, target_rows, differs, found) = if options.level == Level::Full {
                 let rows = self.read_rows(reader, &range).await?;
@@ -346,6 +353,25 @@ impl<C: Connect> Job<'_, C> {
                 tokio::time::sleep(pause).await;
             }
         }
+    }
+
+    /// Waits while the server's busy figure is above `limit`, checking
+    /// every half second, for at most a minute: a diff that never
+    /// finished would help no one either.
+    async fn wait_while_busy(&self, conn: &mut Conn, limit: u64) -> Result<(), DiffError> {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while Instant::now() < deadline {
+            let row = self.query_row(conn, &self.compared.busy()).await?;
+            let busy = row
+                .and_then(|r| r.first().map(text))
+                .and_then(|v| v.parse::<u64>().ok())
+                .unwrap_or(0);
+            if busy <= limit {
+                return Ok(());
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+        Ok(())
     }
 
     /// Across servers: re-checks the differing chunks until they agree or

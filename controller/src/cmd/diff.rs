@@ -6,6 +6,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
+use indicatif::{ProgressBar, ProgressStyle};
+
 use switchyard_consistency::diff::compared::Compared;
 use switchyard_consistency::diff::report::{Level, Report};
 use switchyard_consistency::diff::{Job, Options, Progress};
@@ -30,6 +32,10 @@ pub struct DiffArgs {
     /// Read at most this many source rows per second.
     #[arg(long)]
     pub max_rows_per_sec: Option<u64>,
+    /// Pause while the server is busier than this: PostgreSQL sessions
+    /// waiting for a lock, MySQL's `Threads_running`.
+    #[arg(long)]
+    pub pause_when_busy: Option<u64>,
     /// Connections hashing chunks at once.
     #[arg(long, default_value_t = 2)]
     pub workers: usize,
@@ -106,6 +112,7 @@ pub async fn diff(config: &Config, args: &DiffArgs) -> anyhow::Result<Report> {
         chunk_time: Duration::from_millis(args.chunk_ms.max(1)),
         workers: args.workers.max(1),
         max_rows_per_second: args.max_rows_per_sec,
+        busy_limit: args.pause_when_busy,
         sample: args.sample,
         all_keys: args.all_keys,
         resume_after,
@@ -128,19 +135,31 @@ pub async fn diff(config: &Config, args: &DiffArgs) -> anyhow::Result<Report> {
     Ok(report)
 }
 
-/// Progress on stderr: a line rewritten in place on a terminal, a line
-/// every few seconds otherwise.
+/// Progress on stderr: a bar on a terminal (rows against the server's
+/// estimate), a plain line every few seconds otherwise, so a log stays
+/// readable.
 struct Shown {
-    /// stderr is a terminal.
-    terminal: bool,
+    /// The bar, on a terminal.
+    bar: Option<ProgressBar>,
     /// When the last plain line was printed.
     last: std::sync::Mutex<Instant>,
 }
 
 impl Shown {
     fn new() -> Shown {
+        let bar = std::io::stderr().is_terminal().then(|| {
+            let bar = ProgressBar::new(0);
+            bar.set_style(
+                ProgressStyle::with_template(
+                    "{spinner} diff [{bar:30}] {pos}/{len} rows {per_sec} eta {eta} {msg}",
+                )
+                .unwrap_or_else(|_| ProgressStyle::default_bar())
+                .progress_chars("=> "),
+            );
+            bar
+        });
         Shown {
-            terminal: std::io::stderr().is_terminal(),
+            bar,
             last: std::sync::Mutex::new(Instant::now()),
         }
     }
@@ -149,29 +168,28 @@ impl Shown {
         if let (Some(path), Some(after)) = (&args.resume_file, &p.resume_after) {
             let _ = std::fs::write(path, serde_json::to_string(after).unwrap_or_default());
         }
-        let share = p
-            .estimate
-            .filter(|e| *e > 0)
-            .map(|e| format!(" ({:.0}%)", (p.rows as f64 * 100.0 / e as f64).min(100.0)))
-            .unwrap_or_default();
-        let line = format!(
-            "diff: {} rows{share}, {} chunks, {} differing",
-            p.rows, p.chunks, p.differing
-        );
-        if self.terminal {
-            eprint!("\r{line}\x1b[K");
-        } else {
-            let mut last = self.last.lock().unwrap_or_else(|e| e.into_inner());
-            if last.elapsed() >= Duration::from_secs(5) {
-                eprintln!("{line}");
-                *last = Instant::now();
-            }
+        let message = format!("{} chunks, {} differing", p.chunks, p.differing);
+        if let Some(bar) = &self.bar {
+            bar.set_length(p.estimate.unwrap_or(0).max(p.rows));
+            bar.set_position(p.rows);
+            bar.set_message(message);
+            return;
+        }
+        let mut last = self.last.lock().unwrap_or_else(|e| e.into_inner());
+        if last.elapsed() >= Duration::from_secs(5) {
+            let share = p
+                .estimate
+                .filter(|e| *e > 0)
+                .map(|e| format!(" ({:.0}%)", (p.rows as f64 * 100.0 / e as f64).min(100.0)))
+                .unwrap_or_default();
+            eprintln!("diff: {} rows{share}, {message}", p.rows);
+            *last = Instant::now();
         }
     }
 
     fn finish(&self) {
-        if self.terminal {
-            eprint!("\r\x1b[K");
+        if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
         }
     }
 }

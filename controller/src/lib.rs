@@ -4,8 +4,10 @@
 //! Map of the modules:
 //! - [`live`]: a migration resolved against its live servers (tables
 //!   loaded, mapping checked) and connections to either side.
+//! - [`proxies`]: the proxies' admin API, as the controller calls it.
 //! - [`cmd`]: one module per CLI command; each prints a report and returns
 //!   the exit code (0 ok, 1 not ok, 2 error).
 
 pub mod cmd;
 pub mod live;
+pub mod proxies;

@@ -594,3 +594,81 @@ async fn the_cli_exits_0_when_clean_1_when_different_2_on_error() {
     assert_eq!(unknown.status.code(), Some(2), "{unknown:?}");
     assert!(String::from_utf8_lossy(&unknown.stderr).contains("no migration `nope`"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_diff_that_finds_differences_rolls_reads_back_when_asked() {
+    use std::sync::Arc;
+    use switchyard_proxy::route::MigrationRouter;
+    let db = database("postgres", "pg_hook").await;
+    run(
+        "postgres",
+        &db,
+        "CREATE TABLE a (id int PRIMARY KEY, v text); CREATE TABLE b (LIKE a);
+         INSERT INTO a SELECT g, 'v' FROM generate_series(1, 100) g; INSERT INTO b SELECT * FROM a;",
+    )
+    .await;
+    let yaml = format!(
+        "listen: {{ postgres: 127.0.0.1:0 }}\nadmin: {{ listen: 127.0.0.1:0 }}\n\
+         users: [{{ name: app, password: app }}]\n\
+         backends:\n  db: {{ kind: postgres, host: 127.0.0.1, port: 5432, user: postgres, password: \"\", database: {db} }}\n\
+         routes: {{ postgres: db }}\n\
+         migrations:\n  - id: m\n    backend: db\n    source: {{ table: a, primary_key: [id] }}\n    target: {{ table: b }}\n    \
+         phase: read_ramp\n    reads: {{ strategy: percentage, percent: 50 }}\n"
+    );
+    let config = Config::from_yaml(&yaml, Path::new("."), &|_| None).unwrap();
+    let proxy = switchyard_proxy::server::start(config, None, Arc::new(MigrationRouter::default()))
+        .await
+        .unwrap();
+    let admin = format!("http://{}", proxy.admin.unwrap());
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("sy.yaml");
+    std::fs::write(&path, &yaml).unwrap();
+    let reads = || async {
+        let list: serde_json::Value = reqwest::get(format!("{admin}/migrations"))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        list.as_array()
+            .or_else(|| list["migrations"].as_array())
+            .and_then(|a| a.first().cloned())
+            .map(|m| m["reads"].clone())
+            .unwrap_or_default()
+    };
+    assert_eq!(reads().await["strategy"], "percentage");
+    let diff = |extra: &'static [&'static str]| {
+        let path = path.clone();
+        let admin = admin.clone();
+        async move {
+            tokio::task::spawn_blocking(move || {
+                std::process::Command::new(env!("CARGO_BIN_EXE_switchyard"))
+                    .arg("--config")
+                    .arg(&path)
+                    .args(["diff", "m", "--proxy-admin", &admin])
+                    .args(extra)
+                    .output()
+                    .unwrap()
+            })
+            .await
+            .unwrap()
+        }
+    };
+    // Clean: nothing happens, even when asked.
+    assert_eq!(diff(&["--roll-back-reads"]).await.status.code(), Some(0));
+    assert_eq!(reads().await["strategy"], "percentage");
+    run("postgres", &db, "DELETE FROM b WHERE id = 7").await;
+    // Different, but not asked: nothing happens (the hook is off by default).
+    assert_eq!(diff(&[]).await.status.code(), Some(1));
+    assert_eq!(reads().await["strategy"], "percentage");
+    // Different and asked: every named proxy reads the source.
+    let out = diff(&["--roll-back-reads"]).await;
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let reads = reads().await;
+    assert_eq!(
+        (reads["strategy"].as_str(), reads["path"].as_str()),
+        (Some("immediate"), Some("source")),
+        "{reads}"
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("reads rolled back to the source"));
+}

@@ -46,6 +46,22 @@ pub struct DiffArgs {
     /// draining) before a difference counts.
     #[arg(long, default_value_t = 10)]
     pub settle_secs: u64,
+    /// When the tables differ, set this migration's reads to the source on
+    /// every proxy named by `--proxy-admin`: a diff run during a read ramp
+    /// then takes the target out of service by itself. Off by default.
+    #[arg(long)]
+    pub roll_back_reads: bool,
+    /// A proxy's admin address (`http://host:9187`); repeat, or separate
+    /// with commas, for each replica.
+    #[arg(
+        long = "proxy-admin",
+        env = "SWITCHYARD_PROXY_ADMINS",
+        value_delimiter = ','
+    )]
+    pub proxy_admins: Vec<String>,
+    /// The bearer token of the proxies' admin API.
+    #[arg(long, env = "SWITCHYARD_ADMIN_TOKEN", hide_env_values = true)]
+    pub admin_token: Option<String>,
     /// A file that records how far the diff got; a later run with the
     /// same file starts after that point.
     #[arg(long)]
@@ -74,8 +90,29 @@ impl From<LevelArg> for Level {
 
 /// Runs the diff and prints its report.
 pub async fn run(config: &Config, args: &DiffArgs, json: bool) -> ExitCode {
+    if args.roll_back_reads && args.proxy_admins.is_empty() {
+        let e =
+            "--roll-back-reads needs the proxies: name each with --proxy-admin http://HOST:PORT";
+        return super::fail(json, &e);
+    }
     match diff(config, args).await {
         Ok(report) => {
+            if args.roll_back_reads && !report.clean {
+                let answers = crate::proxies::roll_back_reads(
+                    &args.proxy_admins,
+                    args.admin_token.as_deref(),
+                    &args.migration,
+                )
+                .await;
+                for a in &answers {
+                    let done = if a.ok {
+                        "reads rolled back to the source"
+                    } else {
+                        "roll-back FAILED"
+                    };
+                    eprintln!("diff: proxy {}: {done}: {}", a.proxy, a.detail);
+                }
+            }
             let text = if json {
                 serde_json::to_string_pretty(&report).unwrap_or_default() + "\n"
             } else {

@@ -97,6 +97,7 @@ async fn diff(config: &Config, level: Level) -> Report {
         first_chunk_rows: 500,
         chunk_time: Duration::from_millis(1),
         all_keys: true,
+        settle: Duration::from_secs(1),
         ..Options::default()
     };
     let job = Job {
@@ -671,4 +672,39 @@ async fn a_diff_that_finds_differences_rolls_reads_back_when_asked() {
         "{reads}"
     );
     assert!(String::from_utf8_lossy(&out.stderr).contains("reads rolled back to the source"));
+}
+
+#[tokio::test]
+async fn across_databases_each_side_is_read_on_its_own_connection() {
+    let source = database("postgres", "pg_cross_s").await;
+    let target = database("postgres", "pg_cross_t").await;
+    run(
+        "postgres",
+        &source,
+        "CREATE TABLE a (id int PRIMARY KEY, v text); INSERT INTO a SELECT g, 'v' || g FROM generate_series(1, 2000) g;",
+    )
+    .await;
+    run(
+        "postgres",
+        &target,
+        "CREATE TABLE b (id int PRIMARY KEY, v text); INSERT INTO b SELECT g, 'v' || g FROM generate_series(1, 2000) g;",
+    )
+    .await;
+    let yaml = format!(
+        "listen: {{ postgres: 127.0.0.1:0 }}\nusers: [{{ name: app, password: app }}]\n\
+         backends:\n  db: {{ kind: postgres, host: 127.0.0.1, port: 5432, user: postgres, password: \"\", database: {source} }}\n\
+         routes: {{ postgres: db }}\n\
+         migrations:\n  - id: m\n    backend: db\n    source: {{ table: a, primary_key: [id] }}\n    target: {{ database: {target}, table: b }}\n"
+    );
+    let config = Config::from_yaml(&yaml, Path::new("."), &|_| None).unwrap();
+    assert!(!Live::resolve(&config, "m").await.unwrap().same_database());
+    assert_diff(&config, &[]).await;
+    run(
+        "postgres",
+        &target,
+        "UPDATE b SET v = 'x' WHERE id = 1500; DELETE FROM b WHERE id = 3",
+    )
+    .await;
+    // The differences persist through the settle time, so they count.
+    assert_diff(&config, &["3 missing []", "1500 changed [v]"]).await;
 }

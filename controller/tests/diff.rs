@@ -16,7 +16,8 @@ use switchyard_core::config::Config;
 
 /// A fresh database on the local server of `kind`, named for the test.
 async fn database(kind: &str, test: &str) -> String {
-    let name = format!("sy_diff_{test}_{}", std::process::id());
+    // A fixed name per test: each run starts by dropping the last one.
+    let name = format!("sy_diff_{test}");
     run(kind, "", &format!("DROP DATABASE IF EXISTS {name}")).await;
     run(kind, "", &format!("CREATE DATABASE {name}")).await;
     name

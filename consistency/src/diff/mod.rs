@@ -67,6 +67,10 @@ pub struct Options {
     /// Across servers: how long differing chunks are re-checked before a
     /// difference counts as real.
     pub settle: Duration,
+    /// Across servers: a query on the source's server returning how many
+    /// of the migration's writes wait in the outbox; differing chunks are
+    /// checked again only once it returns 0.
+    pub outbox_pending: Option<String>,
 }
 
 impl Default for Options {
@@ -82,6 +86,7 @@ impl Default for Options {
             all_keys: false,
             resume_after: None,
             settle: Duration::from_secs(10),
+            outbox_pending: None,
         }
     }
 }
@@ -385,6 +390,18 @@ impl<C: Connect> Job<'_, C> {
         let deadline = Instant::now() + options.settle;
         while !tally.suspects.is_empty() && Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(500)).await;
+            if let Some(pending) = &options.outbox_pending {
+                // Writes still in the outbox explain a difference; check
+                // again once they are applied (or the time is up).
+                let row = self.query_row(&mut reader.source, pending).await?;
+                let waiting = row
+                    .and_then(|r| r.first().map(text))
+                    .and_then(|n| n.parse::<u64>().ok())
+                    .unwrap_or(0);
+                if waiting > 0 {
+                    continue;
+                }
+            }
             let mut still = BTreeMap::new();
             for (seq, (range, rows)) in std::mem::take(&mut tally.suspects) {
                 let differs = if options.level == Level::Full {

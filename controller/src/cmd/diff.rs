@@ -12,6 +12,8 @@ use switchyard_consistency::diff::compared::Compared;
 use switchyard_consistency::diff::report::{Level, Report};
 use switchyard_consistency::diff::{Job, Options, Progress};
 use switchyard_core::config::Config;
+use switchyard_core::sql::{self, Dialect};
+use switchyard_core::store::OUTBOX;
 
 use crate::live::Live;
 
@@ -154,6 +156,10 @@ pub async fn diff(config: &Config, args: &DiffArgs) -> anyhow::Result<Report> {
         all_keys: args.all_keys,
         resume_after,
         settle: Duration::from_secs(args.settle_secs),
+        outbox_pending: live
+            .migration
+            .is_cross_server()
+            .then(|| outbox_pending(&live)),
         ..Options::default()
     };
     let job = Job {
@@ -170,6 +176,24 @@ pub async fn diff(config: &Config, args: &DiffArgs) -> anyhow::Result<Report> {
         let _ = std::fs::remove_file(path);
     }
     Ok(report)
+}
+
+/// How many of the migration's writes wait in the source's outbox (the
+/// control store lives in the source table's schema or database).
+fn outbox_pending(live: &Live) -> String {
+    let schema = &live.mapping.source.schema;
+    match live.dialect {
+        Dialect::Postgres => format!(
+            "SELECT count(*)::text FROM {} WHERE migration = {}",
+            sql::pg::qualified(schema, OUTBOX),
+            sql::pg::literal(&live.migration.id)
+        ),
+        Dialect::Mysql => format!(
+            "SELECT COUNT(*) FROM {} WHERE migration = {}",
+            sql::mysql::qualified(schema, OUTBOX),
+            sql::mysql::literal(&live.migration.id)
+        ),
+    }
 }
 
 /// Progress on stderr: a bar on a terminal (rows against the server's

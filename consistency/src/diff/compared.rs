@@ -18,11 +18,13 @@
 //!   instant on both sides.
 //!
 //! The row hash must never call different rows equal by construction: each
-//! row is encoded unambiguously (PostgreSQL's row text quotes and escapes
-//! every value and prints NULL apart from the empty string; on MySQL each
-//! value is length-prefixed and NULL has its own mark), hashed to 64 bits
-//! by a non-linear hash (`hashtextextended`; the first 64 bits of MD5),
+//! row is hashed to 64 bits without ambiguity and with a non-linear hash,
 //! and a chunk's hashes are summed exactly (no XOR, which cancels pairs).
+//! PostgreSQL: `hash_record_extended` over the row, which hashes each
+//! value with its type's 64-bit hash (the text of those values whose type
+//! hash would call different prints equal: `1.50` and `1.5`, `-0` and
+//! `0`); a NULL hashes as 0, which a value does with a chance of 2⁻⁶⁴. MySQL: the first 64 bits of
+//! MD5 over the values, each length-prefixed, NULL with its own mark.
 
 use switchyard_core::schema::{Column, Mapping};
 use switchyard_core::sql::{self, Dialect};
@@ -51,6 +53,10 @@ pub struct ComparedColumn {
     source_expr: String,
     /// The target's value as compared (alias `t`).
     target_expr: String,
+    /// PostgreSQL: the type's own hash is equal exactly when the printed
+    /// values are, so the row hash may hash the value rather than its
+    /// text (three times faster); otherwise the hash takes its text.
+    hashed_as_is: bool,
 }
 
 /// A migration's two tables as a diff reads them.
@@ -141,6 +147,7 @@ impl Compared {
                 target: t.name.clone(),
                 source_expr,
                 target_expr,
+                hashed_as_is: dialect == Dialect::Postgres && hash_is_print_faithful(t),
             });
         }
         let mut key_columns = Vec::with_capacity(key.len());
@@ -232,11 +239,19 @@ impl Compared {
         let (table, alias) = self.table(target);
         let filter = self.range_filter(range, alias, target);
         match self.dialect {
-            Dialect::Postgres => format!(
-                "(SELECT count(*) || ':' || coalesce(sum(hashtextextended(ROW({})::text, 0)), 0) \
-                 FROM {table} {alias}{filter})",
-                self.exprs(target).join(", ")
-            ),
+            Dialect::Postgres => {
+                let values: Vec<String> = self
+                    .columns
+                    .iter()
+                    .zip(self.exprs(target))
+                    .map(|(c, e)| if c.hashed_as_is { e } else { format!("({e})::text") })
+                    .collect();
+                format!(
+                    "(SELECT count(*) || ':' || coalesce(sum(hash_record_extended(ROW({}), 0)), 0) \
+                     FROM {table} {alias}{filter})",
+                    values.join(", ")
+                )
+            }
             Dialect::Mysql => format!(
                 "(SELECT CONCAT(COUNT(*), ':', IFNULL(SUM(CAST(CONV(LEFT(MD5(CONCAT({})), 16), 16, 10) \
                  AS UNSIGNED)), 0)) FROM {table} {alias}{filter})",
@@ -523,6 +538,37 @@ impl Compared {
             _ => quoted,
         }
     }
+}
+
+/// PostgreSQL: whether a column's values, in its type's own hash, are
+/// equal exactly when their printed text is. Numbers that print their
+/// scale or a sign of zero (`numeric`, floats), `json` (no hash),
+/// `citext` (hashes ignoring case) and every type not listed are hashed
+/// as text instead. Text is assumed in a deterministic collation (the
+/// default), whose hash is over the bytes.
+fn hash_is_print_faithful(column: &Column) -> bool {
+    let t = column
+        .base_type
+        .as_deref()
+        .unwrap_or(&column.type_name)
+        .to_ascii_lowercase();
+    let base = t.split('(').next().unwrap_or(&t).trim();
+    matches!(
+        base,
+        "smallint"
+            | "integer"
+            | "bigint"
+            | "boolean"
+            | "text"
+            | "character varying"
+            | "character"
+            | "bytea"
+            | "uuid"
+            | "date"
+            | "jsonb"
+    ) || base.starts_with("timestamp")
+        || base.starts_with("time ")
+        || base == "time"
 }
 
 /// Whether a column holds JSON documents (MariaDB's JSON is LONGTEXT

@@ -109,8 +109,7 @@ fn range() -> Range {
 #[test]
 fn postgres_statements() {
     let c = compared(Dialect::Postgres);
-    expect![[r#"
-        SELECT (SELECT count(*) || ':' || coalesce(sum(hashtextextended(ROW(s."tenant", s."id", s."path", s."amount"::numeric(14,4), (s."doc")::jsonb)::text, 0)), 0) FROM "app"."api" s WHERE (s."tenant" COLLATE "C", s."id") > (E'acme' COLLATE "C", E'10') AND (s."tenant" COLLATE "C", s."id") <= (E'acme' COLLATE "C", E'2''0')) AS source, (SELECT count(*) || ':' || coalesce(sum(hashtextextended(ROW(t."tenant", t."id", t."endpoint_path", t."amount", t."doc"::jsonb)::text, 0)), 0) FROM "app"."endpoints" t WHERE (t."tenant" COLLATE "C", t."id") > (E'acme' COLLATE "C", E'10') AND (t."tenant" COLLATE "C", t."id") <= (E'acme' COLLATE "C", E'2''0')) AS target"#]]
+    expect![[r#"SELECT (SELECT count(*) || ':' || coalesce(sum(hash_record_extended(ROW(s."tenant", s."id", s."path", (s."amount"::numeric(14,4))::text, ((s."doc")::jsonb)::text), 0)), 0) FROM "app"."api" s WHERE (s."tenant" COLLATE "C", s."id") > (E'acme' COLLATE "C", E'10') AND (s."tenant" COLLATE "C", s."id") <= (E'acme' COLLATE "C", E'2''0')) AS source, (SELECT count(*) || ':' || coalesce(sum(hash_record_extended(ROW(t."tenant", t."id", t."endpoint_path", (t."amount")::text, (t."doc"::jsonb)::text), 0)), 0) FROM "app"."endpoints" t WHERE (t."tenant" COLLATE "C", t."id") > (E'acme' COLLATE "C", E'10') AND (t."tenant" COLLATE "C", t."id") <= (E'acme' COLLATE "C", E'2''0')) AS target"#]]
     .assert_eq(&c.checksum(&range()));
     expect![[r#"SELECT s."tenant"::text AS k0, s."id"::text AS k1 FROM "app"."api" s ORDER BY s."tenant" COLLATE "C", s."id" LIMIT 1 OFFSET 999"#]]
         .assert_eq(&c.next_bound(None, 1000));

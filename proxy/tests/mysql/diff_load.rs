@@ -5,7 +5,7 @@
 //! with the test's own SQL, and a change made to the target behind the
 //! proxy's back is then found, exactly.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use mysql_async::prelude::*;
@@ -58,10 +58,12 @@ async fn a_diff_under_mirrored_writes_is_clean_and_then_finds_a_change_behind_th
         .unwrap();
     let mapping = common::catalog::ready(&proxy.running, "items_v2").await;
     let stop = Arc::new(AtomicBool::new(false));
+    let written = Arc::new(AtomicU64::new(0));
     let mut writers = Vec::new();
     for worker in 0..4u64 {
         let mut conn = proxy.connect(&db).await;
         let stop = stop.clone();
+        let written = written.clone();
         writers.push(tokio::spawn(async move {
             let mut rng = rand::rngs::StdRng::seed_from_u64(worker);
             let mut writes = 0u64;
@@ -78,7 +80,10 @@ async fn a_diff_under_mirrored_writes_is_clean_and_then_finds_a_change_behind_th
                     _ => format!("INSERT INTO items (sku, name, price) VALUES ('{sku}', 'new', 1)"),
                 };
                 match conn.query_drop(&sql).await {
-                    Ok(()) => writes += 1,
+                    Ok(()) => {
+                        writes += 1;
+                        written.fetch_add(1, Ordering::Relaxed);
+                    }
                     // A deadlock between two writers is the server's
                     // answer, not a lost write: the client sees it.
                     Err(e) if common::server_error(&e).0 == 1213 => {}
@@ -88,7 +93,10 @@ async fn a_diff_under_mirrored_writes_is_clean_and_then_finds_a_change_behind_th
             writes
         }));
     }
-    for round in 0..4 {
+    // At least four diffs, and as many as it takes for a few hundred
+    // writes to land while they run.
+    let mut round = 0;
+    while round < 4 || (written.load(Ordering::Relaxed) < 300 && round < 400) {
         let level = if round % 2 == 0 {
             Level::Standard
         } else {
@@ -100,13 +108,14 @@ async fn a_diff_under_mirrored_writes_is_clean_and_then_finds_a_change_behind_th
             panic!("round {round} under load: {report}\n{detail}");
         }
         assert!(report.chunks > 1, "{report}");
+        round += 1;
     }
     stop.store(true, Ordering::Relaxed);
     let mut writes = 0;
     for writer in writers {
         writes += writer.await.unwrap();
     }
-    assert!(writes > 100, "only {writes} writes ran during the diffs");
+    assert!(writes >= 300, "only {writes} writes ran during the diffs");
     let counts: (i64, i64, i64) = direct
         .query_first(
             "SELECT (SELECT COUNT(*) FROM items), (SELECT COUNT(*) FROM items_v2),

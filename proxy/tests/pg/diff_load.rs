@@ -5,7 +5,7 @@
 //! afterwards, and a change made to the target behind the proxy's back is
 //! then found, exactly.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use rand::{Rng, SeedableRng};
@@ -57,10 +57,12 @@ async fn a_diff_under_mirrored_writes_is_clean_and_then_finds_a_change_behind_th
         .unwrap();
     let mapping = common::catalog::ready(&proxy.running, "items_v2").await;
     let stop = Arc::new(AtomicBool::new(false));
+    let written = Arc::new(AtomicU64::new(0));
     let mut writers = Vec::new();
     for worker in 0..4u64 {
         let client = proxy.connect(&db).await;
         let stop = stop.clone();
+        let written = written.clone();
         writers.push(tokio::spawn(async move {
             let mut rng = rand::rngs::StdRng::seed_from_u64(worker);
             let mut writes = 0u64;
@@ -92,11 +94,15 @@ async fn a_diff_under_mirrored_writes_is_clean_and_then_finds_a_change_behind_th
                         .unwrap_or_else(|e| panic!("{statement}: {e}"));
                 }
                 writes += 1;
+                written.fetch_add(1, Ordering::Relaxed);
             }
             writes
         }));
     }
-    for round in 0..4 {
+    // At least four diffs, and as many as it takes for a few hundred
+    // writes to land while they run.
+    let mut round = 0;
+    while round < 4 || (written.load(Ordering::Relaxed) < 300 && round < 400) {
         let level = if round % 2 == 0 {
             Level::Standard
         } else {
@@ -108,13 +114,14 @@ async fn a_diff_under_mirrored_writes_is_clean_and_then_finds_a_change_behind_th
             panic!("round {round} under load: {report}\n{detail}");
         }
         assert!(report.chunks > 1, "{report}");
+        round += 1;
     }
     stop.store(true, Ordering::Relaxed);
     let mut writes = 0;
     for writer in writers {
         writes += writer.await.unwrap();
     }
-    assert!(writes > 100, "only {writes} writes ran during the diffs");
+    assert!(writes >= 300, "only {writes} writes ran during the diffs");
     let differing: i64 = direct
         .query_one(
             "SELECT count(*) FROM (

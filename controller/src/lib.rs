@@ -4,10 +4,13 @@
 //! Map of the modules:
 //! - [`live`]: a migration resolved against its live servers (tables
 //!   loaded, mapping checked) and connections to either side.
+//! - [`phase`]: the phase machine, a pure `step(state, event) -> (state,
+//!   actions)` with the refusals that say what must happen first.
 //! - [`proxies`]: the proxies' admin API, as the controller calls it.
 //! - [`cmd`]: one module per CLI command; each prints a report and returns
 //!   the exit code (0 ok, 1 not ok, 2 error).
 
 pub mod cmd;
 pub mod live;
+pub mod phase;
 pub mod proxies;

@@ -1,7 +1,9 @@
 //! The control store's schema as SQL text: the tables Switchyard keeps in
 //! the source table's database (its version, the repair queue, the
-//! outbox) and each migration's guard trigger, per engine ([`pg`],
-//! [`mysql`]).
+//! outbox, each migration's state, the audit log, the proxies'
+//! heartbeats, the controller's lease), each migration's guard trigger,
+//! and the statements the controller and the proxies read and write the
+//! control tables with, per engine ([`pg`], [`mysql`]).
 //!
 //! This module only writes SQL; the controller and the proxy run it on
 //! connections of their own. It must never do IO, and every statement it
@@ -17,10 +19,16 @@
 pub mod mysql;
 pub mod pg;
 
+use std::time::Duration;
+
+use crate::config::{Percent, Phase};
+
 /// The version of the schema these functions create. Stored in
 /// `switchyard_store_version`, so a later release can see what it finds
-/// and migrate it.
-pub const STORE_VERSION: u32 = 1;
+/// and migrate it. Version 1 had the version, repair-queue and outbox
+/// tables; version 2 adds the state, events, proxy-stats and lease
+/// tables. Installing over an older store upgrades it.
+pub const STORE_VERSION: u32 = 2;
 
 /// One row: the store's schema version.
 pub const VERSION_TABLE: &str = "switchyard_store_version";
@@ -29,6 +37,100 @@ pub const REPAIR_QUEUE: &str = "switchyard_repair_queue";
 /// Keys written on the primary, waiting for the applier to copy them to a
 /// secondary on another server.
 pub const OUTBOX: &str = "switchyard_outbox";
+
+/// One row per migration: its phase, epoch and read state, which every
+/// proxy polls and the controller writes.
+pub const STATE: &str = "switchyard_state";
+/// The append-only audit log: who did what to a migration, when and why.
+pub const EVENTS: &str = "switchyard_events";
+/// One row per proxy and migration: the epoch the proxy enforces, when it
+/// last said so, and its read counts.
+pub const PROXY_STATS: &str = "switchyard_proxy_stats";
+/// One row: which controller may act, and until when.
+pub const CONTROLLER_LEASE: &str = "switchyard_controller_lease";
+
+/// A migration's stored state, as the controller writes it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StateRow<'a> {
+    /// The migration id: the row's key.
+    pub migration: &'a str,
+    /// Where the migration stands; proxies derive mirroring and reads from it.
+    pub phase: Phase,
+    /// Bumped on every phase change; proxies heartbeat the one they enforce,
+    /// and writes compare-and-set on it.
+    pub epoch: u64,
+    /// A read rule set at runtime (JSON, the config's `reads` shape), which
+    /// replaces the file's; `None` keeps the file's.
+    pub read_rule: Option<&'a str>,
+    /// The share of reads sent to the target during the ramp.
+    pub share: Percent,
+    /// Whether an operator paused the migration.
+    pub paused: bool,
+    /// A ramp step waiting for `switchyard approve`.
+    pub pending_approval: Option<Percent>,
+    /// Proxies hold writes to the migrated table while the write switch runs.
+    pub holding_writes: bool,
+    /// Why the migration was rolled back.
+    pub rollback_reason: Option<&'a str>,
+}
+
+/// One entry of the audit log.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AuditEvent<'a> {
+    /// The migration it concerns.
+    pub migration: &'a str,
+    /// Who: an operator's name, `controller@host`, a proxy's id.
+    pub actor: &'a str,
+    /// What: `advance`, `ramp`, `rollback`, `gate_failed`...
+    pub action: &'a str,
+    /// The phase before, when the event concerns a phase.
+    pub from: Option<Phase>,
+    /// The phase after.
+    pub to: Option<Phase>,
+    /// Why, in the actor's words.
+    pub reason: Option<&'a str>,
+    /// Anything else worth keeping (gate figures, shares), as a JSON object.
+    pub detail: &'a str,
+}
+
+/// A proxy's periodic report for one migration.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Heartbeat<'a> {
+    /// The proxy's stable id (host and port, or the pod's name).
+    pub proxy: &'a str,
+    /// The migration reported on.
+    pub migration: &'a str,
+    /// The epoch whose phase the proxy enforces: what fences wait for.
+    pub epoch: u64,
+    /// Reads the proxy sent to the target since it started.
+    pub target_reads: u64,
+    /// Reads the proxy sent to the source since it started.
+    pub source_reads: u64,
+    /// Target reads that failed, for the ramp's error rate.
+    pub target_errors: u64,
+    /// Source reads that failed, the baseline the target's are judged by.
+    pub source_errors: u64,
+}
+
+/// The `phase` check's list: `'planned', 'dual_write', ...`.
+pub(crate) fn phase_values() -> String {
+    Phase::ALL
+        .iter()
+        .map(|p| format!("'{}'", p.as_str()))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// A duration in whole microseconds, the unit both engines' interval
+/// arithmetic takes exactly.
+pub(crate) fn micros(d: Duration) -> u128 {
+    d.as_micros()
+}
+
+/// Shares are stored as basis points (0..=10000), exact integers.
+pub(crate) fn basis_points(share: Option<Percent>) -> String {
+    share.map_or("NULL".into(), |p| p.basis_points().to_string())
+}
 
 /// Why a key is in the repair queue: the `source` column.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -125,6 +227,10 @@ pub(crate) fn source_values() -> String {
         .collect::<Vec<_>>()
         .join(", ")
 }
+
+#[cfg(test)]
+#[path = "control_tests.rs"]
+mod control_tests;
 
 #[cfg(test)]
 mod tests {

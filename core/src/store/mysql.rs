@@ -9,8 +9,18 @@
 //! run with their definer's rights (the installer's), so writers need no
 //! grant on the queue.
 
-use super::{guard_name, source_values, Guard, OUTBOX, REPAIR_QUEUE, STORE_VERSION, VERSION_TABLE};
+use super::{
+    guard_name, phase_values, source_values, Guard, CONTROLLER_LEASE, EVENTS, OUTBOX, PROXY_STATS,
+    REPAIR_QUEUE, STATE, STORE_VERSION, VERSION_TABLE,
+};
 use crate::sql::mysql::{ident, literal, qualified};
+
+#[path = "mysql_control.rs"]
+mod control;
+pub use control::{
+    acquire_lease, append_event, heartbeat, init_state, lease_holder, live_proxies, read_state,
+    release_lease, write_state,
+};
 
 /// The user variable that marks the proxy's own mirrored statement: set
 /// to the migration id it mirrors.
@@ -26,23 +36,21 @@ pub const KEYS_VARIABLE: &str = "@switchyard_keys";
 
 /// Creates the store's tables (InnoDB, so a queued key commits or rolls
 /// back with the write that queued it) in `database`, and records
-/// [`STORE_VERSION`] unless a version is already recorded. Every
-/// statement may run again.
+/// [`STORE_VERSION`], upgrading an older store in place: every table is
+/// created if it is missing, and the version is raised (never lowered)
+/// last, so an install that stops half way is finished by running it
+/// again. Every `TIMESTAMP` column has an explicit default, so no server
+/// setting gives one an `ON UPDATE` of its own.
 pub fn install(database: &str) -> Vec<String> {
     let version = qualified(database, VERSION_TABLE);
     let queue = qualified(database, REPAIR_QUEUE);
     let outbox = qualified(database, OUTBOX);
-    let options = "ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin";
-    vec![
+    let mut statements = vec![
         format!(
             "CREATE TABLE IF NOT EXISTS {version} (\n\
              \x20   `singleton` TINYINT NOT NULL DEFAULT 1 PRIMARY KEY CHECK (`singleton` = 1),\n\
              \x20   `version` INT UNSIGNED NOT NULL\n\
-             ) {options}"
-        ),
-        format!(
-            "INSERT INTO {version} (`singleton`, `version`) VALUES (1, {STORE_VERSION}) \
-             ON DUPLICATE KEY UPDATE `singleton` = `singleton`"
+             ) {OPTIONS}"
         ),
         format!(
             "CREATE TABLE IF NOT EXISTS {queue} (\n\
@@ -53,7 +61,7 @@ pub fn install(database: &str) -> Vec<String> {
              \x20   `reason` TEXT NULL,\n\
              \x20   `queued_at` TIMESTAMP(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6),\n\
              \x20   KEY {} (`migration`, `id`)\n\
-             ) {options}",
+             ) {OPTIONS}",
             source_values(),
             ident(&format!("{REPAIR_QUEUE}_migration_id"))
         ),
@@ -64,8 +72,78 @@ pub fn install(database: &str) -> Vec<String> {
              \x20   `key` LONGTEXT NOT NULL CHECK (JSON_VALID(`key`)),\n\
              \x20   `queued_at` TIMESTAMP(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6),\n\
              \x20   KEY {} (`migration`, `id`)\n\
-             ) {options}",
+             ) {OPTIONS}",
             ident(&format!("{OUTBOX}_migration_id"))
+        ),
+    ];
+    statements.extend(control_tables(database));
+    statements.push(format!(
+        "INSERT INTO {version} (`singleton`, `version`) VALUES (1, {STORE_VERSION}) \
+         ON DUPLICATE KEY UPDATE `version` = GREATEST(`version`, VALUES(`version`))"
+    ));
+    statements
+}
+
+/// Every store table's engine and character set.
+const OPTIONS: &str = "ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin";
+
+/// The tables version 2 added: state, events, proxy stats, lease.
+fn control_tables(database: &str) -> Vec<String> {
+    let phases = phase_values();
+    vec![
+        format!(
+            "CREATE TABLE IF NOT EXISTS {} (\n\
+             \x20   `migration` VARCHAR(255) NOT NULL PRIMARY KEY,\n\
+             \x20   `phase` VARCHAR(32) NOT NULL CHECK (`phase` IN ({phases})),\n\
+             \x20   `epoch` BIGINT UNSIGNED NOT NULL,\n\
+             \x20   `read_rule` LONGTEXT NULL CHECK (JSON_VALID(`read_rule`)),\n\
+             \x20   `share_bp` SMALLINT UNSIGNED NOT NULL DEFAULT 0 CHECK (`share_bp` <= 10000),\n\
+             \x20   `paused` BOOLEAN NOT NULL DEFAULT FALSE,\n\
+             \x20   `pending_approval_bp` SMALLINT UNSIGNED NULL CHECK (`pending_approval_bp` <= 10000),\n\
+             \x20   `holding_writes` BOOLEAN NOT NULL DEFAULT FALSE,\n\
+             \x20   `rollback_reason` TEXT NULL,\n\
+             \x20   `updated_at` TIMESTAMP(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6)\n\
+             ) {OPTIONS}",
+            qualified(database, STATE)
+        ),
+        format!(
+            "CREATE TABLE IF NOT EXISTS {} (\n\
+             \x20   `id` BIGINT UNSIGNED NOT NULL AUTO_INCREMENT PRIMARY KEY,\n\
+             \x20   `migration` VARCHAR(255) NOT NULL,\n\
+             \x20   `at` TIMESTAMP(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6),\n\
+             \x20   `actor` VARCHAR(255) NOT NULL,\n\
+             \x20   `action` VARCHAR(64) NOT NULL,\n\
+             \x20   `from_phase` VARCHAR(32) NULL CHECK (`from_phase` IN ({phases})),\n\
+             \x20   `to_phase` VARCHAR(32) NULL CHECK (`to_phase` IN ({phases})),\n\
+             \x20   `reason` TEXT NULL,\n\
+             \x20   `detail` LONGTEXT NOT NULL CHECK (JSON_VALID(`detail`)),\n\
+             \x20   KEY {} (`migration`, `id`)\n\
+             ) {OPTIONS}",
+            qualified(database, EVENTS),
+            ident(&format!("{EVENTS}_migration_id"))
+        ),
+        format!(
+            "CREATE TABLE IF NOT EXISTS {} (\n\
+             \x20   `migration` VARCHAR(255) NOT NULL,\n\
+             \x20   `proxy` VARCHAR(255) NOT NULL,\n\
+             \x20   `epoch` BIGINT UNSIGNED NOT NULL,\n\
+             \x20   `enforced_since` TIMESTAMP(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6),\n\
+             \x20   `heartbeat_at` TIMESTAMP(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6),\n\
+             \x20   `target_reads` BIGINT UNSIGNED NOT NULL DEFAULT 0,\n\
+             \x20   `source_reads` BIGINT UNSIGNED NOT NULL DEFAULT 0,\n\
+             \x20   `target_errors` BIGINT UNSIGNED NOT NULL DEFAULT 0,\n\
+             \x20   `source_errors` BIGINT UNSIGNED NOT NULL DEFAULT 0,\n\
+             \x20   PRIMARY KEY (`migration`, `proxy`)\n\
+             ) {OPTIONS}",
+            qualified(database, PROXY_STATS)
+        ),
+        format!(
+            "CREATE TABLE IF NOT EXISTS {} (\n\
+             \x20   `singleton` TINYINT NOT NULL DEFAULT 1 PRIMARY KEY CHECK (`singleton` = 1),\n\
+             \x20   `holder` VARCHAR(255) NOT NULL,\n\
+             \x20   `expires_at` TIMESTAMP(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6)\n\
+             ) {OPTIONS}",
+            qualified(database, CONTROLLER_LEASE)
         ),
     ]
 }
@@ -79,7 +157,7 @@ pub fn version_query(database: &str) -> String {
 }
 
 /// The three triggers' events, with the suffix of each trigger's name.
-const EVENTS: [(&str, &str); 3] = [
+const TRIGGER_EVENTS: [(&str, &str); 3] = [
     ("INSERT", "_insert"),
     ("UPDATE", "_update"),
     ("DELETE", "_delete"),
@@ -101,7 +179,7 @@ const EVENTS: [(&str, &str); 3] = [
 pub fn install_guard(guard: &Guard) -> Vec<String> {
     let table = qualified(guard.schema, guard.table);
     let mut statements = drop_guard(guard);
-    for (event, suffix) in EVENTS {
+    for (event, suffix) in TRIGGER_EVENTS {
         let name = qualified(guard.schema, &guard_name(guard.migration, suffix));
         statements.push(format!(
             "CREATE TRIGGER {name} AFTER {event} ON {table} FOR EACH ROW\n{}",
@@ -114,7 +192,7 @@ pub fn install_guard(guard: &Guard) -> Vec<String> {
 /// The names of one migration's guard triggers, so whoever loads the
 /// source's catalog can tell whether the guard is installed.
 pub fn guard_triggers(migration: &str) -> Vec<String> {
-    EVENTS
+    TRIGGER_EVENTS
         .iter()
         .map(|(_, suffix)| guard_name(migration, suffix))
         .collect()
@@ -122,7 +200,7 @@ pub fn guard_triggers(migration: &str) -> Vec<String> {
 
 /// Removes one migration's guard: its three triggers.
 pub fn drop_guard(guard: &Guard) -> Vec<String> {
-    EVENTS
+    TRIGGER_EVENTS
         .iter()
         .map(|(_, suffix)| {
             format!(

@@ -26,30 +26,75 @@ fn store_tables() {
     check(
         install("app"),
         expect![[r#"
-        CREATE TABLE IF NOT EXISTS `app`.`switchyard_store_version` (
-            `singleton` TINYINT NOT NULL DEFAULT 1 PRIMARY KEY CHECK (`singleton` = 1),
-            `version` INT UNSIGNED NOT NULL
-        ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin;
+            CREATE TABLE IF NOT EXISTS `app`.`switchyard_store_version` (
+                `singleton` TINYINT NOT NULL DEFAULT 1 PRIMARY KEY CHECK (`singleton` = 1),
+                `version` INT UNSIGNED NOT NULL
+            ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin;
 
-        INSERT INTO `app`.`switchyard_store_version` (`singleton`, `version`) VALUES (1, 1) ON DUPLICATE KEY UPDATE `singleton` = `singleton`;
+            CREATE TABLE IF NOT EXISTS `app`.`switchyard_repair_queue` (
+                `id` BIGINT UNSIGNED NOT NULL AUTO_INCREMENT PRIMARY KEY,
+                `migration` VARCHAR(255) NOT NULL,
+                `key` LONGTEXT NOT NULL CHECK (JSON_VALID(`key`)),
+                `source` VARCHAR(32) NOT NULL CHECK (`source` IN ('proxy_unparsed', 'cascade_or_function', 'direct_client', 'mirror_failed')),
+                `reason` TEXT NULL,
+                `queued_at` TIMESTAMP(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6),
+                KEY `switchyard_repair_queue_migration_id` (`migration`, `id`)
+            ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin;
 
-        CREATE TABLE IF NOT EXISTS `app`.`switchyard_repair_queue` (
-            `id` BIGINT UNSIGNED NOT NULL AUTO_INCREMENT PRIMARY KEY,
-            `migration` VARCHAR(255) NOT NULL,
-            `key` LONGTEXT NOT NULL CHECK (JSON_VALID(`key`)),
-            `source` VARCHAR(32) NOT NULL CHECK (`source` IN ('proxy_unparsed', 'cascade_or_function', 'direct_client', 'mirror_failed')),
-            `reason` TEXT NULL,
-            `queued_at` TIMESTAMP(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6),
-            KEY `switchyard_repair_queue_migration_id` (`migration`, `id`)
-        ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin;
+            CREATE TABLE IF NOT EXISTS `app`.`switchyard_outbox` (
+                `id` BIGINT UNSIGNED NOT NULL AUTO_INCREMENT PRIMARY KEY,
+                `migration` VARCHAR(255) NOT NULL,
+                `key` LONGTEXT NOT NULL CHECK (JSON_VALID(`key`)),
+                `queued_at` TIMESTAMP(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6),
+                KEY `switchyard_outbox_migration_id` (`migration`, `id`)
+            ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin;
 
-        CREATE TABLE IF NOT EXISTS `app`.`switchyard_outbox` (
-            `id` BIGINT UNSIGNED NOT NULL AUTO_INCREMENT PRIMARY KEY,
-            `migration` VARCHAR(255) NOT NULL,
-            `key` LONGTEXT NOT NULL CHECK (JSON_VALID(`key`)),
-            `queued_at` TIMESTAMP(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6),
-            KEY `switchyard_outbox_migration_id` (`migration`, `id`)
-        ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin"#]],
+            CREATE TABLE IF NOT EXISTS `app`.`switchyard_state` (
+                `migration` VARCHAR(255) NOT NULL PRIMARY KEY,
+                `phase` VARCHAR(32) NOT NULL CHECK (`phase` IN ('planned', 'dual_write', 'backfill', 'validate', 'read_ramp', 'reads_on_target', 'write_switch', 'complete', 'rolled_back')),
+                `epoch` BIGINT UNSIGNED NOT NULL,
+                `read_rule` LONGTEXT NULL CHECK (JSON_VALID(`read_rule`)),
+                `share_bp` SMALLINT UNSIGNED NOT NULL DEFAULT 0 CHECK (`share_bp` <= 10000),
+                `paused` BOOLEAN NOT NULL DEFAULT FALSE,
+                `pending_approval_bp` SMALLINT UNSIGNED NULL CHECK (`pending_approval_bp` <= 10000),
+                `holding_writes` BOOLEAN NOT NULL DEFAULT FALSE,
+                `rollback_reason` TEXT NULL,
+                `updated_at` TIMESTAMP(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6)
+            ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin;
+
+            CREATE TABLE IF NOT EXISTS `app`.`switchyard_events` (
+                `id` BIGINT UNSIGNED NOT NULL AUTO_INCREMENT PRIMARY KEY,
+                `migration` VARCHAR(255) NOT NULL,
+                `at` TIMESTAMP(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6),
+                `actor` VARCHAR(255) NOT NULL,
+                `action` VARCHAR(64) NOT NULL,
+                `from_phase` VARCHAR(32) NULL CHECK (`from_phase` IN ('planned', 'dual_write', 'backfill', 'validate', 'read_ramp', 'reads_on_target', 'write_switch', 'complete', 'rolled_back')),
+                `to_phase` VARCHAR(32) NULL CHECK (`to_phase` IN ('planned', 'dual_write', 'backfill', 'validate', 'read_ramp', 'reads_on_target', 'write_switch', 'complete', 'rolled_back')),
+                `reason` TEXT NULL,
+                `detail` LONGTEXT NOT NULL CHECK (JSON_VALID(`detail`)),
+                KEY `switchyard_events_migration_id` (`migration`, `id`)
+            ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin;
+
+            CREATE TABLE IF NOT EXISTS `app`.`switchyard_proxy_stats` (
+                `migration` VARCHAR(255) NOT NULL,
+                `proxy` VARCHAR(255) NOT NULL,
+                `epoch` BIGINT UNSIGNED NOT NULL,
+                `enforced_since` TIMESTAMP(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6),
+                `heartbeat_at` TIMESTAMP(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6),
+                `target_reads` BIGINT UNSIGNED NOT NULL DEFAULT 0,
+                `source_reads` BIGINT UNSIGNED NOT NULL DEFAULT 0,
+                `target_errors` BIGINT UNSIGNED NOT NULL DEFAULT 0,
+                `source_errors` BIGINT UNSIGNED NOT NULL DEFAULT 0,
+                PRIMARY KEY (`migration`, `proxy`)
+            ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin;
+
+            CREATE TABLE IF NOT EXISTS `app`.`switchyard_controller_lease` (
+                `singleton` TINYINT NOT NULL DEFAULT 1 PRIMARY KEY CHECK (`singleton` = 1),
+                `holder` VARCHAR(255) NOT NULL,
+                `expires_at` TIMESTAMP(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6)
+            ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin;
+
+            INSERT INTO `app`.`switchyard_store_version` (`singleton`, `version`) VALUES (1, 2) ON DUPLICATE KEY UPDATE `version` = GREATEST(`version`, VALUES(`version`))"#]],
     );
     expect!["SELECT `version` FROM `app`.`switchyard_store_version`"]
         .assert_eq(&version_query("app"));

@@ -6,8 +6,18 @@
 //! every role that writes the source table can then queue keys without a
 //! grant on the queue, and no role can redirect the function's names.
 
-use super::{guard_name, source_values, Guard, OUTBOX, REPAIR_QUEUE, STORE_VERSION, VERSION_TABLE};
+use super::{
+    guard_name, phase_values, source_values, Guard, CONTROLLER_LEASE, EVENTS, OUTBOX, PROXY_STATS,
+    REPAIR_QUEUE, STATE, STORE_VERSION, VERSION_TABLE,
+};
 use crate::sql::pg::{ident, literal, qualified};
+
+#[path = "pg_control.rs"]
+mod control;
+pub use control::{
+    acquire_lease, append_event, heartbeat, init_state, lease_holder, live_proxies, notify_state,
+    read_state, release_lease, write_state, STATE_CHANNEL,
+};
 
 /// The session setting that marks the proxy's own mirrored statement:
 /// set, transaction-locally, to the migration id it mirrors.
@@ -18,22 +28,27 @@ pub const MIRRORED_SETTING: &str = "switchyard.mirrored";
 pub const PROXY_SETTING: &str = "switchyard.proxy";
 
 /// Creates the store's tables and indexes in `schema` and records
-/// [`STORE_VERSION`] unless a version is already recorded. Every
-/// statement may run again.
+/// [`STORE_VERSION`], upgrading an older store in place: every table is
+/// created if it is missing, and the version is raised (never lowered)
+/// last, so an install that stops half way is finished by running it
+/// again.
 pub fn install(schema: &str) -> Vec<String> {
     let version = qualified(schema, VERSION_TABLE);
     let queue = qualified(schema, REPAIR_QUEUE);
     let outbox = qualified(schema, OUTBOX);
-    vec![
+    let index = |table: &str, columns: &str| {
+        format!(
+            "CREATE INDEX IF NOT EXISTS {} ON {} ({columns})",
+            ident(&format!("{table}_migration_id")),
+            qualified(schema, table)
+        )
+    };
+    let mut statements = vec![
         format!(
             "CREATE TABLE IF NOT EXISTS {version} (\n\
              \x20   singleton boolean PRIMARY KEY DEFAULT true CHECK (singleton),\n\
              \x20   version integer NOT NULL\n\
              )"
-        ),
-        format!(
-            "INSERT INTO {version} (version) VALUES ({STORE_VERSION}) \
-             ON CONFLICT (singleton) DO NOTHING"
         ),
         format!(
             "CREATE TABLE IF NOT EXISTS {queue} (\n\
@@ -46,10 +61,7 @@ pub fn install(schema: &str) -> Vec<String> {
              )",
             source_values()
         ),
-        format!(
-            "CREATE INDEX IF NOT EXISTS {} ON {queue} (migration, id)",
-            ident(&format!("{REPAIR_QUEUE}_migration_id"))
-        ),
+        index(REPAIR_QUEUE, "migration, id"),
         format!(
             "CREATE TABLE IF NOT EXISTS {outbox} (\n\
              \x20   id bigserial PRIMARY KEY,\n\
@@ -58,9 +70,73 @@ pub fn install(schema: &str) -> Vec<String> {
              \x20   queued_at timestamptz NOT NULL DEFAULT now()\n\
              )"
         ),
+        index(OUTBOX, "migration, id"),
+    ];
+    statements.extend(control_tables(schema));
+    statements.push(index(EVENTS, "migration, id"));
+    statements.push(format!(
+        "INSERT INTO {version} AS v (version) VALUES ({STORE_VERSION}) \
+         ON CONFLICT (singleton) DO UPDATE SET version = EXCLUDED.version \
+         WHERE v.version < EXCLUDED.version"
+    ));
+    statements
+}
+
+/// The tables version 2 added: state, events, proxy stats, lease.
+fn control_tables(schema: &str) -> Vec<String> {
+    let phases = phase_values();
+    vec![
         format!(
-            "CREATE INDEX IF NOT EXISTS {} ON {outbox} (migration, id)",
-            ident(&format!("{OUTBOX}_migration_id"))
+            "CREATE TABLE IF NOT EXISTS {} (\n\
+             \x20   migration text PRIMARY KEY,\n\
+             \x20   phase text NOT NULL CHECK (phase IN ({phases})),\n\
+             \x20   epoch bigint NOT NULL CHECK (epoch >= 0),\n\
+             \x20   read_rule jsonb CHECK (jsonb_typeof(read_rule) = 'object'),\n\
+             \x20   share_bp integer NOT NULL DEFAULT 0 CHECK (share_bp BETWEEN 0 AND 10000),\n\
+             \x20   paused boolean NOT NULL DEFAULT false,\n\
+             \x20   pending_approval_bp integer CHECK (pending_approval_bp BETWEEN 0 AND 10000),\n\
+             \x20   holding_writes boolean NOT NULL DEFAULT false,\n\
+             \x20   rollback_reason text,\n\
+             \x20   updated_at timestamptz NOT NULL DEFAULT now()\n\
+             )",
+            qualified(schema, STATE)
+        ),
+        format!(
+            "CREATE TABLE IF NOT EXISTS {} (\n\
+             \x20   id bigserial PRIMARY KEY,\n\
+             \x20   migration text NOT NULL,\n\
+             \x20   at timestamptz NOT NULL DEFAULT now(),\n\
+             \x20   actor text NOT NULL,\n\
+             \x20   action text NOT NULL,\n\
+             \x20   from_phase text CHECK (from_phase IN ({phases})),\n\
+             \x20   to_phase text CHECK (to_phase IN ({phases})),\n\
+             \x20   reason text,\n\
+             \x20   detail jsonb NOT NULL DEFAULT '{{}}' CHECK (jsonb_typeof(detail) = 'object')\n\
+             )",
+            qualified(schema, EVENTS)
+        ),
+        format!(
+            "CREATE TABLE IF NOT EXISTS {} (\n\
+             \x20   migration text NOT NULL,\n\
+             \x20   proxy text NOT NULL,\n\
+             \x20   epoch bigint NOT NULL CHECK (epoch >= 0),\n\
+             \x20   enforced_since timestamptz NOT NULL DEFAULT now(),\n\
+             \x20   heartbeat_at timestamptz NOT NULL DEFAULT now(),\n\
+             \x20   target_reads bigint NOT NULL DEFAULT 0,\n\
+             \x20   source_reads bigint NOT NULL DEFAULT 0,\n\
+             \x20   target_errors bigint NOT NULL DEFAULT 0,\n\
+             \x20   source_errors bigint NOT NULL DEFAULT 0,\n\
+             \x20   PRIMARY KEY (migration, proxy)\n\
+             )",
+            qualified(schema, PROXY_STATS)
+        ),
+        format!(
+            "CREATE TABLE IF NOT EXISTS {} (\n\
+             \x20   singleton boolean PRIMARY KEY DEFAULT true CHECK (singleton),\n\
+             \x20   holder text NOT NULL,\n\
+             \x20   expires_at timestamptz NOT NULL\n\
+             )",
+            qualified(schema, CONTROLLER_LEASE)
         ),
     ]
 }

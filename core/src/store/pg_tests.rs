@@ -26,32 +26,78 @@ fn store_tables() {
     check(
         install("app"),
         expect![[r#"
-        CREATE TABLE IF NOT EXISTS "app"."switchyard_store_version" (
-            singleton boolean PRIMARY KEY DEFAULT true CHECK (singleton),
-            version integer NOT NULL
-        );
+            CREATE TABLE IF NOT EXISTS "app"."switchyard_store_version" (
+                singleton boolean PRIMARY KEY DEFAULT true CHECK (singleton),
+                version integer NOT NULL
+            );
 
-        INSERT INTO "app"."switchyard_store_version" (version) VALUES (1) ON CONFLICT (singleton) DO NOTHING;
+            CREATE TABLE IF NOT EXISTS "app"."switchyard_repair_queue" (
+                id bigserial PRIMARY KEY,
+                migration text NOT NULL,
+                key jsonb NOT NULL CHECK (jsonb_typeof(key) = 'array'),
+                source text NOT NULL CHECK (source IN ('proxy_unparsed', 'cascade_or_function', 'direct_client', 'mirror_failed')),
+                reason text,
+                queued_at timestamptz NOT NULL DEFAULT now()
+            );
 
-        CREATE TABLE IF NOT EXISTS "app"."switchyard_repair_queue" (
-            id bigserial PRIMARY KEY,
-            migration text NOT NULL,
-            key jsonb NOT NULL CHECK (jsonb_typeof(key) = 'array'),
-            source text NOT NULL CHECK (source IN ('proxy_unparsed', 'cascade_or_function', 'direct_client', 'mirror_failed')),
-            reason text,
-            queued_at timestamptz NOT NULL DEFAULT now()
-        );
+            CREATE INDEX IF NOT EXISTS "switchyard_repair_queue_migration_id" ON "app"."switchyard_repair_queue" (migration, id);
 
-        CREATE INDEX IF NOT EXISTS "switchyard_repair_queue_migration_id" ON "app"."switchyard_repair_queue" (migration, id);
+            CREATE TABLE IF NOT EXISTS "app"."switchyard_outbox" (
+                id bigserial PRIMARY KEY,
+                migration text NOT NULL,
+                key jsonb NOT NULL CHECK (jsonb_typeof(key) = 'array'),
+                queued_at timestamptz NOT NULL DEFAULT now()
+            );
 
-        CREATE TABLE IF NOT EXISTS "app"."switchyard_outbox" (
-            id bigserial PRIMARY KEY,
-            migration text NOT NULL,
-            key jsonb NOT NULL CHECK (jsonb_typeof(key) = 'array'),
-            queued_at timestamptz NOT NULL DEFAULT now()
-        );
+            CREATE INDEX IF NOT EXISTS "switchyard_outbox_migration_id" ON "app"."switchyard_outbox" (migration, id);
 
-        CREATE INDEX IF NOT EXISTS "switchyard_outbox_migration_id" ON "app"."switchyard_outbox" (migration, id)"#]],
+            CREATE TABLE IF NOT EXISTS "app"."switchyard_state" (
+                migration text PRIMARY KEY,
+                phase text NOT NULL CHECK (phase IN ('planned', 'dual_write', 'backfill', 'validate', 'read_ramp', 'reads_on_target', 'write_switch', 'complete', 'rolled_back')),
+                epoch bigint NOT NULL CHECK (epoch >= 0),
+                read_rule jsonb CHECK (jsonb_typeof(read_rule) = 'object'),
+                share_bp integer NOT NULL DEFAULT 0 CHECK (share_bp BETWEEN 0 AND 10000),
+                paused boolean NOT NULL DEFAULT false,
+                pending_approval_bp integer CHECK (pending_approval_bp BETWEEN 0 AND 10000),
+                holding_writes boolean NOT NULL DEFAULT false,
+                rollback_reason text,
+                updated_at timestamptz NOT NULL DEFAULT now()
+            );
+
+            CREATE TABLE IF NOT EXISTS "app"."switchyard_events" (
+                id bigserial PRIMARY KEY,
+                migration text NOT NULL,
+                at timestamptz NOT NULL DEFAULT now(),
+                actor text NOT NULL,
+                action text NOT NULL,
+                from_phase text CHECK (from_phase IN ('planned', 'dual_write', 'backfill', 'validate', 'read_ramp', 'reads_on_target', 'write_switch', 'complete', 'rolled_back')),
+                to_phase text CHECK (to_phase IN ('planned', 'dual_write', 'backfill', 'validate', 'read_ramp', 'reads_on_target', 'write_switch', 'complete', 'rolled_back')),
+                reason text,
+                detail jsonb NOT NULL DEFAULT '{}' CHECK (jsonb_typeof(detail) = 'object')
+            );
+
+            CREATE TABLE IF NOT EXISTS "app"."switchyard_proxy_stats" (
+                migration text NOT NULL,
+                proxy text NOT NULL,
+                epoch bigint NOT NULL CHECK (epoch >= 0),
+                enforced_since timestamptz NOT NULL DEFAULT now(),
+                heartbeat_at timestamptz NOT NULL DEFAULT now(),
+                target_reads bigint NOT NULL DEFAULT 0,
+                source_reads bigint NOT NULL DEFAULT 0,
+                target_errors bigint NOT NULL DEFAULT 0,
+                source_errors bigint NOT NULL DEFAULT 0,
+                PRIMARY KEY (migration, proxy)
+            );
+
+            CREATE TABLE IF NOT EXISTS "app"."switchyard_controller_lease" (
+                singleton boolean PRIMARY KEY DEFAULT true CHECK (singleton),
+                holder text NOT NULL,
+                expires_at timestamptz NOT NULL
+            );
+
+            CREATE INDEX IF NOT EXISTS "switchyard_events_migration_id" ON "app"."switchyard_events" (migration, id);
+
+            INSERT INTO "app"."switchyard_store_version" AS v (version) VALUES (2) ON CONFLICT (singleton) DO UPDATE SET version = EXCLUDED.version WHERE v.version < EXCLUDED.version"#]],
     );
     expect![[r#"SELECT version FROM "app"."switchyard_store_version""#]]
         .assert_eq(&version_query("app"));

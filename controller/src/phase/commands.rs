@@ -71,7 +71,9 @@ impl Step {
                 self.enter(Phase::Complete, "advance", None);
                 self.fence(Work::Archive);
             }
-            Phase::Complete | Phase::RolledBack => unreachable!("refused by still_running"),
+            // Refused by `still_running` already; refused here too rather
+            // than panic.
+            Phase::Complete | Phase::RolledBack => return Err(Refusal::Complete { migration }),
         }
         Ok(())
     }

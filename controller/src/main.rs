@@ -30,6 +30,9 @@ enum Command {
     /// Re-sync the keys that differ (or that the dual write queued, with
     /// `--queue`) from the source, then compare them again.
     Repair(cmd::repair::RepairArgs),
+    /// Copy a migration's existing rows into its target, resumably: exit
+    /// 0 when done, 1 when paused (Ctrl-C), 2 on an error.
+    Backfill(cmd::backfill::BackfillArgs),
     /// Plans: `plan check` validates the file and lists its migrations.
     Plan {
         #[command(subcommand)]
@@ -59,6 +62,7 @@ async fn main() -> ExitCode {
     match &args.command {
         Command::Diff(diff) => cmd::diff::run(&config, diff, args.json).await,
         Command::Repair(repair) => cmd::repair::run(&config, repair, args.json).await,
+        Command::Backfill(backfill) => cmd::backfill::run(&config, backfill, args.json).await,
         Command::Plan { .. } => unreachable!("handled above"),
     }
 }

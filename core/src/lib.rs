@@ -3,6 +3,8 @@
 //! the control store's schema as SQL text.
 //!
 //! Map of the modules:
+//! - [`backfill`]: the backfill's SQL (checkpoint table, a chunk's upper
+//!   bound, the locking, conflict-skipping chunk copy), per engine.
 //! - [`config`]: the YAML configuration and migration plans, validated at load.
 //! - [`names`]: every Prometheus metric name, once.
 //! - [`schema`]: a migration's two tables as the catalogs describe them,
@@ -17,6 +19,7 @@
 //! for others to run. The proxy, the controller and the consistency
 //! engine all depend on it, so it stays small and stable.
 
+pub mod backfill;
 pub mod config;
 pub mod names;
 pub mod schema;

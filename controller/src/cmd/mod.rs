@@ -5,6 +5,7 @@
 
 use std::process::ExitCode;
 
+pub mod backfill;
 pub mod diff;
 pub mod plan;
 pub mod repair;

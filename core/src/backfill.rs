@@ -234,18 +234,20 @@ impl BackfillSql {
                 Dialect::Mysql => k.to_string(),
             })
             .collect();
-        let desc: Vec<String> = key.iter().map(|k| format!("{k} DESC")).collect();
+        // Qualified, so PostgreSQL orders by the derived table's column and
+        // not by the output column of the same name (the key as text).
+        let chunk = ident(self.dialect, CHUNK);
+        let desc: Vec<String> = key.iter().map(|k| format!("{chunk}.{k} DESC")).collect();
         let filter = match lo {
             Some(lo) => format!(" WHERE {}", self.compare("", lo, After)?),
             None => String::new(),
         };
         Ok(format!(
-            "SELECT {}, count(*) OVER () FROM (SELECT {} FROM {}{filter} ORDER BY {} LIMIT {size}) AS {} ORDER BY {} LIMIT 1",
+            "SELECT {}, count(*) OVER () FROM (SELECT {} FROM {}{filter} ORDER BY {} LIMIT {size}) AS {chunk} ORDER BY {} LIMIT 1",
             text.join(", "),
             key.join(", "),
             self.source,
             key.join(", "),
-            ident(self.dialect, CHUNK),
             desc.join(", ")
         ))
     }

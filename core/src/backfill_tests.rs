@@ -137,8 +137,8 @@ fn postgres_one_column_key() {
         &["100"],
         &["1100"],
         expect![[r#"
-            first bound: SELECT "id"::text, count(*) OVER () FROM (SELECT "id" FROM "public"."api" ORDER BY "id" LIMIT 1000) AS "switchyard_chunk" ORDER BY "id" DESC LIMIT 1
-            next bound: SELECT "id"::text, count(*) OVER () FROM (SELECT "id" FROM "public"."api" WHERE "id" > 100 ORDER BY "id" LIMIT 500) AS "switchyard_chunk" ORDER BY "id" DESC LIMIT 1
+            first bound: SELECT "id"::text, count(*) OVER () FROM (SELECT "id" FROM "public"."api" ORDER BY "id" LIMIT 1000) AS "switchyard_chunk" ORDER BY "switchyard_chunk"."id" DESC LIMIT 1
+            next bound: SELECT "id"::text, count(*) OVER () FROM (SELECT "id" FROM "public"."api" WHERE "id" > 100 ORDER BY "id" LIMIT 500) AS "switchyard_chunk" ORDER BY "switchyard_chunk"."id" DESC LIMIT 1
             first copy: INSERT INTO "public"."t_sys_api_endpoints" ("id", "endpoint_path") OVERRIDING SYSTEM VALUE SELECT "switchyard_source"."id", "switchyard_source"."path" FROM "public"."api" AS "switchyard_source" WHERE "switchyard_source"."id" <= 1100 ORDER BY "switchyard_source"."id" FOR SHARE ON CONFLICT ("id") DO NOTHING
             next copy: INSERT INTO "public"."t_sys_api_endpoints" ("id", "endpoint_path") OVERRIDING SYSTEM VALUE SELECT "switchyard_source"."id", "switchyard_source"."path" FROM "public"."api" AS "switchyard_source" WHERE "switchyard_source"."id" > 100 AND "switchyard_source"."id" <= 1100 ORDER BY "switchyard_source"."id" FOR SHARE ON CONFLICT ("id") DO NOTHING
             load: SELECT last_key::text, rows_copied, chunk_size, done FROM "public"."switchyard_backfill" WHERE migration = E'api_v2'
@@ -159,8 +159,8 @@ fn postgres_composite_key_compares_row_values() {
         &["acme", "7"],
         &["o'brien", "-3"],
         expect![[r#"
-            first bound: SELECT "tenant"::text, "seq"::text, count(*) OVER () FROM (SELECT "tenant", "seq" FROM "app"."events" ORDER BY "tenant", "seq" LIMIT 1000) AS "switchyard_chunk" ORDER BY "tenant" DESC, "seq" DESC LIMIT 1
-            next bound: SELECT "tenant"::text, "seq"::text, count(*) OVER () FROM (SELECT "tenant", "seq" FROM "app"."events" WHERE ("tenant", "seq") > (E'acme', 7) ORDER BY "tenant", "seq" LIMIT 500) AS "switchyard_chunk" ORDER BY "tenant" DESC, "seq" DESC LIMIT 1
+            first bound: SELECT "tenant"::text, "seq"::text, count(*) OVER () FROM (SELECT "tenant", "seq" FROM "app"."events" ORDER BY "tenant", "seq" LIMIT 1000) AS "switchyard_chunk" ORDER BY "switchyard_chunk"."tenant" DESC, "switchyard_chunk"."seq" DESC LIMIT 1
+            next bound: SELECT "tenant"::text, "seq"::text, count(*) OVER () FROM (SELECT "tenant", "seq" FROM "app"."events" WHERE ("tenant", "seq") > (E'acme', 7) ORDER BY "tenant", "seq" LIMIT 500) AS "switchyard_chunk" ORDER BY "switchyard_chunk"."tenant" DESC, "switchyard_chunk"."seq" DESC LIMIT 1
             first copy: INSERT INTO "app"."events_v2" ("tenant_id", "seq", "payload") OVERRIDING SYSTEM VALUE SELECT "switchyard_source"."tenant", "switchyard_source"."seq", "switchyard_source"."body" FROM "app"."events" AS "switchyard_source" WHERE ("switchyard_source"."tenant", "switchyard_source"."seq") <= (E'o''brien', -3) ORDER BY "switchyard_source"."tenant", "switchyard_source"."seq" FOR SHARE ON CONFLICT ("tenant_id", "seq") DO NOTHING
             next copy: INSERT INTO "app"."events_v2" ("tenant_id", "seq", "payload") OVERRIDING SYSTEM VALUE SELECT "switchyard_source"."tenant", "switchyard_source"."seq", "switchyard_source"."body" FROM "app"."events" AS "switchyard_source" WHERE ("switchyard_source"."tenant", "switchyard_source"."seq") > (E'acme', 7) AND ("switchyard_source"."tenant", "switchyard_source"."seq") <= (E'o''brien', -3) ORDER BY "switchyard_source"."tenant", "switchyard_source"."seq" FOR SHARE ON CONFLICT ("tenant_id", "seq") DO NOTHING
             load: SELECT last_key::text, rows_copied, chunk_size, done FROM "app"."switchyard_backfill" WHERE migration = E'api_v2'
@@ -181,8 +181,8 @@ fn mysql_one_column_key() {
         &["100"],
         &["1100"],
         expect![[r#"
-            first bound: SELECT `id`, count(*) OVER () FROM (SELECT `id` FROM `shop`.`api` ORDER BY `id` LIMIT 1000) AS `switchyard_chunk` ORDER BY `id` DESC LIMIT 1
-            next bound: SELECT `id`, count(*) OVER () FROM (SELECT `id` FROM `shop`.`api` WHERE `id` > 100 ORDER BY `id` LIMIT 500) AS `switchyard_chunk` ORDER BY `id` DESC LIMIT 1
+            first bound: SELECT `id`, count(*) OVER () FROM (SELECT `id` FROM `shop`.`api` ORDER BY `id` LIMIT 1000) AS `switchyard_chunk` ORDER BY `switchyard_chunk`.`id` DESC LIMIT 1
+            next bound: SELECT `id`, count(*) OVER () FROM (SELECT `id` FROM `shop`.`api` WHERE `id` > 100 ORDER BY `id` LIMIT 500) AS `switchyard_chunk` ORDER BY `switchyard_chunk`.`id` DESC LIMIT 1
             first copy: INSERT INTO `shop`.`t_sys_api_endpoints` (`id`, `endpoint_path`) SELECT `switchyard_source`.`id`, `switchyard_source`.`path` FROM `shop`.`api` AS `switchyard_source` WHERE `switchyard_source`.`id` <= 1100 ORDER BY `switchyard_source`.`id` LOCK IN SHARE MODE ON DUPLICATE KEY UPDATE `shop`.`t_sys_api_endpoints`.`id` = `shop`.`t_sys_api_endpoints`.`id`
             next copy: INSERT INTO `shop`.`t_sys_api_endpoints` (`id`, `endpoint_path`) SELECT `switchyard_source`.`id`, `switchyard_source`.`path` FROM `shop`.`api` AS `switchyard_source` WHERE `switchyard_source`.`id` > 100 AND `switchyard_source`.`id` <= 1100 ORDER BY `switchyard_source`.`id` LOCK IN SHARE MODE ON DUPLICATE KEY UPDATE `shop`.`t_sys_api_endpoints`.`id` = `shop`.`t_sys_api_endpoints`.`id`
             load: SELECT last_key, rows_copied, chunk_size, done FROM `shop`.`switchyard_backfill` WHERE migration = 'api_v2'
@@ -203,8 +203,8 @@ fn mysql_composite_key_is_spelled_out() {
         &["acme", "7"],
         &["o\\brien", "-3"],
         expect![[r#"
-            first bound: SELECT `tenant`, `seq`, count(*) OVER () FROM (SELECT `tenant`, `seq` FROM `shop`.`events` ORDER BY `tenant`, `seq` LIMIT 1000) AS `switchyard_chunk` ORDER BY `tenant` DESC, `seq` DESC LIMIT 1
-            next bound: SELECT `tenant`, `seq`, count(*) OVER () FROM (SELECT `tenant`, `seq` FROM `shop`.`events` WHERE `tenant` >= 'acme' AND (`tenant` > 'acme' OR (`tenant` = 'acme' AND (`seq` > 7))) ORDER BY `tenant`, `seq` LIMIT 500) AS `switchyard_chunk` ORDER BY `tenant` DESC, `seq` DESC LIMIT 1
+            first bound: SELECT `tenant`, `seq`, count(*) OVER () FROM (SELECT `tenant`, `seq` FROM `shop`.`events` ORDER BY `tenant`, `seq` LIMIT 1000) AS `switchyard_chunk` ORDER BY `switchyard_chunk`.`tenant` DESC, `switchyard_chunk`.`seq` DESC LIMIT 1
+            next bound: SELECT `tenant`, `seq`, count(*) OVER () FROM (SELECT `tenant`, `seq` FROM `shop`.`events` WHERE `tenant` >= 'acme' AND (`tenant` > 'acme' OR (`tenant` = 'acme' AND (`seq` > 7))) ORDER BY `tenant`, `seq` LIMIT 500) AS `switchyard_chunk` ORDER BY `switchyard_chunk`.`tenant` DESC, `switchyard_chunk`.`seq` DESC LIMIT 1
             first copy: INSERT INTO `shop`.`events_v2` (`tenant_id`, `seq`, `payload`) SELECT `switchyard_source`.`tenant`, `switchyard_source`.`seq`, `switchyard_source`.`body` FROM `shop`.`events` AS `switchyard_source` WHERE `switchyard_source`.`tenant` <= _utf8mb4 X'6F5C627269656E' AND (`switchyard_source`.`tenant` < _utf8mb4 X'6F5C627269656E' OR (`switchyard_source`.`tenant` = _utf8mb4 X'6F5C627269656E' AND (`switchyard_source`.`seq` <= -3))) ORDER BY `switchyard_source`.`tenant`, `switchyard_source`.`seq` LOCK IN SHARE MODE ON DUPLICATE KEY UPDATE `shop`.`events_v2`.`tenant_id` = `shop`.`events_v2`.`tenant_id`
             next copy: INSERT INTO `shop`.`events_v2` (`tenant_id`, `seq`, `payload`) SELECT `switchyard_source`.`tenant`, `switchyard_source`.`seq`, `switchyard_source`.`body` FROM `shop`.`events` AS `switchyard_source` WHERE `switchyard_source`.`tenant` >= 'acme' AND (`switchyard_source`.`tenant` > 'acme' OR (`switchyard_source`.`tenant` = 'acme' AND (`switchyard_source`.`seq` > 7))) AND `switchyard_source`.`tenant` <= _utf8mb4 X'6F5C627269656E' AND (`switchyard_source`.`tenant` < _utf8mb4 X'6F5C627269656E' OR (`switchyard_source`.`tenant` = _utf8mb4 X'6F5C627269656E' AND (`switchyard_source`.`seq` <= -3))) ORDER BY `switchyard_source`.`tenant`, `switchyard_source`.`seq` LOCK IN SHARE MODE ON DUPLICATE KEY UPDATE `shop`.`events_v2`.`tenant_id` = `shop`.`events_v2`.`tenant_id`
             load: SELECT last_key, rows_copied, chunk_size, done FROM `shop`.`switchyard_backfill` WHERE migration = 'api_v2'

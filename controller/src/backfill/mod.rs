@@ -229,6 +229,8 @@ pub async fn run(
             rows: checkpoint.rows_copied,
         });
     }
+    // Where this run starts: the operator sees a resume as such.
+    progress(&report);
     let max_load = settings.max_load.unwrap_or(match live.dialect {
         Dialect::Postgres => 10,
         Dialect::Mysql => 25,

@@ -1,0 +1,267 @@
+//! The backfill against real servers, every scenario on PostgreSQL and on
+//! MariaDB. The proof is the data: after each scenario the test compares
+//! source and target with `EXCEPT` both ways, its own SQL.
+
+#[path = "backfill/harness.rs"]
+mod harness;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use harness::{Db, Engine, ROWS};
+use switchyard_controller::backfill::{BackfillError, Outcome, Settings, State};
+use switchyard_proxy::route::routing::CatalogState;
+
+/// Small chunks, so a few thousand rows make dozens of chunks.
+fn small_chunks() -> Settings {
+    Settings {
+        initial_chunk: 100,
+        min_chunk: 50,
+        max_chunk: 400,
+        chunk_time: Duration::from_millis(20),
+        ..Settings::default()
+    }
+}
+
+async fn copies_every_row_through_the_mapping(engine: Engine) {
+    let db = Db::create(engine, "copy", 64).await;
+    for (id, table) in [("items_v2", "items"), ("events_v2", "events")] {
+        let (outcome, reports) = db.backfill(id, &small_chunks(), None).await;
+        assert_eq!(
+            outcome.unwrap(),
+            Outcome::Done { rows: ROWS as u64 },
+            "{id}"
+        );
+        assert_eq!(db.differences(table).await, 0, "{id}");
+        assert!(reports.len() > 5, "{id}: {} reports", reports.len());
+        let last = reports.last().unwrap();
+        assert_eq!((last.state, last.percent()), (State::Done, 100.0), "{id}");
+    }
+    // The checkpoint says done, and a rerun has nothing to do.
+    let done = db
+        .int("SELECT count(*) FROM switchyard_backfill WHERE done AND rows_copied = 3000")
+        .await;
+    assert_eq!(done, 2);
+    let (again, _) = db.backfill("items_v2", &small_chunks(), None).await;
+    assert_eq!(again.unwrap(), Outcome::Done { rows: ROWS as u64 });
+    db.drop().await;
+}
+
+async fn a_newer_image_in_the_target_is_kept(engine: Engine) {
+    let db = Db::create(engine, "newer", 64).await;
+    // What the mirror wrote for rows updated after the dual write began.
+    db.exec(&[
+        "UPDATE items SET name = 'newer' WHERE id IN (1, 1500, 3000)",
+        "INSERT INTO items_v2 SELECT id, 'newer', price, note FROM items WHERE id IN (1, 1500, 3000)",
+        "UPDATE items SET name = 'older' WHERE id IN (1, 1500, 3000)",
+    ])
+    .await;
+    let (outcome, _) = db.backfill("items_v2", &small_chunks(), None).await;
+    assert_eq!(outcome.unwrap(), Outcome::Done { rows: ROWS as u64 });
+    let kept = db
+        .int("SELECT count(*) FROM items_v2 WHERE title = 'newer'")
+        .await;
+    assert_eq!(kept, 3, "the mirror's rows were overwritten");
+    // Every row but those three equals its source.
+    assert_eq!(db.differences("items").await, 6);
+    db.drop().await;
+}
+
+async fn a_paused_backfill_resumes_and_finishes_equal(engine: Engine) {
+    let db = Db::create(engine, "resume", 64).await;
+    let (outcome, _) = db.backfill("events_v2", &small_chunks(), Some(5)).await;
+    let Outcome::Paused { rows } = outcome.unwrap() else {
+        panic!("expected a pause");
+    };
+    let copied = db.int("SELECT count(*) FROM events_v2").await;
+    assert!(rows > 0 && rows < ROWS as u64, "paused at {rows}");
+    assert_eq!(
+        copied, rows as i64,
+        "the checkpoint matches what was copied"
+    );
+    // As after a crash: a chunk past the checkpoint that was copied but
+    // whose checkpoint never committed is copied again, harmlessly.
+    db.exec(&["INSERT INTO events_v2 SELECT region, id, body FROM events WHERE id % 100 = 0 AND region = 'r4' AND id > 2000"])
+        .await;
+    let (outcome, reports) = db.backfill("events_v2", &small_chunks(), None).await;
+    assert_eq!(outcome.unwrap(), Outcome::Done { rows: ROWS as u64 });
+    assert_eq!(reports[0].rows_copied, rows, "resumed from the checkpoint");
+    assert_eq!(db.differences("events").await, 0);
+    db.drop().await;
+}
+
+async fn a_value_the_target_cannot_hold_fails_the_chunk(engine: Engine) {
+    // `title` holds 12 characters; `name 1000` is 9, the long row 20.
+    let db = Db::create(engine, "toolong", 12).await;
+    db.exec(&["UPDATE items SET name = 'a name far too long' WHERE id = 1234"])
+        .await;
+    let (outcome, _) = db.backfill("items_v2", &small_chunks(), None).await;
+    let error = outcome.unwrap_err();
+    assert!(matches!(error, BackfillError::Chunk { .. }), "{error:?}");
+    let message = error.to_string();
+    for needle in [
+        "migration `items_v2`",
+        "copying keys (",
+        "long",
+        "rerun `switchyard backfill items_v2`",
+    ] {
+        assert!(message.contains(needle), "{needle:?} not in: {message}");
+    }
+    // Nothing of the failed chunk, nothing after it.
+    let beyond = db
+        .int("SELECT count(*) FROM items_v2 WHERE id >= 1234")
+        .await;
+    assert_eq!(beyond, 0, "{message}");
+    db.drop().await;
+}
+
+/// MariaDB: a value the strict `sql_mode` lets through with a note (a
+/// decimal rounded to the target's scale) still fails the chunk.
+#[tokio::test]
+async fn mysql_a_warning_fails_the_chunk() {
+    let db = Db::create(Engine::My, "warn", 64).await;
+    db.exec(&[
+        "ALTER TABLE items MODIFY price decimal(10,3)",
+        "UPDATE items SET price = 1.005 WHERE id = 2222",
+    ])
+    .await;
+    let (outcome, _) = db.backfill("items_v2", &small_chunks(), None).await;
+    let error = outcome.unwrap_err();
+    let BackfillError::Warnings { ref warnings, .. } = error else {
+        panic!("expected warnings: {error:?}");
+    };
+    assert!(warnings.contains("1265"), "{error}");
+    assert!(error.to_string().contains("rolled back"), "{error}");
+    assert_eq!(
+        db.int("SELECT count(*) FROM items_v2 WHERE id >= 2222")
+            .await,
+        0
+    );
+    db.drop().await;
+}
+
+async fn concurrent_writes_through_the_proxy_end_equal(engine: Engine) {
+    let db = Db::create(engine, "live", 64).await;
+    let (running, addr) = db.proxy().await;
+    wait_ready(&running, "items_v2").await;
+    let stop = Arc::new(AtomicBool::new(false));
+    let writer = tokio::spawn(write_load(engine, addr, db.name.clone(), stop.clone()));
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let (outcome, _) = db.backfill("items_v2", &small_chunks(), None).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    stop.store(true, Ordering::Relaxed);
+    let (writes, errors) = writer.await.unwrap();
+    assert!(matches!(outcome.unwrap(), Outcome::Done { .. }));
+    eprintln!("{engine:?}: {writes} writes, {errors} failed, during the backfill");
+    assert!(writes > 50, "only {writes} writes ran during the backfill");
+    assert!(errors * 10 <= writes, "{errors} of {writes} writes failed");
+    assert_eq!(db.differences("items").await, 0, "after {writes} writes");
+    running.drain().await;
+    db.drop().await;
+}
+
+/// Waits until the proxy has loaded migration `id`'s tables.
+async fn wait_ready(running: &switchyard_proxy::server::Running, id: &str) {
+    for _ in 0..300 {
+        let routing = running.shared.routing();
+        if let Some(CatalogState::Ready(_)) = routing.migration(id).map(|m| &m.catalog) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("migration `{id}`: the proxy's catalog never became ready");
+}
+
+/// Updates, deletes and inserts rows of `items` through the proxy, one
+/// autocommit statement at a time, until `stop`; returns (writes, errors).
+async fn write_load(
+    engine: Engine,
+    addr: std::net::SocketAddr,
+    db: String,
+    stop: Arc<AtomicBool>,
+) -> (u64, u64) {
+    let mut seed = 0x2545_f491_u64;
+    let (mut writes, mut errors) = (0, 0);
+    let mut pg = None;
+    let mut my = None;
+    match engine {
+        Engine::Pg => {
+            let dsn = format!(
+                "host={} port={} user=app password=app dbname={db}",
+                addr.ip(),
+                addr.port()
+            );
+            let (client, conn) = tokio_postgres::connect(&dsn, tokio_postgres::NoTls)
+                .await
+                .unwrap();
+            tokio::spawn(conn);
+            pg = Some(client);
+        }
+        Engine::My => {
+            let opts = mysql_async::OptsBuilder::default()
+                .ip_or_hostname(addr.ip().to_string())
+                .tcp_port(addr.port())
+                .user(Some("app"))
+                .pass(Some("app"))
+                .db_name(Some(db))
+                .prefer_socket(false);
+            my = Some(mysql_async::Conn::new(opts).await.unwrap());
+        }
+    }
+    while !stop.load(Ordering::Relaxed) {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        let id = 1 + seed % (ROWS as u64 + 500);
+        let sql = match seed % 4 {
+            0 => format!("DELETE FROM items WHERE id = {id}"),
+            1 => format!("INSERT INTO items (id, name, price) VALUES ({id}, 'new {id}', 1) ON CONFLICT (id) DO NOTHING"),
+            _ => format!("UPDATE items SET name = concat(name, '+'), price = price + 1 WHERE id = {id}"),
+        };
+        let failed = match (&pg, &mut my) {
+            (Some(client), _) => client
+                .batch_execute(&sql)
+                .await
+                .err()
+                .map(|e| e.to_string()),
+            (_, Some(conn)) => {
+                let sql = sql.replace(
+                    "ON CONFLICT (id) DO NOTHING",
+                    "ON DUPLICATE KEY UPDATE id = id",
+                );
+                mysql_async::prelude::Queryable::query_drop(conn, sql)
+                    .await
+                    .err()
+                    .map(|e| e.to_string())
+            }
+            _ => unreachable!(),
+        };
+        writes += 1;
+        if let Some(error) = failed {
+            eprintln!("write failed: {sql}: {error}");
+            errors += 1;
+        }
+    }
+    (writes, errors)
+}
+
+/// One `#[tokio::test]` per engine for each scenario.
+macro_rules! on_both {
+    ($($scenario:ident),* $(,)?) => {
+        mod pg {
+            $(#[tokio::test] async fn $scenario() { super::$scenario(super::Engine::Pg).await })*
+        }
+        mod mysql {
+            $(#[tokio::test] async fn $scenario() { super::$scenario(super::Engine::My).await })*
+        }
+    };
+}
+
+on_both!(
+    copies_every_row_through_the_mapping,
+    a_newer_image_in_the_target_is_kept,
+    a_paused_backfill_resumes_and_finishes_equal,
+    a_value_the_target_cannot_hold_fails_the_chunk,
+    concurrent_writes_through_the_proxy_end_equal,
+);

@@ -1,0 +1,286 @@
+//! What the backfill scenarios share across engines: a fresh database per
+//! test, the same tables on both engines, plain SQL of the test's own to
+//! run and count, a configuration naming the migrations, and a proxy.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use mysql_async::prelude::Queryable;
+use switchyard_controller::backfill::{self, Outcome, Progress, Settings};
+use switchyard_controller::live::Live;
+use switchyard_core::config::Config;
+use switchyard_core::store::{self, Guard};
+use switchyard_proxy::route::MigrationRouter;
+use switchyard_proxy::server::{self, Running};
+use tokio::sync::watch;
+
+/// Which server a scenario runs on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Engine {
+    /// PostgreSQL 15 on 127.0.0.1:5432.
+    Pg,
+    /// MariaDB 10.11 on 127.0.0.1:3306.
+    My,
+}
+
+/// A database of one test's own.
+pub struct Db {
+    /// The server.
+    pub engine: Engine,
+    /// The database's name, unique per test run.
+    pub name: String,
+}
+
+/// How many rows the tables start with.
+pub const ROWS: i64 = 3000;
+
+impl Db {
+    /// Creates a fresh database with `items` → `items_v2` (key `id`,
+    /// `name` renamed `title`; `title` holds at most `title_len`
+    /// characters) and `events` → `events_v2` (key `(region, id)`, `body`
+    /// renamed `payload`), each source filled with [`ROWS`] rows.
+    pub async fn create(engine: Engine, prefix: &str, title_len: u32) -> Db {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .subsec_nanos();
+        let name = format!("sy_bf_{prefix}_{}_{nanos}", std::process::id());
+        let db = Db { engine, name };
+        db.admin(&format!("CREATE DATABASE {}", db.name)).await;
+        let (text, series, md5) = match engine {
+            Engine::Pg => (
+                "text",
+                "generate_series(1, 3000) AS s(seq)",
+                "md5(seq::text)",
+            ),
+            Engine::My => ("TEXT", "seq_1_to_3000", "md5(seq)"),
+        };
+        db.exec(&[
+            &format!("CREATE TABLE items (id bigint PRIMARY KEY, name varchar(64) NOT NULL, price decimal(10,2), note {text})"),
+            &format!("CREATE TABLE items_v2 (id bigint PRIMARY KEY, title varchar({title_len}), price decimal(12,2), note {text})"),
+            &format!("CREATE TABLE events (region varchar(16), id bigint, body {text}, PRIMARY KEY (region, id))"),
+            &format!("CREATE TABLE events_v2 (region varchar(16), id bigint, payload {text}, PRIMARY KEY (region, id))"),
+            &format!("INSERT INTO items SELECT seq, concat('name ', seq), seq * 1.5, CASE WHEN seq % 7 = 0 THEN NULL ELSE {md5} END FROM {series}"),
+            &format!("INSERT INTO events SELECT concat('r', seq % 5), seq, {md5} FROM {series}"),
+        ])
+        .await;
+        db
+    }
+
+    /// Runs statements in order, each on its own, in this database.
+    pub async fn exec(&self, statements: &[&str]) {
+        match self.engine {
+            Engine::Pg => {
+                let client = pg(&self.name).await;
+                for sql in statements {
+                    client
+                        .batch_execute(sql)
+                        .await
+                        .unwrap_or_else(|e| panic!("{sql}: {e:?}"));
+                }
+            }
+            Engine::My => {
+                let mut conn = my(Some(&self.name)).await;
+                for sql in statements {
+                    conn.query_drop(*sql)
+                        .await
+                        .unwrap_or_else(|e| panic!("{sql}: {e}"));
+                }
+                conn.disconnect().await.unwrap();
+            }
+        }
+    }
+
+    /// The one integer `sql` returns.
+    pub async fn int(&self, sql: &str) -> i64 {
+        match self.engine {
+            Engine::Pg => {
+                let row = pg(&self.name).await.query_one(sql, &[]).await.unwrap();
+                row.get(0)
+            }
+            Engine::My => {
+                let mut conn = my(Some(&self.name)).await;
+                let n: Option<i64> = conn.query_first(sql).await.unwrap();
+                conn.disconnect().await.unwrap();
+                n.unwrap()
+            }
+        }
+    }
+
+    /// Rows of `items` and `items_v2` (or the events) that differ, both
+    /// ways, by plain `EXCEPT`.
+    pub async fn differences(&self, table: &str) -> i64 {
+        let (s, t) = match table {
+            "items" => (
+                "id, name, price, note FROM items",
+                "id, title, price, note FROM items_v2",
+            ),
+            _ => (
+                "region, id, body FROM events",
+                "region, id, payload FROM events_v2",
+            ),
+        };
+        self.int(&format!(
+            "SELECT count(*) FROM ((SELECT {s} EXCEPT SELECT {t}) UNION ALL (SELECT {t} EXCEPT SELECT {s})) AS d"
+        ))
+        .await
+    }
+
+    /// The configuration: the server, and both migrations in `dual_write`.
+    pub fn yaml(&self) -> String {
+        let (backend, listen, schema) = match self.engine {
+            Engine::Pg => (
+                r#"kind: postgres, host: 127.0.0.1, port: 5432, user: postgres, password: """#,
+                "postgres",
+                "schema: public, ",
+            ),
+            Engine::My => (
+                r#"kind: mysql, host: 127.0.0.1, port: 3306, user: root, password: """#,
+                "mysql",
+                "",
+            ),
+        };
+        let db = &self.name;
+        format!(
+            "listen: {{ {listen}: 127.0.0.1:0 }}
+admin: {{ listen: 127.0.0.1:0 }}
+users:
+  - {{ name: app, password: app }}
+backends:
+  db: {{ {backend} }}
+routes: {{ {listen}: db }}
+migrations:
+  - id: items_v2
+    backend: db
+    source: {{ database: {db}, {schema}table: items, primary_key: [id] }}
+    target: {{ table: items_v2 }}
+    columns: {{ name: title }}
+    phase: dual_write
+  - id: events_v2
+    backend: db
+    source: {{ database: {db}, {schema}table: events, primary_key: [region, id] }}
+    target: {{ table: events_v2 }}
+    columns: {{ body: payload }}
+    phase: dual_write
+"
+        )
+    }
+
+    /// The configuration, loaded.
+    pub fn config(&self) -> Config {
+        Config::from_yaml(&self.yaml(), Path::new("."), &|_| None)
+            .unwrap_or_else(|e| panic!("test config: {e}"))
+    }
+
+    /// Runs migration `id`'s backfill with `settings`; `stop_after` chunks
+    /// reported, asks it to pause. Returns the outcome and every report.
+    pub async fn backfill(
+        &self,
+        id: &str,
+        settings: &Settings,
+        stop_after: Option<usize>,
+    ) -> (Result<Outcome, backfill::BackfillError>, Vec<Progress>) {
+        let live = Live::resolve(&self.config(), id).await.unwrap();
+        let (pause, stop) = watch::channel(false);
+        let mut reports = Vec::new();
+        let outcome = backfill::run(&live, settings, stop, &mut |p: &Progress| {
+            reports.push(p.clone());
+            if stop_after.is_some_and(|n| reports.len() >= n) {
+                let _ = pause.send(true);
+            }
+        })
+        .await;
+        (outcome, reports)
+    }
+
+    /// The store, the `items_v2` guard and a proxy with the migrations in
+    /// `dual_write`; returns the proxy and its listener.
+    pub async fn proxy(&self) -> (Running, std::net::SocketAddr) {
+        let key = vec!["id".to_string()];
+        let (store, schema) = match self.engine {
+            Engine::Pg => ("public", "public"),
+            Engine::My => (self.name.as_str(), self.name.as_str()),
+        };
+        let guard = Guard {
+            migration: "items_v2",
+            store,
+            schema,
+            table: "items",
+            key: &key,
+        };
+        let install = match self.engine {
+            Engine::Pg => [store::pg::install(store), store::pg::install_guard(&guard)].concat(),
+            Engine::My => [
+                store::mysql::install(store),
+                store::mysql::install_guard(&guard),
+            ]
+            .concat(),
+        };
+        let install: Vec<&str> = install.iter().map(String::as_str).collect();
+        self.exec(&install).await;
+        let running = server::start(self.config(), None, Arc::new(MigrationRouter::default()))
+            .await
+            .expect("proxy starts");
+        let addr = match self.engine {
+            Engine::Pg => running.postgres,
+            Engine::My => running.mysql,
+        }
+        .expect("a listener");
+        (running, addr)
+    }
+
+    /// Drops the database.
+    pub async fn drop(self) {
+        match self.engine {
+            Engine::Pg => {
+                self.admin(&format!(
+                    "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+                    self.name
+                ))
+                .await
+            }
+            Engine::My => {
+                self.admin(&format!("DROP DATABASE IF EXISTS {}", self.name))
+                    .await
+            }
+        }
+    }
+
+    /// Runs `sql` outside this database.
+    async fn admin(&self, sql: &str) {
+        match self.engine {
+            Engine::Pg => pg("postgres").await.batch_execute(sql).await.unwrap(),
+            Engine::My => {
+                let mut conn = my(None).await;
+                conn.query_drop(sql).await.unwrap();
+                conn.disconnect().await.unwrap();
+            }
+        }
+    }
+}
+
+/// A direct PostgreSQL connection.
+pub async fn pg(db: &str) -> tokio_postgres::Client {
+    let (client, conn) = tokio_postgres::connect(
+        &format!("host=127.0.0.1 port=5432 user=postgres dbname={db}"),
+        tokio_postgres::NoTls,
+    )
+    .await
+    .expect("PostgreSQL on 127.0.0.1:5432 (run scripts/ensure-databases.sh)");
+    tokio::spawn(conn);
+    client
+}
+
+/// A direct MariaDB connection.
+pub async fn my(db: Option<&str>) -> mysql_async::Conn {
+    let opts = mysql_async::OptsBuilder::default()
+        .ip_or_hostname("127.0.0.1")
+        .tcp_port(3306)
+        .user(Some("root"))
+        .pass(Some(""))
+        .db_name(db)
+        .prefer_socket(false);
+    mysql_async::Conn::new(opts)
+        .await
+        .expect("MariaDB on 127.0.0.1:3306 (run scripts/ensure-databases.sh)")
+}

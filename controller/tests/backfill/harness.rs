@@ -9,7 +9,9 @@ use mysql_async::prelude::Queryable;
 use switchyard_controller::backfill::{self, Outcome, Progress, Settings};
 use switchyard_controller::live::Live;
 use switchyard_core::config::Config;
+use switchyard_core::sql::Dialect;
 use switchyard_core::store::{self, Guard};
+use switchyard_core::sync::{Direction, RowSync};
 use switchyard_proxy::route::MigrationRouter;
 use switchyard_proxy::server::{self, Running};
 use tokio::sync::watch;
@@ -227,6 +229,74 @@ migrations:
         }
         .expect("a listener");
         (running, addr)
+    }
+
+    /// Keys of `items` whose target row differs and that the dual write
+    /// did not queue for repair: rows nothing would ever fix.
+    pub async fn unqueued_differences(&self) -> i64 {
+        let (first_key, id_text) = match self.engine {
+            Engine::Pg => ("q.key->>0", "d.id::text"),
+            Engine::My => (
+                "JSON_UNQUOTE(JSON_EXTRACT(q.`key`, '$[0]'))",
+                "CAST(d.id AS CHAR)",
+            ),
+        };
+        let (s, t) = (
+            "id, name, price, note FROM items",
+            "id, title, price, note FROM items_v2",
+        );
+        self.int(&format!(
+            "SELECT count(*) FROM ((SELECT id FROM (SELECT {s} EXCEPT SELECT {t}) AS a) UNION (SELECT id FROM (SELECT {t} EXCEPT SELECT {s}) AS b)) AS d \
+             WHERE NOT EXISTS (SELECT 1 FROM switchyard_repair_queue q WHERE q.migration = 'items_v2' AND {first_key} = {id_text})"
+        ))
+        .await
+    }
+
+    /// Re-syncs the keys in `items_v2`'s repair queue with the row-image
+    /// sync, as the controller's repair does; returns how many keys.
+    pub async fn drain_repair_queue(&self) -> usize {
+        let live = Live::resolve(&self.config(), "items_v2").await.unwrap();
+        let (dialect, query) = match self.engine {
+            Engine::Pg => (Dialect::Postgres, "SELECT DISTINCT key->>0 FROM switchyard_repair_queue"),
+            Engine::My => (Dialect::Mysql, "SELECT DISTINCT JSON_UNQUOTE(JSON_EXTRACT(`key`, '$[0]')) FROM switchyard_repair_queue"),
+        };
+        let keys: Vec<Vec<String>> = match self.engine {
+            Engine::Pg => pg(&self.name)
+                .await
+                .simple_query(query)
+                .await
+                .unwrap()
+                .into_iter()
+                .filter_map(|m| match m {
+                    tokio_postgres::SimpleQueryMessage::Row(r) => {
+                        Some(vec![r.get(0).unwrap().to_string()])
+                    }
+                    _ => None,
+                })
+                .collect(),
+            Engine::My => {
+                let mut conn = my(Some(&self.name)).await;
+                let keys: Vec<String> = conn.query(query).await.unwrap();
+                conn.disconnect().await.unwrap();
+                keys.into_iter().map(|k| vec![k]).collect()
+            }
+        };
+        let sync = RowSync::new(
+            dialect,
+            &live.mapping,
+            &["id".to_string()],
+            Direction::SourceToTarget,
+        )
+        .unwrap();
+        let mut statements = vec!["BEGIN".to_string()];
+        statements.extend(sync.statements(&keys).unwrap());
+        statements.push("COMMIT".to_string());
+        let statements: Vec<&str> = statements.iter().map(String::as_str).collect();
+        match self.engine {
+            Engine::Pg => self.exec(&[&statements.join(";\n")]).await,
+            Engine::My => self.exec(&statements).await,
+        }
+        keys.len()
     }
 
     /// Drops the database.

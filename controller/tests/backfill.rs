@@ -116,6 +116,31 @@ async fn a_value_the_target_cannot_hold_fails_the_chunk(engine: Engine) {
     db.drop().await;
 }
 
+/// Without the dual write, rows written after their chunk would be lost:
+/// the backfill refuses to start.
+#[tokio::test]
+async fn refuses_a_migration_whose_writes_are_not_mirrored() {
+    let db = Db::create(Engine::Pg, "phase", 64).await;
+    let yaml = db.yaml().replace("phase: dual_write", "phase: planned");
+    let config =
+        switchyard_core::config::Config::from_yaml(&yaml, std::path::Path::new("."), &|_| None)
+            .unwrap();
+    let live = switchyard_controller::live::Live::resolve(&config, "items_v2")
+        .await
+        .unwrap();
+    let (_pause, stop) = tokio::sync::watch::channel(false);
+    let error =
+        switchyard_controller::backfill::run(&live, &Settings::default(), stop, &mut |_| {})
+            .await
+            .unwrap_err();
+    assert!(
+        error.to_string().contains("is in phase `planned`"),
+        "{error}"
+    );
+    assert_eq!(db.int("SELECT count(*) FROM items_v2").await, 0);
+    db.drop().await;
+}
+
 /// MariaDB: a value the strict `sql_mode` lets through with a note (a
 /// decimal rounded to the target's scale) still fails the chunk.
 #[tokio::test]

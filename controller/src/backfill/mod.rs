@@ -17,17 +17,23 @@
 //! The runner never writes a row of the target but through the chunk copy,
 //! and never holds a lock between chunks.
 
+mod error;
 mod mysql;
 mod pg;
+mod side;
 
 use std::time::{Duration, Instant};
 
 use switchyard_core::backfill::{self as statements, BackfillSql, Checkpoint};
+use switchyard_core::config::Phase;
 use switchyard_core::sql::Dialect;
-use switchyard_core::sync::SyncError;
 use tokio::sync::watch;
 
-use crate::live::{Conn, Live, LiveError};
+pub use error::BackfillError;
+use error::{ChunkFailure, Failed};
+use side::Side;
+
+use crate::live::{Conn, Live};
 
 mod progress;
 pub use progress::{Progress, State};
@@ -93,69 +99,6 @@ pub enum Outcome {
     Paused { rows: u64 },
 }
 
-/// Why a backfill stopped. Each message names the migration, the chunk
-/// and the fix; every committed chunk stays committed, and rerunning
-/// resumes after the last one.
-#[derive(Debug, thiserror::Error)]
-pub enum BackfillError {
-    /// The migration could not be resolved or a side reached.
-    #[error(transparent)]
-    Live(#[from] LiveError),
-    /// The plan's key does not fit the tables.
-    #[error("migration `{migration}`: {error}")]
-    Key { migration: String, error: SyncError },
-    /// The two tables cannot be copied in one statement.
-    #[error("migration `{migration}`: the source and the target are in different databases or on different servers; the backfill copies within one database (MySQL: one server) only so far; put the target beside the source")]
-    CrossDatabase { migration: String },
-    /// The chunk's copy failed for a reason a retry does not cure.
-    #[error("migration `{migration}`: copying keys {range} failed: {error}; nothing of this chunk was written; fix the row or the target column, then rerun `switchyard backfill {migration}` to resume from the checkpoint")]
-    Chunk {
-        migration: String,
-        range: String,
-        error: String,
-    },
-    /// The chunk's copy raised warnings (a value the target changed).
-    #[error("migration `{migration}`: copying keys {range} raised {warnings}; the chunk was rolled back; widen the target column or fix the source rows, then rerun `switchyard backfill {migration}` to resume from the checkpoint")]
-    Warnings {
-        migration: String,
-        range: String,
-        warnings: String,
-    },
-    /// The chunk kept meeting deadlocks or lock timeouts.
-    #[error("migration `{migration}`: copying keys {range} gave up after {attempts} attempts: {error}; long transactions hold these rows; rerun `switchyard backfill {migration}` once they end (it resumes from the checkpoint)")]
-    Contended {
-        migration: String,
-        range: String,
-        attempts: u32,
-        error: String,
-    },
-    /// A statement outside a chunk failed (setup, bound, checkpoint, load).
-    #[error("migration `{migration}`: {what} failed: {error}")]
-    Query {
-        migration: String,
-        what: &'static str,
-        error: String,
-    },
-}
-
-/// Why one chunk's transaction failed, as the engine modules tell it.
-pub(crate) enum ChunkFailure {
-    /// A deadlock or a lock timeout: the chunk is retried.
-    Retry(String),
-    /// Any other error: the backfill stops.
-    Fatal(String),
-    /// The copy raised warnings, listed.
-    Warnings(String),
-}
-
-/// A connection to the source's server, by engine.
-enum Side {
-    /// PostgreSQL.
-    Pg(pg::Side),
-    /// MySQL / MariaDB.
-    Mysql(mysql::Side),
-}
-
 /// Copies migration `live`'s rows until every chunk is copied, `stop`
 /// turns true (checked between chunks), or an error. `progress` hears of
 /// every chunk and every wait.
@@ -166,6 +109,20 @@ pub async fn run(
     progress: &mut dyn FnMut(&Progress),
 ) -> Result<Outcome, BackfillError> {
     let id = live.migration.id.clone();
+    let phase = live.migration.phase;
+    if !matches!(
+        phase,
+        Phase::DualWrite
+            | Phase::Backfill
+            | Phase::Validate
+            | Phase::ReadRamp
+            | Phase::ReadsOnTarget
+    ) {
+        return Err(BackfillError::Phase {
+            migration: id,
+            phase: phase.as_str(),
+        });
+    }
     if live.migration.is_cross_server()
         || (live.dialect == Dialect::Postgres && !live.same_database())
     {
@@ -343,16 +300,6 @@ pub async fn run(
     }
 }
 
-/// How a chunk finally failed, after its retries.
-enum Failed {
-    /// An error a retry does not cure.
-    Fatal(String),
-    /// The copy raised warnings.
-    Warnings(String),
-    /// Deadlocks or lock timeouts, every attempt.
-    Contended { attempts: u32, error: String },
-}
-
 /// Runs one chunk's transaction, retrying a deadlock or lock timeout
 /// after a growing pause.
 async fn copy_chunk(
@@ -435,61 +382,6 @@ fn rate_pause(rows: u64, elapsed: Duration, max: Option<u64>) -> Option<Duration
     let max = max.filter(|m| *m > 0)?;
     let due = Duration::from_secs_f64(rows as f64 / max as f64);
     due.checked_sub(elapsed).filter(|d| !d.is_zero())
-}
-
-impl Side {
-    /// Runs statements outside any chunk, each in its own transaction.
-    async fn execute(&mut self, statements: &[String]) -> Result<(), String> {
-        match self {
-            Side::Pg(s) => s.execute(statements).await,
-            Side::Mysql(s) => s.execute(statements).await,
-        }
-    }
-
-    /// The stored checkpoint, if any.
-    async fn checkpoint(&mut self, query: &str) -> Result<Option<Checkpoint>, String> {
-        match self {
-            Side::Pg(s) => s.checkpoint(query).await,
-            Side::Mysql(s) => s.checkpoint(query).await,
-        }
-    }
-
-    /// The server's estimate of the source's rows, else the exact count.
-    async fn estimate(&mut self, estimate: &str, count: &str) -> Result<u64, String> {
-        match self {
-            Side::Pg(s) => s.estimate(estimate, count).await,
-            Side::Mysql(s) => s.estimate(estimate, count).await,
-        }
-    }
-
-    /// The busy figure [`Settings::max_load`] describes.
-    async fn load(&mut self) -> Result<u64, String> {
-        match self {
-            Side::Pg(s) => s.load().await,
-            Side::Mysql(s) => s.load().await,
-        }
-    }
-
-    /// The next chunk's last key and row count; `None` when none is left.
-    async fn bound(
-        &mut self,
-        query: &str,
-        key_len: usize,
-    ) -> Result<Option<(Vec<String>, u64)>, String> {
-        match self {
-            Side::Pg(s) => s.bound(query, key_len).await,
-            Side::Mysql(s) => s.bound(query, key_len).await,
-        }
-    }
-
-    /// One chunk: the copy and the checkpoint in one transaction; the
-    /// rows inserted.
-    async fn chunk(&mut self, copy: &str, save: &str) -> Result<u64, ChunkFailure> {
-        match self {
-            Side::Pg(s) => s.chunk(copy, save).await,
-            Side::Mysql(s) => s.chunk(copy, save).await,
-        }
-    }
 }
 
 #[cfg(test)]

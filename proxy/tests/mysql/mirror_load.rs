@@ -755,5 +755,29 @@ async fn the_queue_says_who_wrote_what_the_mirror_did_not_see() {
         queued,
         vec![(1, want("direct_client")), (2, want("proxy_unparsed"))]
     );
+    // A reset (as pools send between borrowers) or a change of user
+    // clears the session's variables; the proxy marks the session again,
+    // so the next unmirrored write through it is still the proxy's.
+    direct
+        .query_drop("DELETE FROM switchyard_repair_queue")
+        .await
+        .unwrap();
+    client.reset().await.unwrap();
+    client.query_drop("CALL bump(1)").await.unwrap();
+    client
+        .change_user(
+            mysql_async::ChangeUserOpts::default()
+                .with_user(Some("app".into()))
+                .with_pass(Some("app".into()))
+                .with_db_name(Some(db.clone())),
+        )
+        .await
+        .unwrap();
+    client.query_drop("CALL bump(2)").await.unwrap();
+    let queued: Vec<(i64, BTreeSet<String>)> = queue(&mut direct).await.into_iter().collect();
+    assert_eq!(
+        queued,
+        vec![(1, want("proxy_unparsed")), (2, want("proxy_unparsed"))]
+    );
     common::drop_db(&db).await;
 }

@@ -133,6 +133,7 @@ impl Session {
         self.info.backend_user = user.backend_user.clone();
         self.info.database = change.database.unwrap_or_default();
         self.info.charset = change.charset;
+        self.mark_as_proxy().await?;
         for p in packets {
             p.encode(&mut self.client_out);
         }

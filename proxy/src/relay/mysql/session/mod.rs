@@ -576,9 +576,15 @@ impl Session {
                 if let Some(mut s) = self.second.take() {
                     quit(&mut s).await;
                 }
-                self.exchange(Conn::Own, &payload, Sink::Client, None)
-                    .await
-                    .map(drop)
+                let reply = self
+                    .exchange(Conn::Own, &payload, Sink::Client, None)
+                    .await?;
+                if reply.error.is_none() {
+                    // The reset cleared the session's variables, the
+                    // proxy's mark among them.
+                    self.mark_as_proxy().await?;
+                }
+                Ok(())
             }
             COM_BINLOG_DUMP | COM_BINLOG_DUMP_GTID | COM_REGISTER_SLAVE => {
                 let err = ErrPacket::new(
@@ -1297,6 +1303,30 @@ async fn quit(conn: &mut MyBackend) {
     packet::encode(0, &[COM_QUIT], &mut out);
     let _ = conn.stream.write_all(&out).await;
     let _ = conn.stream.shutdown().await;
+}
+
+impl Session {
+    /// Marks the session's own backend connection as the proxy's again
+    /// (`@switchyard_proxy`), after a reset or a change of user cleared
+    /// it, so a migration's guard still tells a write the proxy relayed
+    /// unmirrored from one that bypassed it. Only while migrations are
+    /// configured; a failure only costs that label, as at login.
+    async fn mark_as_proxy(&mut self) -> Result<(), SessionEnd> {
+        if self.shared.snapshot().config.migrations.is_empty() {
+            return Ok(());
+        }
+        let mark = switchyard_core::store::mysql::mark_proxy_session();
+        let reply = self
+            .exchange(Conn::Own, &query_payload(&mark), Sink::Swallow, None)
+            .await?;
+        if let Some(error) = reply.error {
+            tracing::debug!(
+                ?error,
+                "could not mark the backend connection as the proxy's"
+            );
+        }
+        Ok(())
+    }
 }
 
 /// A COM_QUERY payload for `sql`.

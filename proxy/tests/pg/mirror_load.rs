@@ -156,6 +156,144 @@ async fn concurrent_random_writes_lose_nothing() {
     common::drop_db(&db).await;
 }
 
+/// The same clients and plan with the target in another database: the
+/// proxy puts written keys in the outbox in the client's transaction, the
+/// applier copies them, and nothing is lost. The test waits for the
+/// outbox to drain, re-copies what the queue holds with SQL of its own,
+/// and compares both databases' rows.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_random_writes_through_the_outbox_lose_nothing() {
+    let seed = load::seed();
+    let db = common::create_db("mirror_load_outbox").await;
+    let target_db = common::create_db("mirror_load_outbox_t").await;
+    let direct = common::direct(&db).await;
+    let target = common::direct(&target_db).await;
+    direct.batch_execute(TABLES).await.unwrap();
+    target.batch_execute(TABLES).await.unwrap();
+    let key = vec!["id".to_string()];
+    let guard = switchyard_core::store::Guard {
+        migration: "items_v2",
+        store: "public",
+        schema: "public",
+        table: "items",
+        key: &key,
+    };
+    let mut install = switchyard_core::store::pg::install("public");
+    install.extend(switchyard_core::store::pg::install_guard(&guard));
+    direct
+        .batch_execute(&format!("BEGIN; {}; COMMIT", install.join(";\n")))
+        .await
+        .unwrap();
+    let yaml = format!(
+        "{}
+migrations:
+  - id: items_v2
+    backend: pg
+    source: {{ database: {db}, schema: public, table: items, primary_key: [id] }}
+    target: {{ database: {target_db}, table: items_v2 }}
+    columns: {{ name: title }}
+    phase: dual_write
+",
+        common::base_yaml()
+    );
+    let proxy = common::start(
+        &yaml,
+        std::sync::Arc::new(switchyard_proxy::route::MigrationRouter::default()),
+    )
+    .await;
+    common::catalog::ready(&proxy.running, "items_v2").await;
+    let report = workload(&proxy, &db, seed, 1).await;
+    common::eventually(
+        std::time::Duration::from_secs(60),
+        "the outbox drains",
+        || async {
+            let left: i64 = direct
+                .query_one("SELECT count(*) FROM switchyard_outbox", &[])
+                .await
+                .unwrap()
+                .get(0);
+            (left == 0).then_some(())
+        },
+    )
+    .await;
+    // Only what the proxy itself could not put in the outbox may be queued.
+    let queued = queue(&direct).await;
+    for (k, sources) in &queued {
+        assert!(
+            sources
+                .iter()
+                .all(|s| s == "mirror_failed" || s == "proxy_unparsed"),
+            "seed {seed}: key {k}, which only the proxy's clients wrote, is queued as {sources:?}"
+        );
+    }
+    for k in queued.keys() {
+        target
+            .execute("DELETE FROM items_v2 WHERE id = $1", &[k])
+            .await
+            .unwrap();
+        // The source's row, as the text of the target's row type (the
+        // columns line up), inserted by that type's input.
+        let rows = direct
+            .query(
+                &format!("SELECT ROW({SOURCE_COLUMNS})::text FROM items WHERE id = $1"),
+                &[k],
+            )
+            .await
+            .unwrap();
+        for row in rows {
+            target
+                .execute(
+                    "INSERT INTO items_v2 SELECT (($1::text)::items_v2).*",
+                    &[&row.get::<_, String>(0)],
+                )
+                .await
+                .unwrap();
+        }
+    }
+    let text = |columns: &str, table: &str| {
+        format!("SELECT ROW({columns})::text FROM {table} ORDER BY id")
+    };
+    let source_rows: Vec<String> = direct
+        .query(&text(SOURCE_COLUMNS, "items"), &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    let target_rows: Vec<String> = target
+        .query(&text(TARGET_COLUMNS, "items_v2"), &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    let only_source: Vec<&String> = source_rows
+        .iter()
+        .filter(|r| !target_rows.contains(r))
+        .collect();
+    let only_target: Vec<&String> = target_rows
+        .iter()
+        .filter(|r| !source_rows.contains(r))
+        .collect();
+    assert!(
+        only_source.is_empty() && only_target.is_empty(),
+        "seed {seed}: only in the source {only_source:?}; only in the target {only_target:?}"
+    );
+    assert!(
+        report.committed.len() > 100,
+        "seed {seed}: too little committed work"
+    );
+    println!(
+        "seed {seed}: outbox: {} operations, {} committed keys, {} queued, {} rows",
+        report.ops,
+        report.committed.len(),
+        queued.len(),
+        source_rows.len()
+    );
+    common::drop_db(&db).await;
+    common::drop_db(&target_db).await;
+}
+
 /// Runs one phase: every client's operations, at once.
 async fn workload(proxy: &Proxy, db: &str, seed: u64, phase: u64) -> Report {
     let mut tasks = Vec::new();

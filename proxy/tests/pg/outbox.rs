@@ -60,7 +60,7 @@ async fn cross_diff(db: &str, target_db: &str, mapping: &Mapping) -> Report {
     let compared = Compared::new(Dialect::Postgres, mapping, &["id".to_string()], None).unwrap();
     let options = Options {
         level: Level::Detailed,
-        settle: Duration::from_secs(30),
+        settle: Duration::from_secs(60),
         outbox_pending: Some(
             "SELECT count(*)::text FROM switchyard_outbox WHERE migration = 'items_v2'".into(),
         ),

@@ -153,15 +153,120 @@ impl RowSync {
         if keys.is_empty() {
             return Ok(Vec::new());
         }
-        if let Some(bad) = keys.iter().find(|k| k.len() != self.key.len()) {
-            return Err(SyncError::KeyArity {
+        self.check_arity(keys)?;
+        Ok(vec![self.delete_absent(keys), self.upsert_present(keys)])
+    }
+
+    /// Across servers, first half (run on the primary's server): the
+    /// primary's rows among `keys`, every mapped column as text in the
+    /// mapping's order, read under a share lock in key order, so a writer
+    /// of the same key waits until the caller's transaction ends.
+    pub fn read_images(&self, keys: &[Vec<String>]) -> Result<String, SyncError> {
+        self.check_arity(keys)?;
+        let primary = self.alias();
+        let select: Vec<String> = self
+            .columns
+            .iter()
+            .map(|(p, _)| match self.dialect {
+                Dialect::Postgres => format!("{primary}.{p}::text"),
+                Dialect::Mysql => format!("{primary}.{p}"),
+            })
+            .collect();
+        let key: Vec<String> = self
+            .key
+            .iter()
+            .map(|k| format!("{primary}.{}", k.primary))
+            .collect();
+        let key: Vec<&str> = key.iter().map(String::as_str).collect();
+        let lock = match self.dialect {
+            Dialect::Postgres => "FOR SHARE",
+            Dialect::Mysql => "LOCK IN SHARE MODE",
+        };
+        Ok(format!(
+            "SELECT {} FROM {} AS {primary} WHERE {} ORDER BY {} {lock}",
+            select.join(", "),
+            self.primary,
+            self.in_keys(&key, keys),
+            key.join(", ")
+        ))
+    }
+
+    /// Across servers, second half (run on the secondary's server, in one
+    /// transaction): the statements that make the secondary's rows for
+    /// `keys` equal to `images`, the rows [`RowSync::read_images`]
+    /// returned, each value already written as an SQL literal (or `NULL`)
+    /// by the caller, which knows its driver's values. The rows the
+    /// primary no longer has are deleted; the others are upserted by the
+    /// primary key, never deleted and inserted again (a delete would fire
+    /// the cascades of the secondary's referencing tables).
+    pub fn write_images(
+        &self,
+        keys: &[Vec<String>],
+        images: &[Vec<String>],
+    ) -> Result<Vec<String>, SyncError> {
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.check_arity(keys)?;
+        let secondary_key: Vec<&str> = self.key.iter().map(|k| k.secondary.as_str()).collect();
+        let positions: Vec<usize> = self
+            .key
+            .iter()
+            .filter_map(|k| self.columns.iter().position(|(p, _)| *p == k.primary))
+            .collect();
+        let mut delete = format!(
+            "DELETE FROM {} WHERE {}",
+            self.secondary,
+            self.in_keys(&secondary_key, keys)
+        );
+        if !images.is_empty() {
+            let present: Vec<String> = images
+                .iter()
+                .map(|row| {
+                    let values: Vec<&str> = positions
+                        .iter()
+                        .filter_map(|&i| row.get(i).map(String::as_str))
+                        .collect();
+                    format!("({})", values.join(", "))
+                })
+                .collect();
+            delete.push_str(&format!(
+                " AND ({}) NOT IN ({})",
+                secondary_key.join(", "),
+                present.join(", ")
+            ));
+        }
+        let mut statements = vec![delete];
+        if !images.is_empty() {
+            let rows: Vec<String> = images
+                .iter()
+                .map(|row| format!("({})", row.join(", ")))
+                .collect();
+            let conflict = match self.dialect {
+                Dialect::Postgres => self.pg_on_conflict(),
+                Dialect::Mysql => self.mysql_on_duplicate(),
+            };
+            statements.push(format!(
+                "{} VALUES {} {conflict}",
+                self.insert_head(),
+                rows.join(", ")
+            ));
+        }
+        Ok(statements)
+    }
+
+    /// Refuses a key with another number of values than the key has
+    /// columns.
+    fn check_arity(&self, keys: &[Vec<String>]) -> Result<(), SyncError> {
+        match keys.iter().find(|k| k.len() != self.key.len()) {
+            Some(bad) => Err(SyncError::KeyArity {
                 table: self.primary_name.clone(),
                 columns: self.key_names.clone(),
                 got: bad.len(),
                 want: self.key.len(),
-            });
+            }),
+            None => Ok(()),
         }
-        Ok(vec![self.delete_absent(keys), self.upsert_present(keys)])
     }
 
     /// PostgreSQL's inline mirror: the upsert of the row images held by

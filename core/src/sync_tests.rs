@@ -260,3 +260,36 @@ fn refusals() {
             .to_string(),
     );
 }
+
+#[test]
+fn across_servers_reads_images_then_upserts_them_and_deletes_the_absent() {
+    let key = vec!["id".to_string()];
+    for (dialect, want_read, want_write) in [
+        (
+            Dialect::Postgres,
+            expect![[r#"SELECT "switchyard_primary"."id"::text, "switchyard_primary"."path"::text, "switchyard_primary"."method"::text FROM "app"."api" AS "switchyard_primary" WHERE "switchyard_primary"."id" IN (1, 2) ORDER BY "switchyard_primary"."id" FOR SHARE"#]],
+            expect![[r#"
+                DELETE FROM "app"."t_sys_api_endpoints" WHERE "id" IN (1, 2) AND ("id") NOT IN ((1));
+                INSERT INTO "app"."t_sys_api_endpoints" ("id", "endpoint_path", "http_method") OVERRIDING SYSTEM VALUE VALUES (1, '/a', NULL) ON CONFLICT ("id") DO UPDATE SET "endpoint_path" = EXCLUDED."endpoint_path", "http_method" = EXCLUDED."http_method""#]],
+        ),
+        (
+            Dialect::Mysql,
+            expect!["SELECT `switchyard_primary`.`id`, `switchyard_primary`.`path`, `switchyard_primary`.`method` FROM `app`.`api` AS `switchyard_primary` WHERE `switchyard_primary`.`id` IN (1, 2) ORDER BY `switchyard_primary`.`id` LOCK IN SHARE MODE"],
+            expect![[r#"
+                DELETE FROM `app`.`t_sys_api_endpoints` WHERE `id` IN (1, 2) AND (`id`) NOT IN ((1));
+                INSERT INTO `app`.`t_sys_api_endpoints` (`id`, `endpoint_path`, `http_method`) VALUES (1, '/a', NULL) ON DUPLICATE KEY UPDATE `id` = VALUES(`id`), `endpoint_path` = VALUES(`endpoint_path`), `http_method` = VALUES(`http_method`)"#]],
+        ),
+    ] {
+        let sync = RowSync::new(dialect, &api("app"), &key, Direction::SourceToTarget).unwrap();
+        want_read.assert_eq(&sync.read_images(&keys(&[&["1"], &["2"]])).unwrap());
+        let images = vec![vec!["1".to_string(), "'/a'".to_string(), "NULL".to_string()]];
+        want_write.assert_eq(
+            &sync
+                .write_images(&keys(&[&["1"], &["2"]]), &images)
+                .unwrap()
+                .join(";\n"),
+        );
+        // Nothing left on the primary: only the delete.
+        assert_eq!(sync.write_images(&keys(&[&["2"]]), &[]).unwrap().len(), 1);
+    }
+}

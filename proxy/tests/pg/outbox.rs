@@ -255,3 +255,79 @@ async fn a_session_reads_its_own_writes_until_the_applier_has_copied_them() {
     common::drop_db(&db).await;
     common::drop_db(&target_db).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_applier_updates_rows_in_place_so_the_targets_cascades_do_not_fire() {
+    let db = common::create_db("outbox_cascade").await;
+    let target_db = common::create_db("outbox_cascade_t").await;
+    let source = common::direct(&db).await;
+    let target = common::direct(&target_db).await;
+    source
+        .batch_execute(&format!(
+            "CREATE TABLE items (id bigint PRIMARY KEY, name text); {}",
+            store::install("public").join(";\n")
+        ))
+        .await
+        .unwrap();
+    // A table of the target's own refers to it, deleting with it.
+    target
+        .batch_execute(
+            "CREATE TABLE items_v2 (id bigint PRIMARY KEY, title text);
+             CREATE TABLE notes (item bigint REFERENCES items_v2 ON DELETE CASCADE, note text)",
+        )
+        .await
+        .unwrap();
+    let yaml = format!(
+        "{}migrations:
+  - id: items_v2
+    backend: pg
+    source: {{ database: {db}, schema: public, table: items, primary_key: [id] }}
+    target: {{ database: {target_db}, table: items_v2 }}
+    columns: {{ name: title }}
+    phase: dual_write
+",
+        common::base_yaml()
+    );
+    let proxy = start(&yaml).await;
+    let client = proxy.connect(&db).await;
+    client
+        .batch_execute("INSERT INTO items VALUES (1, 'first'), (2, 'second')")
+        .await
+        .unwrap();
+    let copied = || async {
+        rows(
+            &target,
+            "SELECT concat_ws('|', id, title) FROM items_v2 ORDER BY id",
+        )
+        .await
+    };
+    common::eventually(Duration::from_secs(20), "the rows are copied", || async {
+        (copied().await.len() == 2).then_some(())
+    })
+    .await;
+    target
+        .batch_execute("INSERT INTO notes VALUES (1, 'kept'), (2, 'goes with its row')")
+        .await
+        .unwrap();
+    client
+        .batch_execute("UPDATE items SET name = 'renamed' WHERE id = 1")
+        .await
+        .unwrap();
+    client
+        .batch_execute("DELETE FROM items WHERE id = 2")
+        .await
+        .unwrap();
+    common::eventually(
+        Duration::from_secs(20),
+        "the changes are copied",
+        || async { (copied().await == ["1|renamed"]).then_some(()) },
+    )
+    .await;
+    // The update did not delete and insert the row again: its note stays.
+    assert_eq!(
+        rows(&target, "SELECT concat_ws('|', item, note) FROM notes").await,
+        ["1|kept"]
+    );
+    common::drop_db(&db).await;
+    common::drop_db(&target_db).await;
+}

@@ -27,6 +27,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use switchyard_core::names;
+use switchyard_core::sync::{Direction, RowSync};
 
 use crate::route::classify::Dialect;
 use crate::route::rewrite::TableMap;
@@ -48,6 +49,8 @@ pub(crate) struct Job<'a> {
     pub map: &'a TableMap,
     /// The source's key columns, in key order.
     pub key: &'a [String],
+    /// The row-image sync's statements, split across the two servers.
+    pub sync: &'a RowSync,
 }
 
 /// What a round did.
@@ -148,10 +151,21 @@ async fn round(
     let snapshot = shared.snapshot_full();
     let config = &snapshot.config;
     let map = m.table_map.as_deref().expect("checked by applies()");
+    let CatalogState::Ready(mapping) = &m.catalog else {
+        return Err("the catalog is not ready".to_string());
+    };
+    let sync = RowSync::new(
+        m.dialect,
+        mapping,
+        &m.plan.source.primary_key,
+        Direction::SourceToTarget,
+    )
+    .map_err(|e| e.to_string())?;
     let job = Job {
         migration: &m.plan.id,
         map,
         key: &m.plan.source.primary_key,
+        sync: &sync,
     };
     let timeout = config.limits.connect_timeout;
     let backend = |name: &str| {
@@ -192,74 +206,6 @@ fn report(migration: &str, round: &Round) {
     let migration = migration.to_string();
     metrics::gauge!(names::OUTBOX_DEPTH, "migration" => migration.clone()).set(round.depth as f64);
     metrics::gauge!(names::OUTBOX_LAG_SECONDS, "migration" => migration).set(round.lag);
-}
-
-/// How one engine writes names and values into the target's statements.
-pub(crate) struct Quoting {
-    /// A table or column name.
-    pub ident: fn(&str) -> String,
-    /// `schema.table` (PostgreSQL) or `database.table` (MySQL).
-    pub qualified: fn(&str, &str) -> String,
-    /// A key value, as text the server reads as the column's type.
-    pub key: fn(&str) -> String,
-    /// What goes between `INSERT INTO t (...)` and `VALUES`.
-    pub insert_options: &'static str,
-}
-
-/// The statements that make the target's rows for `keys` equal to `rows`
-/// (the source's images, as SQL literals, of those keys it still has):
-/// every key's row deleted, then the images inserted. The caller runs them
-/// in one transaction.
-pub(crate) fn target_statements(
-    job: &Job<'_>,
-    quoting: &Quoting,
-    keys: &[Vec<String>],
-    rows: &[Vec<String>],
-) -> Vec<String> {
-    let map = job.map;
-    let table = (quoting.qualified)(&map.target.schema, &map.target.name);
-    let target_key = job
-        .key
-        .iter()
-        .map(|k| {
-            let column = map.columns.iter().find(|c| c.source == *k);
-            (quoting.ident)(column.map_or(k.as_str(), |c| c.target.as_str()))
-        })
-        .collect::<Vec<_>>()
-        .join(", ");
-    let mut statements = vec![format!(
-        "DELETE FROM {table} WHERE ({target_key}) IN ({})",
-        key_tuples(keys, quoting.key)
-    )];
-    if !rows.is_empty() {
-        let columns = map
-            .columns
-            .iter()
-            .map(|c| (quoting.ident)(&c.target))
-            .collect::<Vec<_>>()
-            .join(", ");
-        let values = rows
-            .iter()
-            .map(|values| format!("({})", values.join(", ")))
-            .collect::<Vec<_>>()
-            .join(", ");
-        statements.push(format!(
-            "INSERT INTO {table} ({columns}){} VALUES {values}",
-            quoting.insert_options
-        ));
-    }
-    statements
-}
-
-/// Keys as `(v, v), (v, v)`, each value written by `literal`.
-pub(crate) fn key_tuples(keys: &[Vec<String>], literal: fn(&str) -> String) -> String {
-    keys.iter()
-        .map(|k| {
-            let values: Vec<String> = k.iter().map(|v| literal(v)).collect();
-            format!("({})", values.join(", "))
-        })
-        .collect::<Vec<_>>()
-        .join(", ")
 }
 
 /// The distinct keys of a batch of entries, parsed from their JSON arrays

@@ -5,9 +5,9 @@
 use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, Row, Value};
 use switchyard_core::config::Backend;
-use switchyard_core::sql::mysql::{ident, literal, qualified};
+use switchyard_core::sql::mysql::{literal, qualified};
 
-use super::{key_tuples, keys, target_statements, Job, Quoting, Round, BATCH};
+use super::{keys, Job, Round, BATCH};
 use crate::route::rewrite::TableMap;
 
 /// The applier's own connections for one migration.
@@ -53,26 +53,8 @@ impl Conns {
         let texts: Vec<String> = entries.iter().map(|(_, k)| k.clone()).collect();
         let keys = keys(&texts, job.key.len());
         if !keys.is_empty() {
-            let columns = map
-                .columns
-                .iter()
-                .map(|c| ident(&c.source))
-                .collect::<Vec<_>>()
-                .join(", ");
-            let key_list = job
-                .key
-                .iter()
-                .map(|k| ident(k))
-                .collect::<Vec<_>>()
-                .join(", ");
-            let images: Vec<Row> = source
-                .query(format!(
-                    "SELECT {columns} FROM {} WHERE ({key_list}) IN ({}) ORDER BY {key_list} LOCK IN SHARE MODE",
-                    qualified(&map.source.schema, &map.source.name),
-                    key_tuples(&keys, literal)
-                ))
-                .await
-                .map_err(err)?;
+            let read = job.sync.read_images(&keys).map_err(|e| e.to_string())?;
+            let images: Vec<Row> = source.query(read).await.map_err(err)?;
             let rows: Vec<Vec<Value>> = images.into_iter().map(Row::unwrap).collect();
             write_target(&mut self.target, job, &keys, &rows).await?;
         }
@@ -105,15 +87,6 @@ impl Conns {
     }
 }
 
-/// How MySQL statements of the target are written: values as mysql_common
-/// renders them, keys as string literals (compared with the column's type).
-const QUOTING: Quoting = Quoting {
-    ident,
-    qualified,
-    key: literal,
-    insert_options: "",
-};
-
 /// Makes the target's rows for `keys` equal to `rows`, in one transaction.
 async fn write_target(
     target: &mut Conn,
@@ -126,7 +99,11 @@ async fn write_target(
         .map(|row| row.iter().map(|v| v.as_sql(true)).collect())
         .collect();
     let mut statements = vec!["START TRANSACTION".to_string()];
-    statements.extend(target_statements(job, &QUOTING, keys, &rows));
+    statements.extend(
+        job.sync
+            .write_images(keys, &rows)
+            .map_err(|e| e.to_string())?,
+    );
     statements.push("COMMIT".into());
     for sql in &statements {
         if let Err(e) = target.query_drop(sql).await {

@@ -5,10 +5,10 @@
 use std::time::Duration;
 
 use switchyard_core::config::Backend;
-use switchyard_core::sql::pg::{ident, literal, qualified};
+use switchyard_core::sql::pg::{literal, qualified};
 use tokio_postgres::Client;
 
-use super::{key_tuples, keys, target_statements, Job, Quoting, Round, BATCH};
+use super::{keys, Job, Round, BATCH};
 use crate::relay::backend_tls::BackendTls;
 
 /// The applier's own connections for one migration.
@@ -62,32 +62,12 @@ impl Conns {
         let texts: Vec<String> = entries.iter().map(|r| r.get(1)).collect();
         let keys = keys(&texts, job.key.len());
         if !keys.is_empty() {
-            let columns = map
-                .columns
-                .iter()
-                .map(|c| format!("{}::text", ident(&c.source)))
-                .collect::<Vec<_>>()
-                .join(", ");
-            let key_list = job
-                .key
-                .iter()
-                .map(|k| ident(k))
-                .collect::<Vec<_>>()
-                .join(", ");
-            let images = tx
-                .query(
-                    &format!(
-                        "SELECT {columns} FROM {} WHERE ({key_list}) IN ({}) ORDER BY {key_list} FOR SHARE",
-                        qualified(&map.source.schema, &map.source.name),
-                        key_tuples(&keys, literal)
-                    ),
-                    &[],
-                )
-                .await
-                .map_err(err)?;
+            let read = job.sync.read_images(&keys).map_err(|e| e.to_string())?;
+            let images = tx.query(&read, &[]).await.map_err(err)?;
+            let width = map.columns.len();
             let rows: Vec<Vec<Option<String>>> = images
                 .iter()
-                .map(|r| (0..map.columns.len()).map(|i| r.get(i)).collect())
+                .map(|r| (0..width).map(|i| r.get(i)).collect())
                 .collect();
             write_target(&mut self.target, job, &keys, &rows).await?;
         }
@@ -115,16 +95,6 @@ impl Conns {
     }
 }
 
-/// How PostgreSQL statements of the target are written: values as string
-/// constants of unknown type, which the server reads as the column's type
-/// (never bare: `007` must stay text where it is text).
-const QUOTING: Quoting = Quoting {
-    ident,
-    qualified,
-    key: literal,
-    insert_options: " OVERRIDING SYSTEM VALUE",
-};
-
 /// Makes the target's rows for `keys` equal to `rows`, in one transaction.
 async fn write_target(
     target_client: &mut Client,
@@ -144,7 +114,11 @@ async fn write_target(
         .transaction()
         .await
         .map_err(|e| e.to_string())?;
-    for sql in target_statements(job, &QUOTING, keys, &rows) {
+    let statements = job
+        .sync
+        .write_images(keys, &rows)
+        .map_err(|e| e.to_string())?;
+    for sql in statements {
         tx.batch_execute(&sql).await.map_err(|e| e.to_string())?;
     }
     tx.commit().await.map_err(|e| e.to_string())

@@ -266,16 +266,19 @@ except_sql() {
 }
 
 # hash_sql ENGINE TABLE: switchyard's standard-level checksum of one whole
-# table (compared.rs: PostgreSQL hashtextextended of the row's text, MySQL
+# table (compared.rs: PostgreSQL hash_record_extended of the row, MySQL
 # the first 64 bits of MD5 over length-prefixed values, summed exactly),
 # after the session settings the diff pins.
 hash_sql() {
     local engine=$1 table=$2 cols c e=""
     case "$engine" in
     postgres)
-        cols=$(pg_columns "$table" | sed 's/[a-z_][a-z_]*/s.&/g')
+        # Each value by its type's hash, numeric by its text (compared.rs
+        # hashes as is only types whose hash is equal exactly when the
+        # prints are).
+        cols=$(pg_columns "$table" | sed -e 's/[a-z_][a-z_]*/s.&/g' -e 's/s\.amount/(s.amount)::text/')
         echo "SET TimeZone = 'UTC'; SET DateStyle = 'ISO, YMD'; SET extra_float_digits = 1;"
-        echo "SELECT count(*) || ':' || coalesce(sum(hashtextextended(ROW($cols)::text, 0)), 0) FROM public.$table s;"
+        echo "SELECT count(*) || ':' || coalesce(sum(hash_record_extended(ROW($cols), 0)), 0) FROM public.$table s;"
         ;;
     mariadb)
         for c in id customer_id email name status amount created_at note; do

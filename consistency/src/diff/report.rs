@@ -21,6 +21,18 @@ pub enum Level {
     Full,
 }
 
+impl Level {
+    /// The level as the CLI and the JSON spell it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Level::Basic => "basic",
+            Level::Standard => "standard",
+            Level::Detailed => "detailed",
+            Level::Full => "full",
+        }
+    }
+}
+
 /// What differs about one key.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -129,8 +141,11 @@ impl fmt::Display for Report {
         let verdict = if self.clean { "CLEAN" } else { "DIFFERENT" };
         writeln!(
             f,
-            "diff {} ({:?}): {} → {}: {verdict}",
-            self.migration, self.level, self.source, self.target
+            "diff {} ({}): {} → {}: {verdict}",
+            self.migration,
+            self.level.as_str(),
+            self.source,
+            self.target
         )?;
         writeln!(
             f,

@@ -77,6 +77,46 @@ pub fn differences(
         .collect()
 }
 
+/// Narrows a differing chunk by its keys and row hashes (each listed
+/// row: side mark, `key_len` key cells, the hash): the keys only one side
+/// has are differences as they stand; the keys whose hashes differ are
+/// returned to be read whole and compared column by column.
+pub fn narrow(listing: Vec<Vec<Cell>>, key_len: usize) -> (Vec<RowDiff>, Vec<Vec<String>>) {
+    let mut pairs: BTreeMap<Vec<Cell>, (Option<Cell>, Option<Cell>)> = BTreeMap::new();
+    for mut row in listing {
+        if row.len() != 2 + key_len {
+            continue;
+        }
+        let hash = row.pop().flatten();
+        let key = row.split_off(1);
+        let entry = pairs.entry(key).or_default();
+        match row[0].as_deref() {
+            Some(b"s") => entry.0 = Some(hash),
+            _ => entry.1 = Some(hash),
+        }
+    }
+    let mut found = Vec::new();
+    let mut candidates = Vec::new();
+    for (key, sides) in pairs {
+        let text: Vec<String> = key.iter().map(|c| show(c).unwrap_or_default()).collect();
+        match sides {
+            (Some(_), None) => found.push(RowDiff {
+                key: text,
+                kind: Kind::MissingInTarget,
+                columns: Vec::new(),
+            }),
+            (None, Some(_)) => found.push(RowDiff {
+                key: text,
+                kind: Kind::ExtraInTarget,
+                columns: Vec::new(),
+            }),
+            (Some(s), Some(t)) if s != t => candidates.push(text),
+            _ => {}
+        }
+    }
+    (found, candidates)
+}
+
 /// What makes two unequal values easy to mistake for equal, if anything.
 fn note(source: &Cell, target: &Cell) -> Option<String> {
     match (source, target) {

@@ -58,3 +58,11 @@ pub const READ_VERDICT: &str = "switchyard_read_verdict";
 /// Alert webhook posts, by `migration`, `kind` and `outcome` (`sent`, `failed`, `suppressed`, `dropped`).
 pub const ALERTS_TOTAL: &str = "switchyard_alerts_total";
 pub const BACKFILL_ROWS_TOTAL: &str = "switchyard_backfill_rows_total";
+
+// Control store metrics (the proxy's follower).
+/// The epoch of the stored state each proxy enforces, by `migration` (0
+/// while the migration follows its file).
+pub const STORE_EPOCH: &str = "switchyard_store_epoch";
+/// Reads of the control store that failed, by `migration`; past the lease
+/// the proxy refuses writes to the migrated tables.
+pub const STORE_READ_FAILURES_TOTAL: &str = "switchyard_store_read_failures_total";

@@ -7,10 +7,10 @@
 //! announced.
 //!
 //! A rollback holds until an operator gives a new rule (the file's `reads`
-//! changes, or `PUT /migrations/{id}/reads`); it has no timer. Until the
-//! control store exists it is this proxy's alone and a restart forgets it.
-//! [`roll_back`] is the one function that carries one out, so the control
-//! store can call it for rollbacks decided elsewhere.
+//! changes, or `PUT /migrations/{id}/reads`); it has no timer. Where a
+//! control store is installed the rollback is also stored (the phase
+//! becomes `rolled_back`, see `control`), so every replica follows and a
+//! restart keeps it; without one it is this proxy's alone.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
@@ -42,6 +42,23 @@ pub struct Guards {
     /// Woken by a target failure, so a breach is judged at once rather
     /// than at the next tick.
     failed: Notify,
+    /// Reads per migration and path since start, which the heartbeat
+    /// reports to the control store for the ramp's figures.
+    tallies: DashMap<Arc<str>, Arc<ReadTally>>,
+}
+
+/// Reads counted since start: `[target, source, target errors, source
+/// errors]`, in the heartbeat's order.
+#[derive(Debug, Default)]
+pub struct ReadTally(pub [std::sync::atomic::AtomicU64; 4]);
+
+impl ReadTally {
+    /// The counts now, in the heartbeat's order.
+    pub fn load(&self) -> [u64; 4] {
+        self.0
+            .each_ref()
+            .map(|c| c.load(std::sync::atomic::Ordering::Relaxed))
+    }
 }
 
 impl Guards {
@@ -53,6 +70,7 @@ impl Guards {
         end: ReadEnd,
         latency: Duration,
     ) {
+        self.tally(migration, path, matches!(end, ReadEnd::Failed | ReadEnd::TimedOut));
         let outcome = match end {
             ReadEnd::Ok => ReadOutcome::Ok(latency),
             ReadEnd::Failed => ReadOutcome::Error,
@@ -74,6 +92,28 @@ impl Guards {
         if outcome == ShadowOutcome::Mismatch {
             self.failed.notify_one();
         }
+    }
+
+    /// Counts one read on `path` (and its failure) for the heartbeat.
+    fn tally(&self, migration: &Arc<str>, path: ReadPath, failed: bool) {
+        let tally = match self.tallies.get(migration) {
+            Some(tally) => tally.clone(),
+            None => self.tallies.entry(migration.clone()).or_default().clone(),
+        };
+        let base = usize::from(path == ReadPath::Source);
+        let relaxed = std::sync::atomic::Ordering::Relaxed;
+        tally.0[base].fetch_add(1, relaxed);
+        if failed {
+            tally.0[base + 2].fetch_add(1, relaxed);
+        }
+    }
+
+    /// Reads of `migration` since start: `[target, source, target errors,
+    /// source errors]`.
+    pub fn reads(&self, migration: &str) -> [u64; 4] {
+        self.tallies
+            .get(migration)
+            .map_or([0; 4], |tally| tally.load())
     }
 
     /// Forgets a migration's reads: a new rule starts a new window.
@@ -268,6 +308,11 @@ pub fn roll_back(shared: &Shared, id: &str, reason: &'static str, text: &str) {
         metrics::counter!(names::ROLLBACKS_TOTAL, "migration" => id.to_string(), "reason" => reason)
             .increment(1);
         tracing::warn!(migration = %id, reason, "reads rolled back to the source: {text}");
+        // Stored, so every replica and the controller follow and a restart
+        // keeps it; this proxy has acted already, with no round trip.
+        if let Some(control) = shared.control.get() {
+            control.store_rollback(id, format!("{reason}: {text}"));
+        }
     }
 }
 

@@ -9,6 +9,9 @@
 //!   of the data plane.
 //! - [`catalog`]: the live schemas of every migration's two tables, loaded
 //!   over the proxy's own connections and checked against the mapping.
+//! - [`control`]: following the control store: each migration's stored
+//!   phase, rule and holding published into the routing, heartbeats, the
+//!   lease, and rules and rollbacks written back for every replica.
 //! - [`admin`]: the admin HTTP listener (`/metrics`, `/healthz`, `/status`).
 //! - [`alerts`]: alert webhooks: read warnings and rollbacks posted to each
 //!   migration's `alerts.webhooks`, off the sessions' path.
@@ -24,6 +27,7 @@
 pub mod admin;
 pub mod alerts;
 pub mod catalog;
+pub mod control;
 pub mod guard;
 pub mod mirror;
 pub mod relay;

@@ -65,6 +65,12 @@ pub async fn start(
     // Always, not only with migrations at start: a reload may add the
     // first one. Idle, the task only compares a generation once a second.
     crate::catalog::spawn(shared.clone());
+    let port = [running.admin, running.postgres, running.mysql]
+        .into_iter()
+        .flatten()
+        .next()
+        .map_or(0, |a| a.port());
+    crate::control::spawn(shared.clone(), crate::control::proxy_id(port));
     crate::guard::spawn(shared.clone());
     // The outbox applier: every replica runs one; two at once take
     // different entries (see `mirror::outbox`).

@@ -127,6 +127,12 @@ pub struct Shared {
     pub outbox_applied: DashMap<String, Instant>,
     /// Shadow compare, started with the listeners.
     pub shadow: std::sync::OnceLock<crate::shadow::Shadow>,
+    /// The control store follower, started with the listeners: where rule
+    /// changes and rollbacks go to be stored for every replica.
+    pub control: std::sync::OnceLock<crate::control::Control>,
+    /// Bumped on every routing publish, so a held write wakes when the
+    /// hold ends rather than polling.
+    pub routing_changed: watch::Sender<u64>,
 }
 
 impl Shared {
@@ -157,6 +163,8 @@ impl Shared {
             guards: crate::guard::Guards::default(),
             outbox_applied: DashMap::new(),
             shadow: std::sync::OnceLock::new(),
+            control: std::sync::OnceLock::new(),
+            routing_changed: watch::channel(0).0,
         })
     }
 
@@ -195,7 +203,9 @@ impl Shared {
             metrics::gauge!(switchyard_core::names::TARGET_SHARE, "migration" => m.plan.id.clone())
                 .set(f64::from(m.target_share()));
         }
+        let serial = routing.serial;
         self.routing.store(Arc::new(routing));
+        self.routing_changed.send_replace(serial);
     }
 
     /// Whether the proxy is draining for shutdown.

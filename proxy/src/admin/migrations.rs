@@ -1,9 +1,11 @@
 //! `GET /migrations` and `PUT /migrations/{id}/reads`: what each migration's
 //! reads do now, and changing the rule at run time.
 //!
-//! A rule set here is live for the next statement of every session and
-//! lasts until the file's `reads` for that migration changes (the file
-//! wins again then). Changes need the bearer token when `admin.token` is
+//! A rule set here is live for the next statement of every session. With
+//! a control store installed it is stored there (every replica follows
+//! within a poll, and it survives restarts); without one it is this
+//! proxy's and lasts until the file's `reads` for that migration changes
+//! (the file wins again then). Changes need the bearer token when `admin.token` is
 //! set, and come from loopback only when it is not.
 
 use std::net::SocketAddr;
@@ -18,6 +20,7 @@ use serde_json::{json, Value};
 use switchyard_core::config::Reads;
 
 use super::AdminState;
+use crate::control::Outcome;
 use crate::route::routing::{CatalogState, MigrationRoute, RuleOverride};
 use crate::state::Shared;
 
@@ -57,6 +60,14 @@ pub fn describe(shared: &Shared, m: &MigrationRoute) -> Value {
         "verdict": shared.guards.verdict(m).to_string(),
         "shadow_mismatches": mismatches.len(),
         "last_mismatch": mismatches.last(),
+        "store": m.stored.as_ref().map(|s| json!({
+            "epoch": s.epoch,
+            "phase": s.phase,
+            "holding_writes": s.holding_writes,
+            "rollback_reason": s.rollback_reason,
+            "lease": if s.lapsed.is_some() { "lapsed" } else { "held" },
+            "lapsed_because": s.lapsed,
+        })),
         "catalog": m.catalog.as_str(),
         "catalog_reason": catalog_reason,
         "mapped_columns": columns,
@@ -106,15 +117,27 @@ pub async fn put_reads(
     }
     let file = current.plan.reads.clone();
     drop(routing);
+    // Stored first, so every replica follows and a restart keeps it; a
+    // store that cannot be written changes nothing anywhere.
+    let outcome = match state.shared.control.get() {
+        Some(control) => match control.store_rule(&id, reads.clone()).await {
+            Ok(outcome) => outcome,
+            Err(e) => return error(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
+        },
+        None => Outcome::NoStore,
+    };
+    let stored = matches!(outcome, Outcome::Stored { .. });
     let reads = Arc::new(reads);
     state.shared.publish_routing(|runtime| {
-        runtime
-            .overrides
-            .insert(id.clone(), RuleOverride { file, reads });
+        if !stored {
+            runtime
+                .overrides
+                .insert(id.clone(), RuleOverride { file, reads });
+        }
         // An operator's new rule lifts an automatic rollback.
         runtime.rollbacks.remove(&id);
     });
-    tracing::info!(migration = %id, %peer, "read rule changed through the admin API");
+    tracing::info!(migration = %id, %peer, stored, "read rule changed through the admin API");
     let routing = state.shared.routing();
     match routing.migration(&id) {
         Some(m) => (StatusCode::OK, Json(describe(&state.shared, m))).into_response(),

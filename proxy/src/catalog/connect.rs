@@ -37,6 +37,18 @@ pub async fn postgres(
     database: Option<&str>,
     timeout: Duration,
 ) -> Result<tokio_postgres::Client, tokio_postgres::Error> {
+    postgres_listening(backend, tls, database, timeout, None).await
+}
+
+/// [`postgres`], handing the payload of every notification the
+/// connection receives (after a `LISTEN`) to `notify`.
+pub async fn postgres_listening(
+    backend: &Backend,
+    tls: &BackendTls,
+    database: Option<&str>,
+    timeout: Duration,
+    notify: Option<tokio::sync::mpsc::UnboundedSender<String>>,
+) -> Result<tokio_postgres::Client, tokio_postgres::Error> {
     let mut config = tokio_postgres::Config::new();
     if is_socket(&backend.host) {
         config.host_path(&backend.host);
@@ -57,7 +69,7 @@ pub async fn postgres(
     let rustls = tls.client_config().filter(|_| !is_socket(&backend.host));
     let Some(rustls) = rustls else {
         let (client, connection) = config.connect(tokio_postgres::NoTls).await?;
-        tokio::spawn(connection);
+        drive(connection, notify);
         return Ok(client);
     };
     // The rustls verifier BackendTls built does the checking for every mode
@@ -74,8 +86,32 @@ pub async fn postgres(
     let (client, connection) = config
         .connect(MakeRustlsConnect::new((*rustls).clone()))
         .await?;
-    tokio::spawn(connection);
+    drive(connection, notify);
     Ok(client)
+}
+
+/// Runs a connection until its client is dropped or it fails, passing
+/// notifications' payloads on when asked to.
+fn drive<S, T>(
+    mut connection: tokio_postgres::Connection<S, T>,
+    notify: Option<tokio::sync::mpsc::UnboundedSender<String>>,
+) where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let Some(notify) = notify else {
+        tokio::spawn(connection);
+        return;
+    };
+    tokio::spawn(async move {
+        while let Some(Ok(message)) =
+            std::future::poll_fn(|cx| connection.poll_message(cx)).await
+        {
+            if let tokio_postgres::AsyncMessage::Notification(n) = message {
+                let _ = notify.send(n.payload().to_string());
+            }
+        }
+    });
 }
 
 /// Connects to `backend` with mysql_async, in `database`, encrypted as its

@@ -228,7 +228,13 @@ fn write_decision(
     sql: &str,
 ) -> Decision {
     for m in &routing.migrations {
-        if m.dialect != facts.dialect || !write::mirrors(m.phase) {
+        if m.dialect != facts.dialect {
+            continue;
+        }
+        if let Some(refusal) = write::fence::fenced(m, statement) {
+            return Decision::Refuse(Arc::new(refusal));
+        }
+        if !write::mirrors(m.phase) {
             continue;
         }
         // Until the catalog is loaded the mirror cannot be built; the

@@ -29,6 +29,9 @@ pub struct Routing {
     pub serial: u64,
     /// One entry per migration, in the file's order.
     pub migrations: Vec<MigrationRoute>,
+    /// Some migration holds writes for its write switch: sessions look
+    /// for a held write before deciding (one load of a bool otherwise).
+    pub holds_writes: bool,
 }
 
 /// One migration as routing sees it now.
@@ -55,6 +58,29 @@ pub struct MigrationRoute {
     /// Set when the guard took the target's reads away; until an operator
     /// gives a new rule, reads go to the table that takes the writes.
     pub rolled_back: Option<Arc<RolledBack>>,
+    /// The control store's state this proxy follows (epoch, holding,
+    /// lease); `None` while the migration follows its file.
+    pub stored: Option<Arc<Stored>>,
+}
+
+/// A migration's state as the control store gave it, and whether this
+/// proxy can still vouch for it (its lease).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Stored {
+    /// The epoch whose phase this proxy enforces, which it heartbeats.
+    pub epoch: u64,
+    /// The stored phase; it overrides the file's.
+    pub phase: Phase,
+    /// The stored read rule, which replaces the file's; `None` keeps it.
+    pub reads: Option<Arc<Reads>>,
+    /// Writes to the migrated table wait while the write switch runs.
+    pub holding_writes: bool,
+    /// Why the migration was rolled back, when it was.
+    pub rollback_reason: Option<String>,
+    /// Set when the store could not be read for longer than the lease:
+    /// what failed. Writes to the migrated tables are refused meanwhile,
+    /// so none is made under a phase the others may have left.
+    pub lapsed: Option<String>,
 }
 
 /// An automatic read rollback in force.
@@ -156,6 +182,9 @@ pub enum RuleFrom {
     File,
     /// `PUT /migrations/{id}/reads`.
     Api,
+    /// The control store (set through any proxy's admin API or the
+    /// controller).
+    Store,
 }
 
 impl RuleFrom {
@@ -164,6 +193,7 @@ impl RuleFrom {
         match self {
             RuleFrom::File => "file",
             RuleFrom::Api => "api",
+            RuleFrom::Store => "store",
         }
     }
 }
@@ -187,6 +217,8 @@ pub struct Runtime {
     pub catalogs: HashMap<String, CatalogState>,
     /// Automatic read rollbacks in force, by migration id.
     pub rollbacks: HashMap<String, Arc<RolledBack>>,
+    /// The control store's state of each migration that has one, by id.
+    pub stored: HashMap<String, Arc<Stored>>,
 }
 
 impl Runtime {
@@ -205,6 +237,7 @@ impl Runtime {
                 .iter()
                 .any(|m| &m.id == id && m.reads == r.file)
         });
+        self.stored.retain(|id, _| config.migration(id).is_some());
     }
 }
 
@@ -215,8 +248,11 @@ impl Routing {
             .migrations
             .iter()
             .map(|m| {
-                let (reads, rule_from) = match runtime.overrides.get(&m.id) {
-                    Some(o) if o.file == m.reads => (o.reads.clone(), RuleFrom::Api),
+                let stored = runtime.stored.get(&m.id).cloned();
+                let stored_reads = stored.as_ref().and_then(|s| s.reads.clone());
+                let (reads, rule_from) = match (stored_reads, runtime.overrides.get(&m.id)) {
+                    (Some(reads), _) => (reads, RuleFrom::Store),
+                    (None, Some(o)) if o.file == m.reads => (o.reads.clone(), RuleFrom::Api),
                     _ => (Arc::new(m.reads.clone()), RuleFrom::File),
                 };
                 let catalog = runtime
@@ -239,19 +275,24 @@ impl Routing {
                     plan: Arc::new(m.clone()),
                     reads,
                     rule_from,
-                    phase: m.phase,
+                    phase: stored.as_ref().map_or(m.phase, |s| s.phase),
                     catalog,
                     table_map,
                     fields,
                     dialect,
                     rolled_back: runtime.rollbacks.get(&m.id).cloned(),
+                    stored,
                 }
             })
             .collect();
         static SERIAL: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+        let migrations: Vec<MigrationRoute> = migrations;
         Routing {
             generation,
             serial: SERIAL.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+            holds_writes: migrations
+                .iter()
+                .any(|m| m.stored.as_ref().is_some_and(|s| s.holding_writes)),
             migrations,
         }
     }

@@ -8,6 +8,7 @@ mod clients;
 mod common;
 mod diff_load;
 mod faults;
+mod follow;
 mod guard;
 mod mirror;
 mod mirror_load;

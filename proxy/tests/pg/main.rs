@@ -7,6 +7,7 @@ mod catalog;
 mod common;
 mod diff_load;
 mod faults;
+mod follow;
 mod guard;
 mod lifecycle;
 mod mirror;

@@ -16,6 +16,7 @@
 //! connected straight to the database) the guard trigger on the source
 //! records in the repair queue.
 
+pub mod fence;
 pub mod mysql;
 pub mod pg;
 

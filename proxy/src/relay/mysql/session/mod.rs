@@ -660,6 +660,7 @@ impl Session {
             Ok(text) => String::from_utf8_lossy(text),
             Err(e) => return Err(malformed(&e, self.seq)),
         };
+        crate::control::hold(&self.shared, Dialect::Mysql, &sql).await;
         let (decision, _) = self.decide(&sql, Stage::Execute, &[]);
         if let Some((query_only, id)) = super::parse_kill(&sql) {
             if let Some(outcome) = super::kill(&self.shared, &self.info.user, id, query_only).await
@@ -1027,6 +1028,7 @@ impl Session {
             }
             false => Vec::new(),
         };
+        crate::control::hold(&self.shared, Dialect::Mysql, &prepared.sql).await;
         let (conn, sql, plan) = match self.decide(&prepared.sql, Stage::Execute, &params).0 {
             Decision::Refuse(refusal) => return Err(Failed::Refused(refused(&refusal))),
             Decision::Relay => (Conn::Own, None, None),

@@ -578,6 +578,7 @@ impl Session {
 
     async fn on_query(&mut self, frame: &[u8]) -> Result<(), SessionEnd> {
         let sql = message::query_text(&frame[5..])?;
+        crate::control::hold(&self.shared, Dialect::Postgres, sql).await;
         let (decision, _, count) = self.decide(sql, Stage::Execute, &[]);
         if let Decision::Plan(plan) = &decision {
             self.offer_shadow(plan.read.as_ref(), sql, Vec::new());

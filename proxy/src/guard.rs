@@ -70,7 +70,11 @@ impl Guards {
         end: ReadEnd,
         latency: Duration,
     ) {
-        self.tally(migration, path, matches!(end, ReadEnd::Failed | ReadEnd::TimedOut));
+        self.tally(
+            migration,
+            path,
+            matches!(end, ReadEnd::Failed | ReadEnd::TimedOut),
+        );
         let outcome = match end {
             ReadEnd::Ok => ReadOutcome::Ok(latency),
             ReadEnd::Failed => ReadOutcome::Error,

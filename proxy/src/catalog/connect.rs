@@ -104,9 +104,7 @@ fn drive<S, T>(
         return;
     };
     tokio::spawn(async move {
-        while let Some(Ok(message)) =
-            std::future::poll_fn(|cx| connection.poll_message(cx)).await
-        {
+        while let Some(Ok(message)) = std::future::poll_fn(|cx| connection.poll_message(cx)).await {
             if let tokio_postgres::AsyncMessage::Notification(n) = message {
                 let _ = notify.send(n.payload().to_string());
             }

@@ -198,7 +198,9 @@ impl Follower {
         let epoch = new.as_ref().map_or(0, |s| s.epoch);
         metrics::gauge!(names::STORE_EPOCH, "migration" => id.to_string()).set(epoch as f64);
         match &new {
-            Some(s) => tracing::info!(migration = id, phase = %s.phase, epoch = s.epoch, holding_writes = s.holding_writes, lapsed = s.lapsed.is_some(), "following the control store"),
+            Some(s) => {
+                tracing::info!(migration = id, phase = %s.phase, epoch = s.epoch, holding_writes = s.holding_writes, lapsed = s.lapsed.is_some(), "following the control store")
+            }
             None => tracing::info!(migration = id, "no stored state: following the file"),
         }
     }
@@ -275,7 +277,8 @@ impl Follower {
                     None,
                     serde_json::json!({ "reads": reads }).to_string(),
                 ),
-                Want::Rollback(reason) => match row::rolled_back(current.as_ref(), m.phase, reason) {
+                Want::Rollback(reason) => match row::rolled_back(current.as_ref(), m.phase, reason)
+                {
                     Some(row) => (
                         row,
                         "rollback",

@@ -26,7 +26,9 @@ pub enum Failure {
 impl std::fmt::Display for Failure {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Failure::NoStore => f.write_str("no control store is installed (run `switchyard init`)"),
+            Failure::NoStore => {
+                f.write_str("no control store is installed (run `switchyard init`)")
+            }
             Failure::Unreachable(why) => f.write_str(why),
         }
     }

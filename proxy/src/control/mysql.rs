@@ -55,9 +55,15 @@ impl Conn {
                  check `switchyard_state` with `switchyard status`"
             ))
         };
-        let name: String = r.take_opt(0).and_then(Result::ok).ok_or_else(|| bad("phase"))?;
+        let name: String = r
+            .take_opt(0)
+            .and_then(Result::ok)
+            .ok_or_else(|| bad("phase"))?;
         let phase = row::phase(&name).ok_or_else(|| super::pg::unknown_phase(migration, &name))?;
-        let epoch: u64 = r.take_opt(1).and_then(Result::ok).ok_or_else(|| bad("epoch"))?;
+        let epoch: u64 = r
+            .take_opt(1)
+            .and_then(Result::ok)
+            .ok_or_else(|| bad("epoch"))?;
         let read_rule: Option<String> = r.take_opt(2).and_then(Result::ok).flatten();
         let share: u64 = r.take_opt(3).and_then(Result::ok).unwrap_or(0);
         let paused: bool = r.take_opt(4).and_then(Result::ok).unwrap_or(false);

@@ -19,7 +19,9 @@ pub struct Conn {
 fn failed(e: tokio_postgres::Error) -> Failure {
     // No store installed (or not in this schema): the file is followed.
     match e.code() {
-        Some(code) if *code == SqlState::UNDEFINED_TABLE || *code == SqlState::INVALID_SCHEMA_NAME => {
+        Some(code)
+            if *code == SqlState::UNDEFINED_TABLE || *code == SqlState::INVALID_SCHEMA_NAME =>
+        {
             Failure::NoStore
         }
         _ => Failure::Unreachable(e.to_string()),

@@ -173,12 +173,9 @@ migrations:
     target: { table: api_v2 }
     phase: read_ramp
 "#;
-        let config = switchyard_core::config::Config::from_yaml(
-            yaml,
-            std::path::Path::new("."),
-            &|_| None,
-        )
-        .unwrap();
+        let config =
+            switchyard_core::config::Config::from_yaml(yaml, std::path::Path::new("."), &|_| None)
+                .unwrap();
         config.migrations[0].clone()
     }
 

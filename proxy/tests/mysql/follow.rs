@@ -82,7 +82,12 @@ where
     }
 }
 
-async fn until_listed(proxy: &Proxy, within: Duration, what: &str, wanted: impl Fn(&Value) -> bool) {
+async fn until_listed(
+    proxy: &Proxy,
+    within: Duration,
+    what: &str,
+    wanted: impl Fn(&Value) -> bool,
+) {
     eventually(within, what, || async {
         let m = http::migration(admin(proxy), "api_move").await;
         wanted(&m).then_some(())
@@ -94,10 +99,16 @@ async fn until_listed(proxy: &Proxy, within: Duration, what: &str, wanted: impl 
 async fn until_refused(conn: &mut Conn, within: Duration) -> String {
     let deadline = tokio::time::Instant::now() + within;
     loop {
-        if let Err(e) = conn.query_drop("UPDATE api SET method = 'cut' WHERE id = 3").await {
+        if let Err(e) = conn
+            .query_drop("UPDATE api SET method = 'cut' WHERE id = 3")
+            .await
+        {
             return e.to_string();
         }
-        assert!(tokio::time::Instant::now() < deadline, "the lease did not lapse in {within:?}");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the lease did not lapse in {within:?}"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
@@ -123,7 +134,10 @@ async fn two_proxies_follow_the_store_and_share_a_rule_set_on_one() {
 
     let rule = r#"{"strategy": "immediate", "path": "target"}"#;
     direct
-        .query_drop(store::init_state(&db, &state(Phase::ReadRamp, 3, Some(rule))))
+        .query_drop(store::init_state(
+            &db,
+            &state(Phase::ReadRamp, 3, Some(rule)),
+        ))
         .await
         .unwrap();
     let started = tokio::time::Instant::now();
@@ -141,7 +155,10 @@ async fn two_proxies_follow_the_store_and_share_a_rule_set_on_one() {
     let ids = loop {
         let rows: Vec<(String, u64)> = direct
             .query_map(live.as_str(), |row: mysql_async::Row| {
-                (row.get::<String, _>(0).unwrap(), row.get::<u64, _>(1).unwrap())
+                (
+                    row.get::<String, _>(0).unwrap(),
+                    row.get::<u64, _>(1).unwrap(),
+                )
             })
             .await
             .unwrap();
@@ -149,7 +166,10 @@ async fn two_proxies_follow_the_store_and_share_a_rule_set_on_one() {
         if at_3.len() == 2 {
             break at_3;
         }
-        assert!(tokio::time::Instant::now() < deadline, "two heartbeats of epoch 3: {at_3:?}");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "two heartbeats of epoch 3: {at_3:?}"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
     assert_ne!(ids[0], ids[1], "each proxy has an id of its own");
@@ -161,9 +181,12 @@ async fn two_proxies_follow_the_store_and_share_a_rule_set_on_one() {
     )
     .await;
     assert_eq!(code, 200, "{text}");
-    until_listed(&proxies[1], FOLLOW, "the rule set on the other proxy", |m| {
-        m["reads"]["path"] == "source" && m["rule_from"] == "store"
-    })
+    until_listed(
+        &proxies[1],
+        FOLLOW,
+        "the rule set on the other proxy",
+        |m| m["reads"]["path"] == "source" && m["rule_from"] == "store",
+    )
     .await;
     assert_eq!(answered_by(&mut conns[1]).await, "src");
     let actor: Option<String> = direct
@@ -207,11 +230,18 @@ async fn a_proxy_cut_off_from_its_store_refuses_writes_to_the_migrated_table() {
     relay.down().await;
     let refusal = until_refused(&mut conn, Duration::from_secs(12)).await;
     assert!(
-        refusal.contains("api_move") && refusal.contains("lease") && refusal.contains("control store"),
+        refusal.contains("api_move")
+            && refusal.contains("lease")
+            && refusal.contains("control store"),
         "{refusal}"
     );
-    until_listed(&proxy, FOLLOW, "the lapsed lease", |m| m["store"]["lease"] == "lapsed").await;
-    conn.query_drop("INSERT INTO other VALUES (1)").await.unwrap();
+    until_listed(&proxy, FOLLOW, "the lapsed lease", |m| {
+        m["store"]["lease"] == "lapsed"
+    })
+    .await;
+    conn.query_drop("INSERT INTO other VALUES (1)")
+        .await
+        .unwrap();
     assert_eq!(answered_by(&mut conn).await, "src");
 
     relay.up().await;
@@ -220,7 +250,10 @@ async fn a_proxy_cut_off_from_its_store_refuses_writes_to_the_migrated_table() {
         .query_drop("UPDATE api SET method = 'back' WHERE id = 3")
         .await
     {
-        assert!(tokio::time::Instant::now() < deadline, "writes after the store is back: {e}");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "writes after the store is back: {e}"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     common::drop_db(&db).await;

@@ -66,7 +66,12 @@ async fn answered_by(client: &Client) -> String {
 }
 
 /// Waits until `proxy`'s `/migrations` entry satisfies `wanted`.
-async fn until_listed(proxy: &Proxy, within: Duration, what: &str, wanted: impl Fn(&Value) -> bool) {
+async fn until_listed(
+    proxy: &Proxy,
+    within: Duration,
+    what: &str,
+    wanted: impl Fn(&Value) -> bool,
+) {
     common::eventually(within, what, || async {
         let m = http::migration(proxy.admin(), "api_move").await;
         wanted(&m).then_some(())
@@ -106,18 +111,25 @@ async fn two_proxies_follow_the_store_and_share_a_rule_set_on_one() {
     assert!(started.elapsed() <= FOLLOW + Duration::from_millis(500));
 
     // Both heartbeat the epoch they enforce.
-    let ids: Vec<String> = common::eventually(Duration::from_secs(3), "two heartbeats of epoch 3", || async {
-        let rows = direct
-            .query(&store::live_proxies("public", "api_move", Duration::from_secs(10)), &[])
-            .await
-            .unwrap();
-        let at_3: Vec<String> = rows
-            .iter()
-            .filter(|r| r.get::<_, i64>(1) == 3)
-            .map(|r| r.get(0))
-            .collect();
-        (at_3.len() == 2).then_some(at_3)
-    })
+    let ids: Vec<String> = common::eventually(
+        Duration::from_secs(3),
+        "two heartbeats of epoch 3",
+        || async {
+            let rows = direct
+                .query(
+                    &store::live_proxies("public", "api_move", Duration::from_secs(10)),
+                    &[],
+                )
+                .await
+                .unwrap();
+            let at_3: Vec<String> = rows
+                .iter()
+                .filter(|r| r.get::<_, i64>(1) == 3)
+                .map(|r| r.get(0))
+                .collect();
+            (at_3.len() == 2).then_some(at_3)
+        },
+    )
     .await;
     assert_ne!(ids[0], ids[1], "each proxy has an id of its own");
 
@@ -129,9 +141,12 @@ async fn two_proxies_follow_the_store_and_share_a_rule_set_on_one() {
     )
     .await;
     assert_eq!(code, 200, "{text}");
-    until_listed(&proxies[1], FOLLOW, "the rule set on the other proxy", |m| {
-        m["reads"]["path"] == "source" && m["rule_from"] == "store"
-    })
+    until_listed(
+        &proxies[1],
+        FOLLOW,
+        "the rule set on the other proxy",
+        |m| m["reads"]["path"] == "source" && m["rule_from"] == "store",
+    )
     .await;
     assert_eq!(answered_by(&clients[1]).await, "src");
     let actor: String = direct
@@ -159,7 +174,10 @@ async fn a_held_write_waits_for_the_hold_and_fails_past_the_budget() {
     let db = tables("follow_hold").await;
     let direct = common::direct(&db).await;
     direct
-        .batch_execute(&store::init_state("public", &state(Phase::ReadsOnTarget, 5, None)))
+        .batch_execute(&store::init_state(
+            "public",
+            &state(Phase::ReadsOnTarget, 5, None),
+        ))
         .await
         .unwrap();
     let proxy = start(&yaml(&common::base_yaml(), &db, "pg")).await;
@@ -177,7 +195,10 @@ async fn a_held_write_waits_for_the_hold_and_fails_past_the_budget() {
         )
     };
     direct.batch_execute(&hold(true, 6)).await.unwrap();
-    until_listed(&proxy, FOLLOW, "the hold", |m| m["store"]["holding_writes"] == true).await;
+    until_listed(&proxy, FOLLOW, "the hold", |m| {
+        m["store"]["holding_writes"] == true
+    })
+    .await;
 
     // Released within the budget: the write waits, then goes through.
     let started = tokio::time::Instant::now();
@@ -188,19 +209,33 @@ async fn a_held_write_waits_for_the_hold_and_fails_past_the_budget() {
     };
     let (written, ()) = tokio::join!(write, release);
     assert_eq!(written.unwrap(), 1);
-    assert!(started.elapsed() >= Duration::from_millis(500), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() >= Duration::from_millis(500),
+        "{:?}",
+        started.elapsed()
+    );
 
     // Held past the budget: refused, naming the migration and the hold.
     direct.batch_execute(&hold(true, 8)).await.unwrap();
-    until_listed(&proxy, FOLLOW, "the hold", |m| m["store"]["holding_writes"] == true).await;
+    until_listed(&proxy, FOLLOW, "the hold", |m| {
+        m["store"]["holding_writes"] == true
+    })
+    .await;
     let started = tokio::time::Instant::now();
     let e = client
         .execute("UPDATE api SET method = 'late' WHERE id = 7", &[])
         .await
         .unwrap_err();
-    let text = e.as_db_error().map(|d| d.message().to_string()).unwrap_or_default();
+    let text = e
+        .as_db_error()
+        .map(|d| d.message().to_string())
+        .unwrap_or_default();
     assert!(text.contains("api_move") && text.contains("held"), "{text}");
-    assert!(started.elapsed() >= Duration::from_millis(1900), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() >= Duration::from_millis(1900),
+        "{:?}",
+        started.elapsed()
+    );
     // Other tables are not held.
     client
         .batch_execute("CREATE TABLE other (id int); INSERT INTO other VALUES (1)")
@@ -245,17 +280,29 @@ async fn a_proxy_cut_off_from_its_store_refuses_writes_to_the_migrated_table() {
             .await
         {
             Ok(_) => None,
-            Err(e) => Some(e.as_db_error().map(|d| d.message().to_string()).unwrap_or(e.to_string())),
+            Err(e) => Some(
+                e.as_db_error()
+                    .map(|d| d.message().to_string())
+                    .unwrap_or(e.to_string()),
+            ),
         }
     })
     .await;
     assert!(
-        refusal.contains("api_move") && refusal.contains("lease") && refusal.contains("control store"),
+        refusal.contains("api_move")
+            && refusal.contains("lease")
+            && refusal.contains("control store"),
         "{refusal}"
     );
-    until_listed(&proxy, FOLLOW, "the lapsed lease", |m| m["store"]["lease"] == "lapsed").await;
+    until_listed(&proxy, FOLLOW, "the lapsed lease", |m| {
+        m["store"]["lease"] == "lapsed"
+    })
+    .await;
     // Other tables keep working, and so do reads of the migrated one.
-    client.execute("INSERT INTO other VALUES (1)", &[]).await.unwrap();
+    client
+        .execute("INSERT INTO other VALUES (1)", &[])
+        .await
+        .unwrap();
     assert_eq!(answered_by(&client).await, "src");
     let failures = http::counter(
         proxy.admin(),
@@ -267,12 +314,16 @@ async fn a_proxy_cut_off_from_its_store_refuses_writes_to_the_migrated_table() {
 
     // The store answers again: writes go through again.
     relay.up().await;
-    common::eventually(Duration::from_secs(10), "writes after the store is back", || async {
-        client
-            .execute("UPDATE api SET method = 'back' WHERE id = 3", &[])
-            .await
-            .ok()
-    })
+    common::eventually(
+        Duration::from_secs(10),
+        "writes after the store is back",
+        || async {
+            client
+                .execute("UPDATE api SET method = 'back' WHERE id = 3", &[])
+                .await
+                .ok()
+        },
+    )
     .await;
     common::drop_db(&db).await;
 }

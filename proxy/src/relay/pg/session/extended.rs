@@ -170,7 +170,12 @@ impl Session {
             true => bind.params().unwrap_or_default(),
             false => Vec::new(),
         };
-        crate::control::hold(&self.shared, crate::route::classify::Dialect::Postgres, &prepared.sql).await;
+        crate::control::hold(
+            &self.shared,
+            crate::route::classify::Dialect::Postgres,
+            &prepared.sql,
+        )
+        .await;
         let (decision, _, _) = self.decide(&prepared.sql, Stage::Execute, &params);
         if let Decision::Plan(plan) = &decision {
             // A binary value of a type not decoded here cannot be given to

@@ -8,9 +8,9 @@
 //!
 //! A rollback holds until an operator gives a new rule (the file's `reads`
 //! changes, or `PUT /migrations/{id}/reads`); it has no timer. Where a
-//! control store is installed the rollback is also stored (the phase
-//! becomes `rolled_back`, see `control`), so every replica follows and a
-//! restart keeps it; without one it is this proxy's alone.
+//! control store is installed the rollback is also stored (see
+//! `control`), so every replica follows and a restart keeps it; without
+//! one it is this proxy's alone.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};

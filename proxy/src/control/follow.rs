@@ -4,9 +4,9 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Instant, SystemTime};
 
-use switchyard_core::config::Migration;
+use switchyard_core::config::{Migration, Phase};
 use switchyard_core::names;
 use switchyard_core::store::{AuditEvent, Heartbeat};
 use tokio::sync::mpsc;
@@ -14,8 +14,12 @@ use tokio::sync::mpsc;
 use super::link::{Failure, Key, Link, Place};
 use super::row::{self, Row};
 use super::{Change, ControlError, Outcome, Want, LEASE, POLL};
-use crate::route::routing::Stored;
+use crate::route::routing::{RolledBack, Stored};
 use crate::state::Shared;
+
+/// The `reason` of a read rollback this proxy follows from the store (the
+/// stored text says what tripped it, on which proxy).
+const STORED_ROLLBACK: &str = "control_store";
 
 /// Times a change is tried against a state others keep moving.
 const TRIES: usize = 3;
@@ -146,7 +150,7 @@ impl Follower {
         });
         if entry.published != stored {
             let old = std::mem::replace(&mut entry.published, stored.clone());
-            self.publish(&m.id, old, stored);
+            self.publish(m, old, stored);
         }
     }
 
@@ -177,22 +181,43 @@ impl Follower {
             ..(*published).clone()
         });
         entry.published = Some(lapsed.clone());
-        self.publish(&m.id, Some(published), Some(lapsed));
+        self.publish(m, Some(published), Some(lapsed));
     }
 
-    /// Publishes `id`'s new stored state into the routing.
-    fn publish(&self, id: &str, old: Option<Arc<Stored>>, new: Option<Arc<Stored>>) {
+    /// Publishes `m`'s new stored state into the routing, with the read
+    /// rollback it stores (another proxy's guard decided it) or lifts.
+    fn publish(&self, m: &Migration, old: Option<Arc<Stored>>, new: Option<Arc<Stored>>) {
+        let id = m.id.as_str();
         let rule = |s: &Option<Arc<Stored>>| s.as_ref().and_then(|s| s.reads.clone());
         let new_rule = rule(&new).filter(|r| Some(r) != rule(&old).as_ref());
+        // A phase rolled back needs no read rollback: its reads are on the
+        // source already.
+        let reason = |s: &Option<Arc<Stored>>| {
+            s.as_ref()
+                .filter(|s| s.phase != Phase::RolledBack)
+                .and_then(|s| s.rollback_reason.clone())
+        };
+        let (was, now) = (reason(&old), reason(&new));
         self.shared.publish_routing(|runtime| {
             match &new {
                 Some(stored) => runtime.stored.insert(id.to_string(), stored.clone()),
                 None => runtime.stored.remove(id),
             };
             // A new rule lifts this proxy's automatic rollback, as a rule
-            // set through its own admin API does.
-            if new_rule.is_some() {
+            // set through its own admin API does; so does a stored
+            // rollback that was cleared.
+            if new_rule.is_some() || (was.is_some() && now.is_none()) {
                 runtime.rollbacks.remove(id);
+            }
+            if let Some(text) = now {
+                runtime.rollbacks.entry(id.to_string()).or_insert_with(|| {
+                    Arc::new(RolledBack {
+                        reason: STORED_ROLLBACK,
+                        text,
+                        at: SystemTime::now(),
+                        file: m.reads.clone(),
+                    })
+                });
             }
         });
         let epoch = new.as_ref().map_or(0, |s| s.epoch);

@@ -121,10 +121,10 @@ pub fn share(basis_points: u64) -> Percent {
         .unwrap_or(Percent::ZERO)
 }
 
-/// Whether a rollback the guard decided may be stored as the migration's
-/// phase: only while the source is still the primary, where `rolled_back`
-/// means reads and writes on the source. After the write switch a rollback
-/// has to move sequences first, which only the controller does.
+/// Whether a proxy may store a read rollback its guard decided: only while
+/// the source is still the primary. After the write switch the reads
+/// already follow the writes, and a rollback has to move sequences first,
+/// which only the controller does.
 pub fn proxy_may_roll_back(phase: Phase) -> bool {
     !matches!(
         phase,
@@ -133,27 +133,32 @@ pub fn proxy_may_roll_back(phase: Phase) -> bool {
 }
 
 /// `current` (or the file's phase) with `reads` as the stored rule. The
-/// epoch stays: a rule is not a phase change.
+/// epoch stays: a rule is not a phase change. An operator's new rule lifts
+/// a read rollback, as it does on one proxy.
 pub fn with_rule(current: Option<&Row>, file_phase: Phase, reads: &Reads) -> Row {
     let mut row = current.cloned().unwrap_or_else(|| Row::initial(file_phase));
     row.read_rule = Some(serde_json::to_string(reads).expect("a rule serialises"));
+    if row.phase != Phase::RolledBack {
+        row.rollback_reason = None;
+    }
     row
 }
 
-/// `current` (or the file's phase) rolled back for `reason` under a new
-/// epoch, as the controller's rollback stores it; `None` when the phase
-/// does not allow a proxy to roll it back.
+/// `current` (or the file's phase) with its reads rolled back for `reason`
+/// under a new epoch: the target's share to 0 and the reason stored, so
+/// every replica takes the target's reads away too. The phase stays:
+/// writes keep being mirrored, so an operator's new rule can bring reads
+/// back once the target is fixed, and a phase rollback (mirror off) stays
+/// the controller's (`switchyard rollback`). `None` when the phase does
+/// not allow a proxy to roll it back.
 pub fn rolled_back(current: Option<&Row>, file_phase: Phase, reason: &str) -> Option<Row> {
     let mut row = current.cloned().unwrap_or_else(|| Row::initial(file_phase));
     if !proxy_may_roll_back(row.phase) {
         return None;
     }
-    row.phase = Phase::RolledBack;
     row.epoch += 1;
     row.share = Percent::ZERO;
-    row.paused = false;
     row.pending_approval = None;
-    row.holding_writes = false;
     row.rollback_reason = Some(reason.to_string());
     Some(row)
 }
@@ -214,7 +219,7 @@ migrations:
         at.epoch = 4;
         at.share = Percent::FULL;
         let row = rolled_back(Some(&at), Phase::DualWrite, "error_rate").unwrap();
-        assert_eq!((row.phase, row.epoch), (Phase::RolledBack, 5));
+        assert_eq!((row.phase, row.epoch), (Phase::ReadRamp, 5));
         assert_eq!(row.share, Percent::ZERO);
         assert_eq!(row.rollback_reason.as_deref(), Some("error_rate"));
         for phase in [Phase::WriteSwitch, Phase::Complete, Phase::RolledBack] {
@@ -223,7 +228,10 @@ migrations:
         }
         // No stored state yet: from the file's phase, epoch 0 → 1.
         let first = rolled_back(None, Phase::ReadsOnTarget, "latency").unwrap();
-        assert_eq!((first.phase, first.epoch), (Phase::RolledBack, 1));
+        assert_eq!((first.phase, first.epoch), (Phase::ReadsOnTarget, 1));
+        // A new rule lifts it, and keeps the epoch.
+        let lifted = with_rule(Some(&first), Phase::ReadRamp, &Reads::default());
+        assert_eq!((lifted.rollback_reason, lifted.epoch), (None, 1));
     }
 
     #[test]

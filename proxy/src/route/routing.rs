@@ -75,7 +75,8 @@ pub struct Stored {
     pub reads: Option<Arc<Reads>>,
     /// Writes to the migrated table wait while the write switch runs.
     pub holding_writes: bool,
-    /// Why the migration was rolled back, when it was.
+    /// Why the migration (phase `rolled_back`) or its reads (any other
+    /// phase: a proxy's guard decided it) were rolled back.
     pub rollback_reason: Option<String>,
     /// Set when the store could not be read for longer than the lease:
     /// what failed. Writes to the migrated tables are refused meanwhile,

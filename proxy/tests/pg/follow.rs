@@ -327,3 +327,76 @@ async fn a_proxy_cut_off_from_its_store_refuses_writes_to_the_migrated_table() {
     .await;
     common::drop_db(&db).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rollback_one_proxys_guard_decides_reaches_the_other() {
+    let db = tables("follow_rollback").await;
+    let direct = common::direct(&db).await;
+    let rule = r#"{"strategy": "immediate", "path": "target"}"#;
+    direct
+        .batch_execute(&store::init_state(
+            "public",
+            &state(Phase::ReadRamp, 2, Some(rule)),
+        ))
+        .await
+        .unwrap();
+    let yaml = yaml(&common::base_yaml(), &db, "pg").replace(
+        "rollback: { max_latency_ratio: 1000 }",
+        "rollback: { window: 10s, min_samples: 20, max_error_rate: 0.05, max_latency_ratio: 1000 }",
+    );
+    let proxies = [start(&yaml).await, start(&yaml).await];
+    let clients = [proxies[0].connect(&db).await, proxies[1].connect(&db).await];
+    for (proxy, client) in proxies.iter().zip(&clients) {
+        until_listed(proxy, FOLLOW, "epoch 2", |m| m["store"]["epoch"] == 2).await;
+        assert_eq!(answered_by(client).await, "tgt");
+    }
+
+    // The target breaks; the first proxy's reads trip its guard.
+    direct
+        .batch_execute("ALTER TABLE t_sys_api_endpoints RENAME TO t_broken")
+        .await
+        .unwrap();
+    for _ in 0..60 {
+        assert_eq!(answered_by(&clients[0]).await, "src");
+    }
+    until_listed(&proxies[0], FOLLOW, "the guard's rollback", |m| {
+        m["rollback"]["reason"] == "error_rate"
+    })
+    .await;
+    direct
+        .batch_execute("ALTER TABLE t_broken RENAME TO t_sys_api_endpoints")
+        .await
+        .unwrap();
+
+    // The second follows from the store, with the first's reason.
+    until_listed(&proxies[1], FOLLOW, "the stored rollback", |m| {
+        m["rollback"]["reason"] == "control_store"
+            && m["target_share_basis_points"] == 0
+            && m["store"]["epoch"] == 3
+    })
+    .await;
+    assert_eq!(answered_by(&clients[1]).await, "src");
+    let event = direct
+        .query_one(
+            "SELECT actor, reason, from_phase, to_phase FROM switchyard_events \
+             WHERE action = 'rollback'",
+            &[],
+        )
+        .await
+        .unwrap();
+    let first = proxies[0].admin().port().to_string();
+    assert!(event.get::<_, String>(0).ends_with(&format!(":{first}")));
+    assert!(event.get::<_, String>(1).starts_with("error_rate"));
+    assert_eq!(event.get::<_, String>(3), "read_ramp", "the phase stays");
+
+    // An operator's rule through the second lifts it on the first too.
+    let (code, text) =
+        common::http_put(proxies[1].admin(), "/migrations/api_move/reads", rule).await;
+    assert_eq!(code, 200, "{text}");
+    until_listed(&proxies[0], FOLLOW, "the rollback lifted", |m| {
+        m["rollback"].is_null() && m["store"]["rollback_reason"].is_null()
+    })
+    .await;
+    assert_eq!(answered_by(&clients[0]).await, "tgt");
+    common::drop_db(&db).await;
+}

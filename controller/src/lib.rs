@@ -14,6 +14,7 @@
 
 pub mod backfill;
 pub mod cmd;
+pub mod executor;
 pub mod live;
 pub mod phase;
 pub mod proxies;

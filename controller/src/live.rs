@@ -86,37 +86,138 @@ pub struct Live {
     pub target: Endpoint,
 }
 
+/// Migration `id` of `config`, or the error that lists the known ones.
+fn find<'a>(config: &'a Config, id: &str) -> Result<&'a Migration, LiveError> {
+    config.migration(id).ok_or_else(|| {
+        let known: Vec<&str> = config.migrations.iter().map(|m| m.id.as_str()).collect();
+        LiveError::UnknownMigration {
+            id: id.to_string(),
+            known: if known.is_empty() {
+                "(none)".to_string()
+            } else {
+                known.join(", ")
+            },
+        }
+    })
+}
+
+/// The endpoint of backend `name` for `migration`'s table in `database`.
+fn endpoint(
+    config: &Config,
+    migration: &Migration,
+    name: &str,
+    database: &Option<String>,
+) -> Result<Endpoint, LiveError> {
+    let backend = config
+        .backends
+        .get(name)
+        .ok_or_else(|| LiveError::UnknownBackend {
+            migration: migration.id.clone(),
+            backend: name.to_string(),
+        })?;
+    Ok(Endpoint {
+        backend_name: name.to_string(),
+        tls: BackendTls::build(name, backend).map_err(Box::new)?,
+        backend: backend.clone(),
+        database: database.clone(),
+    })
+}
+
+/// A migration's source server and the schema (PostgreSQL) or database
+/// (MySQL) its control store lives in, found from the file alone: what
+/// the store's commands need, even once the source table is archived and
+/// [`Live::resolve`] can no longer load it.
+#[derive(Clone)]
+pub struct Site {
+    /// The migration as the file states it.
+    pub migration: Migration,
+    /// The source server's dialect.
+    pub dialect: Dialect,
+    /// The source table's server.
+    pub source: Endpoint,
+    /// Where the store lives: the source table's schema or database.
+    pub schema: String,
+}
+
+impl Site {
+    /// Finds migration `id`'s source server and store.
+    pub fn resolve(config: &Config, id: &str) -> Result<Site, LiveError> {
+        let migration = find(config, id)?;
+        let source = endpoint(
+            config,
+            migration,
+            &migration.backend,
+            &migration.source.database,
+        )?;
+        let (dialect, schema) = match source.backend.kind {
+            BackendKind::Postgres => (
+                Dialect::Postgres,
+                migration
+                    .source
+                    .schema
+                    .clone()
+                    .unwrap_or_else(|| "public".into()),
+            ),
+            BackendKind::Mysql => (
+                Dialect::Mysql,
+                source
+                    .database
+                    .clone()
+                    .or_else(|| source.backend.database.clone())
+                    .unwrap_or_default(),
+            ),
+        };
+        Ok(Site {
+            migration: migration.clone(),
+            dialect,
+            source,
+            schema,
+        })
+    }
+
+    /// Opens a connection to the source's server and database.
+    pub async fn conn(&self) -> Result<Conn, LiveError> {
+        let failed = |error: String| LiveError::Connect {
+            migration: self.migration.id.clone(),
+            side: "source",
+            backend: self.source.backend_name.clone(),
+            error,
+        };
+        let end = &self.source;
+        match end.backend.kind {
+            BackendKind::Postgres => connect::postgres(
+                &end.backend,
+                &end.tls,
+                end.database.as_deref(),
+                CONNECT_TIMEOUT,
+            )
+            .await
+            .map(Conn::Postgres)
+            .map_err(|e| failed(e.to_string())),
+            BackendKind::Mysql => connect::mysql(&end.backend, &self.schema)
+                .await
+                .map(Conn::Mysql)
+                .map_err(|e| failed(e.to_string())),
+        }
+    }
+}
+
 impl Live {
     /// Loads migration `id`'s two tables and checks its mapping.
     pub async fn resolve(config: &Config, id: &str) -> Result<Live, LiveError> {
-        let Some(migration) = config.migration(id) else {
-            let known: Vec<&str> = config.migrations.iter().map(|m| m.id.as_str()).collect();
-            return Err(LiveError::UnknownMigration {
-                id: id.to_string(),
-                known: if known.is_empty() {
-                    "(none)".to_string()
-                } else {
-                    known.join(", ")
-                },
-            });
-        };
-        let endpoint = |name: &str, database: &Option<String>| {
-            let backend = config
-                .backends
-                .get(name)
-                .ok_or_else(|| LiveError::UnknownBackend {
-                    migration: migration.id.clone(),
-                    backend: name.to_string(),
-                })?;
-            Ok::<_, LiveError>(Endpoint {
-                backend_name: name.to_string(),
-                tls: BackendTls::build(name, backend).map_err(Box::new)?,
-                backend: backend.clone(),
-                database: database.clone(),
-            })
-        };
-        let source = endpoint(&migration.backend, &migration.source.database)?;
-        let target = endpoint(migration.target_backend(), &migration.target.database)?;
+        let migration = find(config, id)?;
+        let source = endpoint(
+            config,
+            migration,
+            &migration.backend,
+            &migration.source.database,
+        )?;
+        let target = endpoint(
+            config,
+            migration,
+            migration.target_backend(),
+            &migration.target.database,
+        )?;
         if source.backend.kind != target.backend.kind {
             return Err(LiveError::MixedKinds {
                 migration: migration.id.clone(),

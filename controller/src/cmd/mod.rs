@@ -5,10 +5,22 @@
 
 use std::process::ExitCode;
 
+pub mod advance;
+pub mod approve;
 pub mod backfill;
 pub mod diff;
+pub mod drop_archive;
+pub mod init;
+pub mod operate;
+pub mod pause;
 pub mod plan;
+pub mod ramp;
 pub mod repair;
+pub mod report;
+pub mod resume;
+pub mod rollback;
+pub mod run;
+pub mod status;
 
 /// Success.
 pub const OK: u8 = 0;

@@ -2,7 +2,8 @@
 //! further and carries out what that needs, in this process: the guard
 //! at dual_write; the fence and the whole backfill after it (ending in
 //! validate); the gates before read_ramp and write_switch; the counters
-//! and the held writes of the switch; the archive at complete. A
+//! and the held writes of the switch (after the reads baked on the
+//! target for `ramp.bake`); the archive at complete. A
 //! controller that stopped half way is resumed first (a fence, the
 //! backfill, the archive), and then nothing more is done in that run.
 
@@ -26,6 +27,10 @@ pub struct AdvanceArgs {
     /// Seconds to wait for proxies to acknowledge a new epoch.
     #[arg(long, default_value_t = 60)]
     pub ack_timeout: u64,
+    /// Target reads the bake before the write switch needs, instead of the
+    /// config's `rollback.min_samples` (0 for a rehearsal without traffic).
+    #[arg(long)]
+    pub min_samples: Option<u64>,
     /// Seconds to wait for another controller's lease.
     #[arg(long, default_value_t = 60)]
     pub lease_wait: u64,
@@ -43,7 +48,7 @@ pub async fn run(config: &Config, args: &AdvanceArgs, json: bool) -> ExitCode {
         Ok(exec) => exec,
         Err(e) => return super::fail(json, &e),
     };
-    let result = advance(&mut exec, args.to).await;
+    let result = advance(&mut exec, args).await;
     let code = match result {
         Ok(ended) => report(&exec, &ended, json),
         Err(e) => {
@@ -58,7 +63,8 @@ pub async fn run(config: &Config, args: &AdvanceArgs, json: bool) -> ExitCode {
 }
 
 /// Resumes what was in flight, or else applies the advance.
-async fn advance(exec: &mut Executor, to: Option<Phase>) -> Result<Ended, ExecError> {
+async fn advance(exec: &mut Executor, args: &AdvanceArgs) -> Result<Ended, ExecError> {
+    let to = args.to;
     let before = exec.phase();
     exec.take_over(true).await?;
     if exec.phase() != before {
@@ -66,6 +72,21 @@ async fn advance(exec: &mut Executor, to: Option<Phase>) -> Result<Ended, ExecEr
             "resumed the work in flight at {before}; run advance again to go on"
         ));
         return Ok(Ended::Applied);
+    }
+    if before == Phase::ReadsOnTarget && !exec.state.paused {
+        // The write switch needs the reads baked on the target first.
+        eprintln!(
+            "switchyard: baking reads on the target for {:?} before the write switch",
+            exec.site.migration.ramp.bake
+        );
+        if !super::run::bake(exec, args.min_samples).await? {
+            exec.happened
+                .push("the state changed while baking; look at it and advance again".into());
+            return Ok(Ended::Applied);
+        }
+        if let Err(refusal) = exec.apply(Event::BakeElapsed).await? {
+            return Ok(Ended::Refused(refusal));
+        }
     }
     if before == Phase::WriteSwitch && to.is_none_or(|t| t == Phase::Complete) {
         if let Some(why) = blocks_archive(exec).await? {

@@ -30,6 +30,10 @@ pub struct RunArgs {
     /// Seconds to wait for proxies to acknowledge a new epoch.
     #[arg(long, default_value_t = 60)]
     pub ack_timeout: u64,
+    /// Target reads each bake needs, instead of the config's
+    /// `rollback.min_samples` (0 for a rehearsal without traffic).
+    #[arg(long)]
+    pub min_samples: Option<u64>,
 }
 
 /// Drives the migration.
@@ -44,7 +48,7 @@ pub async fn run(config: &Config, args: &RunArgs, json: bool) -> ExitCode {
         Ok(exec) => exec,
         Err(e) => return super::fail(json, &e),
     };
-    let code = match drive(&mut exec).await {
+    let code = match drive(&mut exec, args.min_samples).await {
         Ok(ended) => report(&exec, &ended, json),
         Err(e) => super::fail(json, &e),
     };
@@ -53,7 +57,7 @@ pub async fn run(config: &Config, args: &RunArgs, json: bool) -> ExitCode {
 }
 
 /// The loop: one decision per look at the store.
-async fn drive(exec: &mut Executor) -> Result<Ended, ExecError> {
+async fn drive(exec: &mut Executor, min_samples: Option<u64>) -> Result<Ended, ExecError> {
     exec.take_over(true).await?;
     let mut said_waiting = false;
     loop {
@@ -87,7 +91,7 @@ async fn drive(exec: &mut Executor) -> Result<Ended, ExecError> {
             }
             Phase::ReadRamp | Phase::ReadsOnTarget if !s.baked => {
                 said_waiting = false;
-                if bake(exec).await? {
+                if bake(exec, min_samples).await? {
                     if let Err(refusal) = exec.apply(Event::BakeElapsed).await? {
                         return Ok(Ended::Refused(refusal));
                     }
@@ -109,10 +113,11 @@ async fn drive(exec: &mut Executor) -> Result<Ended, ExecError> {
 }
 
 /// Waits out one bake: `ramp.bake` with at least `rollback.min_samples`
-/// target reads since it began. False when the state changed meanwhile
+/// target reads since it began (or `min_samples` when given). False when the state changed meanwhile
 /// (a ramp, a pause, a rollback), so the loop looks again.
-async fn bake(exec: &mut Executor) -> Result<bool, ExecError> {
+pub(crate) async fn bake(exec: &mut Executor, min_samples: Option<u64>) -> Result<bool, ExecError> {
     let m = exec.site.migration.clone();
+    let needed = min_samples.unwrap_or(m.rollback.min_samples);
     let (phase, share, epoch) = (exec.state.phase, exec.state.share, exec.state.epoch);
     let started = Instant::now();
     let first = target_reads(exec).await?;
@@ -128,13 +133,13 @@ async fn bake(exec: &mut Executor) -> Result<bool, ExecError> {
             continue;
         }
         let samples = target_reads(exec).await?.saturating_sub(first);
-        if samples >= m.rollback.min_samples {
+        if samples >= needed {
             return Ok(true);
         }
         if !said {
             eprintln!(
                 "switchyard: `{}` holds at {share}: {samples} of {} target reads so far",
-                m.id, m.rollback.min_samples
+                m.id, needed
             );
             said = true;
         }

@@ -130,7 +130,10 @@ async fn rollback_from_read_ramp(engine: Engine) {
     expect(&db, &["advance", "api", "--to", "read_ramp"], 0);
     assert_eq!(phase(&db), "read_ramp");
     // Entering the ramp took its first step.
-    assert_eq!(json(&expect(&db, &["--json", "status", "api"], 0))["migrations"][0]["share"], 50.0);
+    assert_eq!(
+        json(&expect(&db, &["--json", "status", "api"], 0))["migrations"][0]["share"],
+        50.0
+    );
     expect(&db, &["ramp", "api", "25"], 0);
     let back = json(&expect(
         &db,

@@ -85,7 +85,7 @@ async fn main() -> ExitCode {
         action: PlanAction::Check,
     } = args.command
     {
-        return cmd::plan::check(&args.config, args.json);
+        return cmd::plan::check(&args.config, args.json).await;
     }
     let config = match Config::load(&args.config) {
         Ok(config) => config,

@@ -157,6 +157,26 @@ async fn rollback_from_read_ramp(engine: Engine) {
     db.drop().await;
 }
 
+async fn plan_check_against_the_servers(engine: Engine) {
+    let db = Db::create(engine, "plan").await;
+    let before = json(&expect(&db, &["--json", "plan", "check"], 1));
+    let problems = before["migrations"][0]["problems"].to_string();
+    assert!(problems.contains("switchyard init"), "{problems}");
+    expect(&db, &["init"], 0);
+    expect(&db, &["plan", "check"], 0);
+    db.exec(&[
+        "CREATE TABLE calls (id bigint PRIMARY KEY, api_id bigint REFERENCES api (id) ON DELETE CASCADE)",
+    ])
+    .await;
+    let warned = json(&expect(&db, &["--json", "plan", "check"], 0));
+    let warnings = warned["migrations"][0]["warnings"].to_string();
+    assert!(
+        warnings.contains("foreign key") && warnings.contains("calls"),
+        "{warnings}"
+    );
+    db.drop().await;
+}
+
 async fn status_json_shape(engine: Engine) {
     let db = Db::create(engine, "status").await;
     // Before init: an error naming the fix.
@@ -221,4 +241,14 @@ async fn pg_status_json_shape() {
 #[tokio::test(flavor = "multi_thread")]
 async fn mysql_status_json_shape() {
     status_json_shape(Engine::My).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn pg_plan_check_against_the_servers() {
+    plan_check_against_the_servers(Engine::Pg).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn mysql_plan_check_against_the_servers() {
+    plan_check_against_the_servers(Engine::My).await;
 }

@@ -14,6 +14,7 @@ pub mod init;
 pub mod operate;
 pub mod pause;
 pub mod plan;
+pub mod plan_live;
 pub mod ramp;
 pub mod repair;
 pub mod report;

@@ -1,36 +1,64 @@
-//! `switchyard plan check`: the configuration is valid and lists its
-//! migrations.
+//! `switchyard plan check`: the configuration is valid, and each
+//! migration fits its live servers (see `plan_live`). Exit 0 when nothing
+//! is wrong, 1 with problems (warnings alone pass), 2 when the file
+//! cannot be loaded.
 
 use std::path::Path;
 use std::process::ExitCode;
 
 use switchyard_core::config::Config;
 
-/// Validates the file at `path` and lists its migrations.
-pub fn check(path: &Path, json: bool) -> ExitCode {
+use super::plan_live::{self, Findings};
+
+/// Validates the file at `path` and checks each migration live.
+pub async fn check(path: &Path, json: bool) -> ExitCode {
     let config = match Config::load(path) {
         Ok(config) => config,
         Err(e) => return super::fail(json, &e),
     };
+    let mut found: Vec<(String, &'static str, Findings)> = Vec::new();
+    for m in &config.migrations {
+        found.push((
+            m.id.clone(),
+            m.phase.as_str(),
+            plan_live::check(&config, &m.id).await,
+        ));
+    }
+    let ok = found.iter().all(|(_, _, f)| f.problems.is_empty());
     if json {
-        let migrations: Vec<_> = config
-            .migrations
+        let migrations: Vec<_> = found
             .iter()
-            .map(|m| serde_json::json!({ "id": m.id, "phase": m.phase.as_str() }))
+            .map(|(id, phase, f)| {
+                serde_json::json!({
+                    "id": id, "phase": phase, "problems": f.problems, "warnings": f.warnings,
+                })
+            })
             .collect();
-        println!(
-            "{}",
-            serde_json::json!({ "ok": true, "migrations": migrations })
-        );
+        super::print(&format!(
+            "{}\n",
+            serde_json::json!({ "ok": ok, "migrations": migrations })
+        ));
     } else {
-        println!(
-            "{}: valid, {} migration(s)",
+        let mut text = format!(
+            "{}: valid, {} migration(s)\n",
             path.display(),
             config.migrations.len()
         );
-        for m in &config.migrations {
-            println!("  {} (phase {})", m.id, m.phase.as_str());
+        for (id, phase, f) in &found {
+            let verdict = if f.problems.is_empty() {
+                "ok"
+            } else {
+                "NOT READY"
+            };
+            text.push_str(&format!("  {id} (phase {phase}): {verdict}\n"));
+            for p in &f.problems {
+                text.push_str(&format!("    problem: {p}\n"));
+            }
+            for w in &f.warnings {
+                text.push_str(&format!("    warning: {w}\n"));
+            }
         }
+        super::print(&text);
     }
-    ExitCode::from(super::OK)
+    ExitCode::from(if ok { super::OK } else { super::NOT_OK })
 }

@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use switchyard_core::config::{Migration, Percent, Phase, Reads};
+use switchyard_core::config::{Migration, Percent, Phase, Reads, Strategy};
 use switchyard_core::store::StateRow;
 
 use crate::route::routing::Stored;
@@ -68,6 +68,9 @@ impl Row {
     /// stays in force.
     pub fn stored(&self, plan: &Migration) -> (Stored, Option<String>) {
         let (reads, problem) = match self.read_rule.as_deref().map(|json| rule(plan, json)) {
+            None if self.phase == Phase::ReadRamp => {
+                (Some(Arc::new(ramped(plan, self.share))), None)
+            }
             None => (None, None),
             Some(Ok(reads)) => (Some(Arc::new(reads)), None),
             Some(Err(problem)) => (None, Some(problem)),
@@ -82,6 +85,18 @@ impl Row {
         };
         (stored, problem)
     }
+}
+
+/// The file's rule at the share the controller's ramp stored: the
+/// percentage (or a canary's rest) set to it, and any other strategy
+/// turned into a percentage, since a ramp is one.
+fn ramped(plan: &Migration, share: Percent) -> Reads {
+    let mut reads = plan.reads.clone();
+    if !matches!(reads.strategy, Strategy::Percentage | Strategy::Canary) {
+        reads.strategy = Strategy::Percentage;
+    }
+    reads.percent = share;
+    reads
 }
 
 /// A stored rule, checked as the admin API checks one.

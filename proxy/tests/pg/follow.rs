@@ -400,3 +400,33 @@ async fn a_rollback_one_proxys_guard_decides_reaches_the_other() {
     assert_eq!(answered_by(&clients[0]).await, "tgt");
     common::drop_db(&db).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_controllers_ramp_share_moves_the_proxies_reads() {
+    let db = tables("follow_share").await;
+    let direct = common::direct(&db).await;
+    let yaml = yaml(&common::base_yaml(), &db, "pg");
+    let proxy = start(&yaml).await;
+    let client = proxy.connect(&db).await;
+    // `switchyard ramp` stores a share and no rule: the file's rule at
+    // that share is in force.
+    for (epoch, share, answer) in [(1, Percent::ZERO, "src"), (2, Percent::FULL, "tgt")] {
+        let row = StateRow {
+            share,
+            ..state(Phase::ReadRamp, epoch, None)
+        };
+        direct
+            .batch_execute(&format!(
+                "BEGIN; DELETE FROM switchyard_state; {}; COMMIT",
+                store::init_state("public", &row)
+            ))
+            .await
+            .unwrap();
+        until_listed(&proxy, FOLLOW, "the stored share", |m| {
+            m["store"]["epoch"] == epoch
+        })
+        .await;
+        assert_eq!(answered_by(&client).await, answer, "share {share:?}");
+    }
+    common::drop_db(&db).await;
+}

@@ -430,3 +430,43 @@ async fn the_controllers_ramp_share_moves_the_proxies_reads() {
     }
     common::drop_db(&db).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_the_write_switch_a_write_of_the_source_is_refused_not_lost() {
+    let db = tables("follow_switch").await;
+    let direct = common::direct(&db).await;
+    let proxy = start(&yaml(&common::base_yaml(), &db, "pg")).await;
+    let client = proxy.connect(&db).await;
+    direct
+        .batch_execute(&store::init_state(
+            "public",
+            &state(Phase::WriteSwitch, 7, None),
+        ))
+        .await
+        .unwrap();
+    until_listed(&proxy, FOLLOW, "the write switch", |m| {
+        m["phase"] == "write_switch"
+    })
+    .await;
+    let error = client
+        .batch_execute("UPDATE api SET method = 'late' WHERE id = 1")
+        .await
+        .unwrap_err();
+    let db_error = error.as_db_error().expect("a server error");
+    assert_eq!(db_error.code().code(), "SYM01", "{db_error:?}");
+    assert!(
+        db_error.message().contains("write_switch")
+            && db_error.message().contains("t_sys_api_endpoints"),
+        "{}",
+        db_error.message()
+    );
+    // Nothing was written, and reads (from the target) still work.
+    let method: String = direct
+        .query_one("SELECT method FROM api WHERE id = 1", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(method, "src");
+    assert_eq!(answered_by(&client).await, "tgt");
+    common::drop_db(&db).await;
+}

@@ -15,6 +15,8 @@ pub const LEASE_LAPSED: &str = "store_lease_lapsed";
 /// The `reason` label of a write refused because the write switch held it
 /// past its budget.
 pub const WRITES_HELD: &str = "writes_held";
+/// The `reason` label of a write of the source after the write switch.
+pub const NOT_REWRITTEN: &str = "write_not_rewritten";
 
 /// Whether `statement` writes `m`'s source or target table.
 pub fn writes_migrated(m: &MigrationRoute, statement: &Statement) -> bool {
@@ -24,6 +26,9 @@ pub fn writes_migrated(m: &MigrationRoute, statement: &Statement) -> bool {
 /// The refusal of a write of `m`'s tables that the control store stops,
 /// if it does.
 pub fn fenced(m: &MigrationRoute, statement: &Statement) -> Option<Refusal> {
+    if let Some(refusal) = not_rewritten(m, statement) {
+        return Some(refusal);
+    }
     let stored = m.stored.as_ref()?;
     if !writes_migrated(m, statement) {
         return None;
@@ -61,5 +66,36 @@ pub fn fenced(m: &MigrationRoute, statement: &Statement) -> Option<Refusal> {
         fix: "retry the write; `switchyard status` shows whether the switch went on or aborted"
             .into(),
         label: WRITES_HELD,
+    })
+}
+
+/// From the write switch on the target takes the writes, and this proxy
+/// does not rewrite a write of the source for the target yet: relaying it
+/// would write a table every read has left (and, once archived, one that
+/// is gone). Refused with a clear error instead, so nothing is written
+/// where no one reads it.
+fn not_rewritten(m: &MigrationRoute, statement: &Statement) -> Option<Refusal> {
+    if !matches!(m.phase, Phase::WriteSwitch | Phase::Complete)
+        || statement.kind != StatementKind::Write
+        || !m.names(statement, false)
+    {
+        return None;
+    }
+    Some(Refusal {
+        migration: m.plan.id.clone(),
+        table: match &m.table_map {
+            Some(map) => format!("{}.{}", map.source.schema, map.source.name),
+            None => m.plan.source.table.clone(),
+        },
+        reason: format!(
+            "it is in phase `{}`, where the target takes the writes, and this proxy does not \
+             rewrite writes of the source for the target yet",
+            m.phase
+        ),
+        fix: format!(
+            "write `{}` (the target) directly, or keep the migration in reads_on_target",
+            m.plan.target.table
+        ),
+        label: NOT_REWRITTEN,
     })
 }

@@ -20,7 +20,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use switchyard_core::config::{Config, Migration};
+use switchyard_core::config::{Config, Migration, Phase};
 use switchyard_core::names;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
@@ -123,6 +123,12 @@ struct Tracked {
     ready_for: Option<Plan>,
     /// Refreshes of the ready plan are failing (logged once, not per try).
     refresh_failing: bool,
+    /// The phase in force (the store's, else the file's) when this
+    /// migration was last loaded: a
+    /// new phase often comes with new catalog facts (the guard's triggers,
+    /// installed on the way into dual_write), so a phase change makes the
+    /// migration due at once rather than at the next refresh.
+    phase: Option<Phase>,
 }
 
 /// The catalog task's state between ticks.
@@ -149,9 +155,11 @@ pub fn spawn(shared: Arc<Shared>) -> tokio::task::JoinHandle<()> {
         };
         let mut tick = tokio::time::interval(TICK);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut routing_changed = catalog.shared.routing_changed.subscribe();
         loop {
             tokio::select! {
                 _ = tick.tick() => {}
+                _ = routing_changed.changed() => {}
                 Some(done) = catalog.loads.join_next() => match done {
                     Ok((id, plan, state)) => catalog.finish(id, plan, state),
                     Err(e) => tracing::error!(error = %e, "catalog load panicked"),
@@ -184,6 +192,7 @@ impl Catalog {
             });
         }
         let timeout = snapshot.config.limits.connect_timeout;
+        let routing = self.shared.routing().clone();
         for migration in &snapshot.config.migrations {
             let t = self.tracked.entry(migration.id.clone()).or_insert(Tracked {
                 due: now,
@@ -191,7 +200,14 @@ impl Catalog {
                 last: None,
                 ready_for: None,
                 refresh_failing: false,
+                phase: None,
             });
+            let phase = routing.migration(&migration.id).map(|m| m.phase);
+            if phase != t.phase {
+                // Recorded when a load starts, so a change during a load
+                // makes the next one due as soon as that one ends.
+                t.due = now;
+            }
             if t.loading || t.due > now {
                 continue;
             }
@@ -199,6 +215,7 @@ impl Catalog {
                 continue;
             };
             t.loading = true;
+            t.phase = phase;
             let id = migration.id.clone();
             // From the same snapshot as the plan, so it matches the plan's
             // backend entries; not part of the plan, which compares by value.

@@ -205,8 +205,10 @@ impl Follower {
             };
             // A new rule lifts this proxy's automatic rollback, as a rule
             // set through its own admin API does; so does a stored
-            // rollback that was cleared.
-            if new_rule.is_some() || (was.is_some() && now.is_none()) {
+            // rollback that was cleared. A rule that changes along with a
+            // stored rollback (the ramp's share set to 0 by it) lifts
+            // nothing.
+            if now.is_none() && (new_rule.is_some() || was.is_some()) {
                 runtime.rollbacks.remove(id);
             }
             if let Some(text) = now {

@@ -410,6 +410,20 @@ impl Run {
     fn fill(&mut self, batch: &mut Batch) {
         if !self.opened {
             self.opened = true;
+            if self.frame == Frame::Opened && self.dialect == Dialect::Mysql {
+                // The transaction the run opens around an autocommit
+                // write reads committed: under InnoDB's repeatable read,
+                // the sync's searches for keys the target lacks lock the
+                // gaps around them, and two clients inserting new keys at
+                // the end of the table then deadlock on each other's gap,
+                // which the client's write alone never would. One
+                // statement of the client's gains nothing from a longer
+                // snapshot.
+                self.push_frame(
+                    batch,
+                    "SET TRANSACTION ISOLATION LEVEL READ COMMITTED".to_string(),
+                );
+            }
             let open = match self.frame {
                 Frame::Inside => Some(format!("SAVEPOINT {RUN_SAVEPOINT}")),
                 Frame::Opened => Some(begin(self.dialect).to_string()),

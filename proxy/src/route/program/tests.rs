@@ -113,9 +113,14 @@ fn captured_rows_feed_later_steps_and_one_transaction_frames_all() {
         capture_program(),
         Dialect::Mysql,
         false,
-        vec![ok(), rows(&[&[Some("1")], &[Some("-7")], &[Some("a'b")]])],
+        vec![
+            ok(),
+            ok(),
+            rows(&[&[Some("1")], &[Some("-7")], &[Some("a'b")]]),
+        ],
     );
     expect_test::expect![[r#"
+          SET TRANSACTION ISOLATION LEVEL READ COMMITTED
           START TRANSACTION
         * SELECT id FROM t WHERE v > 1 FOR UPDATE
         --
@@ -193,6 +198,8 @@ fn a_failed_step_with_a_replacement_starts_over_with_it_on_postgres() {
 fn a_strict_step_fails_on_a_warning() {
     let mut run = Run::new(capture_program(), Dialect::Mysql, false);
     run.advance();
+    // SET TRANSACTION ISOLATION LEVEL READ COMMITTED, START TRANSACTION.
+    run.on_result(ok());
     run.on_result(ok());
     run.on_result(rows(&[&[Some("5")]]));
     run.advance();
@@ -282,9 +289,10 @@ fn a_proxy_step_without_a_replacement_fails_the_client_with_its_message() {
         program,
         Dialect::Mysql,
         false,
-        vec![ok(), ok(), failed("t2 is gone")],
+        vec![ok(), ok(), ok(), failed("t2 is gone")],
     );
     expect_test::expect![[r#"
+          SET TRANSACTION ISOLATION LEVEL READ COMMITTED
           START TRANSACTION
         > DELETE FROM t
           DELETE FROM t2

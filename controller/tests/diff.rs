@@ -708,4 +708,24 @@ async fn across_databases_each_side_is_read_on_its_own_connection() {
     .await;
     // The differences persist through the settle time, so they count.
     assert_diff(&config, &["3 missing []", "1500 changed [v]"]).await;
+    // Repair carries the source's rows across; both databases then hold
+    // the same rows, by the test's own reading of each.
+    let args = RepairArgs {
+        migration: "m".into(),
+        queue: false,
+    };
+    let done = repair(&config, &args).await.unwrap();
+    assert_eq!((done.keys, done.still_differing.len()), (2, 0));
+    let all = |db: String, table: &'static str| async move {
+        pg_value(
+            &db,
+            &format!("SELECT string_agg(id || '=' || v, ',' ORDER BY id) FROM {table}"),
+        )
+        .await
+    };
+    assert_eq!(
+        all(source.clone(), "a").await,
+        all(target.clone(), "b").await
+    );
+    assert_diff(&config, &[]).await;
 }

@@ -6,7 +6,7 @@
 use std::process::ExitCode;
 use std::time::Duration;
 
-use anyhow::{bail, Context};
+use anyhow::Context;
 use switchyard_consistency::diff::compared::Compared;
 use switchyard_consistency::diff::conn::{show, Conn};
 use switchyard_consistency::diff::report::Level;
@@ -65,14 +65,6 @@ pub async fn run(config: &Config, args: &RepairArgs, json: bool) -> ExitCode {
 /// Resolves the migration, finds the keys, syncs them and checks them.
 pub async fn repair(config: &Config, args: &RepairArgs) -> anyhow::Result<Repaired> {
     let live = Live::resolve(config, &args.migration).await?;
-    if !live.same_database() {
-        bail!(
-            "migration `{}`: its tables are in different databases; repair syncs within one \
-             database, so let the proxies' outbox applier carry the keys (a later release \
-             queues them there)",
-            live.migration.id
-        );
-    }
     let key = &live.migration.source.primary_key;
     let compared = Compared::new(
         live.dialect,
@@ -81,17 +73,16 @@ pub async fn repair(config: &Config, args: &RepairArgs) -> anyhow::Result<Repair
         live.migration.time_zone.as_deref(),
     )?;
     let sync = RowSync::new(live.dialect, &live.mapping, key, Direction::SourceToTarget)?;
-    let mut conn = live.source_conn().await?;
-    for statement in compared.session() {
-        conn.execute(&statement).await?;
-    }
-    if live.dialect == Dialect::Mysql {
-        // A value the target cannot hold must fail the sync, not be cut.
-        conn.execute("SET sql_mode = CONCAT(@@sql_mode, ',STRICT_ALL_TABLES')")
-            .await?;
-    }
+    let mut sides = Sides {
+        source: session(&live, &compared, live.source_conn().await?).await?,
+        target: if live.same_database() {
+            None
+        } else {
+            Some(session(&live, &compared, live.target_conn().await?).await?)
+        },
+    };
     if args.queue {
-        return drain_queue(&live, &sync, &compared, &mut conn).await;
+        return drain_queue(&live, &sync, &compared, &mut sides).await;
     }
     let options = Options {
         level: Level::Detailed,
@@ -102,11 +93,52 @@ pub async fn repair(config: &Config, args: &RepairArgs) -> anyhow::Result<Repair
         migration: &live.migration.id,
         compared: &compared,
         connect: &live,
-        one_connection: true,
+        one_connection: live.same_database(),
     };
     let report = job.run(&options, &|_| {}).await?;
     let keys: Vec<Vec<String>> = report.differences.iter().map(|d| d.key.clone()).collect();
-    Ok(repair::sync_keys(&live.migration.id, &sync, &compared, &mut conn, &keys).await?)
+    sides.sync(&live, &sync, &compared, &keys).await
+}
+
+/// The connections a repair writes through: the source's, and the
+/// target's when the tables are in different databases.
+struct Sides {
+    /// The source's server and database (both tables, when they share it).
+    source: Conn,
+    /// The target's, when it is elsewhere.
+    target: Option<Conn>,
+}
+
+impl Sides {
+    /// Syncs `keys` by the route the tables' places allow.
+    async fn sync(
+        &mut self,
+        live: &Live,
+        sync: &RowSync,
+        compared: &Compared,
+        keys: &[Vec<String>],
+    ) -> anyhow::Result<Repaired> {
+        let id = &live.migration.id;
+        Ok(match &mut self.target {
+            None => repair::sync_keys(id, sync, compared, &mut self.source, keys).await?,
+            Some(target) => {
+                repair::sync_keys_across(id, sync, compared, &mut self.source, target, keys).await?
+            }
+        })
+    }
+}
+
+/// `conn` with the diff's session pinned and, on MySQL, strict about
+/// values: one the target cannot hold must fail the sync, not be cut.
+async fn session(live: &Live, compared: &Compared, mut conn: Conn) -> anyhow::Result<Conn> {
+    for statement in compared.session() {
+        conn.execute(&statement).await?;
+    }
+    if live.dialect == Dialect::Mysql {
+        conn.execute("SET sql_mode = CONCAT(@@sql_mode, ',STRICT_ALL_TABLES')")
+            .await?;
+    }
+    Ok(conn)
 }
 
 /// Syncs the repair queue's keys, round by round, removing each round's
@@ -116,7 +148,7 @@ async fn drain_queue(
     live: &Live,
     sync: &RowSync,
     compared: &Compared,
-    conn: &mut Conn,
+    sides: &mut Sides,
 ) -> anyhow::Result<Repaired> {
     let (queue, id) = match live.dialect {
         Dialect::Postgres => (
@@ -139,7 +171,7 @@ async fn drain_queue(
     let width = live.migration.source.primary_key.len();
     let mut total = Repaired::default();
     loop {
-        let rows = conn.rows(&select).await.with_context(|| {
+        let rows = sides.source.rows(&select).await.with_context(|| {
             format!("reading `{queue}`; is the control store installed (`switchyard init`)?")
         })?;
         if rows.is_empty() {
@@ -158,13 +190,15 @@ async fn drain_queue(
             .collect();
         keys.sort();
         keys.dedup();
-        let done = repair::sync_keys(&live.migration.id, sync, compared, conn, &keys).await?;
-        conn.execute(&format!(
-            "DELETE FROM {queue} WHERE migration = {id} AND id <= {}",
-            last.parse::<u64>()
-                .context("a queue id that is not a number")?
-        ))
-        .await?;
+        let done = sides.sync(live, sync, compared, &keys).await?;
+        sides
+            .source
+            .execute(&format!(
+                "DELETE FROM {queue} WHERE migration = {id} AND id <= {}",
+                last.parse::<u64>()
+                    .context("a queue id that is not a number")?
+            ))
+            .await?;
         total.keys += done.keys;
         total.still_differing.extend(done.still_differing);
         if rows.len() < QUEUE_BATCH {

@@ -586,16 +586,47 @@ impl<C: Connect> Job<'_, C> {
         reader: &mut Reader,
         range: &Range,
     ) -> Result<Vec<Vec<Cell>>, DiffError> {
+        let c = self.compared;
+        self.read_both(reader, |target| c.rows_one(range, target))
+            .await
+    }
+
+    /// The row differences in `range`: its keys and row hashes read from
+    /// both sides first, then only the rows whose hashes differ read whole
+    /// and compared column by column (in one statement per batch, so in
+    /// one snapshot). A row changed back meanwhile drops out.
+    async fn examine(&self, reader: &mut Reader, range: &Range) -> Result<Vec<RowDiff>, DiffError> {
+        let c = self.compared;
+        let listing = self
+            .read_both(reader, |target| c.row_hashes_one(range, target))
+            .await?;
+        let (mut found, candidates) = rows::narrow(listing, c.key_names.len());
+        for batch in candidates.chunks(crate::repair::BATCH) {
+            let rows = self
+                .read_both(reader, |target| c.rows_for_one(batch, target))
+                .await?;
+            found.extend(self.differences(rows));
+        }
+        found.sort_by(|a, b| a.key.cmp(&b.key));
+        Ok(found)
+    }
+
+    /// Runs one side's statement (`side(false)` the source's, `side(true)`
+    /// the target's) on each: as one `UNION ALL` statement, so in one
+    /// snapshot, when both tables are on one connection; at once on each
+    /// side's otherwise.
+    async fn read_both(
+        &self,
+        reader: &mut Reader,
+        side: impl Fn(bool) -> String,
+    ) -> Result<Vec<Vec<Cell>>, DiffError> {
+        let (source_sql, target_sql) = (side(false), side(true));
         match &mut reader.target {
             None => {
-                self.query(&mut reader.source, &self.compared.rows(range))
-                    .await
+                let both = format!("{source_sql} UNION ALL {target_sql}");
+                self.query(&mut reader.source, &both).await
             }
             Some(target) => {
-                let (source_sql, target_sql) = (
-                    self.compared.rows_one(range, false),
-                    self.compared.rows_one(range, true),
-                );
                 let (s, t) = tokio::join!(
                     self.query(&mut reader.source, &source_sql),
                     self.query(target, &target_sql)
@@ -605,57 +636,6 @@ impl<C: Connect> Job<'_, C> {
                 Ok(rows)
             }
         }
-    }
-
-    /// The row differences in `range`: its keys and row hashes read from
-    /// both sides first, then only the rows whose hashes differ read whole
-    /// and compared column by column (in one statement per batch, so in
-    /// one snapshot). A row changed back meanwhile drops out.
-    async fn examine(&self, reader: &mut Reader, range: &Range) -> Result<Vec<RowDiff>, DiffError> {
-        let listing = match &mut reader.target {
-            None => {
-                let sql = self.compared.row_hashes(range);
-                self.query(&mut reader.source, &sql).await?
-            }
-            Some(target) => {
-                let (source_sql, target_sql) = (
-                    self.compared.row_hashes_one(range, false),
-                    self.compared.row_hashes_one(range, true),
-                );
-                let (s, t) = tokio::join!(
-                    self.query(&mut reader.source, &source_sql),
-                    self.query(target, &target_sql)
-                );
-                let mut rows = s?;
-                rows.extend(t?);
-                rows
-            }
-        };
-        let (mut found, candidates) = rows::narrow(listing, self.compared.key_names.len());
-        for batch in candidates.chunks(crate::repair::BATCH) {
-            let rows = match &mut reader.target {
-                None => {
-                    let sql = self.compared.rows_for(batch);
-                    self.query(&mut reader.source, &sql).await?
-                }
-                Some(target) => {
-                    let (source_sql, target_sql) = (
-                        self.compared.rows_for_one(batch, false),
-                        self.compared.rows_for_one(batch, true),
-                    );
-                    let (s, t) = tokio::join!(
-                        self.query(&mut reader.source, &source_sql),
-                        self.query(target, &target_sql)
-                    );
-                    let mut rows = s?;
-                    rows.extend(t?);
-                    rows
-                }
-            };
-            found.extend(self.differences(rows));
-        }
-        found.sort_by(|a, b| a.key.cmp(&b.key));
-        Ok(found)
     }
 
     fn differences(&self, rows: Vec<Vec<Cell>>) -> Vec<RowDiff> {

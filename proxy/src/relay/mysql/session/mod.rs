@@ -1239,6 +1239,11 @@ impl Session {
             return Ok(());
         }
         self.client.write_all(&self.client_out).await?;
+        // A TLS stream may take the bytes into its session without
+        // having written all their records to the socket (the socket was
+        // full): without a flush the end of a response could wait there
+        // until the client's next command, which never comes.
+        self.client.flush().await?;
         self.client_out.clear();
         Ok(())
     }

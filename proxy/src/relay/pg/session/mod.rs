@@ -152,6 +152,11 @@ pub struct Session {
     info: ClientInfo,
     client_read: ReadHalf<ClientStream>,
     client_write: WriteHalf<ClientStream>,
+    /// Bytes went to the client since its stream was last flushed: a TLS
+    /// stream may hold the last records of a write in its session (the
+    /// socket was full) until it is flushed, and the end of a response
+    /// must not wait there for the client's next message.
+    client_unflushed: bool,
     /// Bytes from the client not yet decoded.
     client_inbox: BytesMut,
     /// Bytes waiting to be written to the client.
@@ -244,6 +249,7 @@ impl Session {
             info,
             client_read,
             client_write,
+            client_unflushed: false,
             client_inbox: BytesMut::with_capacity(16 * 1024),
             client_outbox: BytesMut::with_capacity(16 * 1024),
             own: Side::new(own, backend_name),
@@ -318,8 +324,8 @@ impl Session {
             }
             let result: Result<(), SessionEnd> = tokio::select! {
                 biased;
-                r = self.client_write.write_buf(&mut self.client_outbox), if !self.client_outbox.is_empty() => {
-                    r.map(|_| ()).map_err(SessionEnd::Io)
+                r = write_or_flush(&mut self.client_write, &mut self.client_outbox), if !self.client_outbox.is_empty() || self.client_unflushed => {
+                    r.map(|flushed| self.client_unflushed = !flushed).map_err(SessionEnd::Io)
                 }
                 r = self.own.write.write_buf(&mut self.own.outbox), if !self.own.outbox.is_empty() => {
                     r.map(|_| ()).map_err(|e| self.backend_lost(Conn::Own, e))
@@ -961,4 +967,18 @@ fn startup_schema(params: &[(String, String)]) -> Option<String> {
         }
     }
     Some("public".into())
+}
+
+/// Writes what waits for the client, or, once nothing does, flushes the
+/// stream; `true` when it flushed.
+async fn write_or_flush(
+    client: &mut WriteHalf<ClientStream>,
+    outbox: &mut BytesMut,
+) -> std::io::Result<bool> {
+    if outbox.is_empty() {
+        client.flush().await?;
+        return Ok(true);
+    }
+    client.write_buf(outbox).await?;
+    Ok(false)
 }

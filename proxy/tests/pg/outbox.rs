@@ -157,12 +157,6 @@ async fn writes_reach_another_server_through_the_outbox_and_survive_a_cut() {
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
-    // A diff run at once, while the outbox may still hold writes, checks
-    // differing chunks again once the outbox is drained, and reports only
-    // what persists: nothing.
-    let mapping = catalog::ready(&first.running, "items_v2").await;
-    let report = cross_diff(&db, &target_db, &mapping).await;
-    assert!(report.clean, "{report}");
     common::eventually(Duration::from_secs(30), "the outbox drains", || async {
         let left: i64 = source
             .query_one("SELECT count(*) FROM switchyard_outbox", &[])
@@ -172,6 +166,11 @@ async fn writes_reach_another_server_through_the_outbox_and_survive_a_cut() {
         (left == 0).then_some(())
     })
     .await;
+    // A diff across the two servers once the outbox is drained (the diff
+    // waits for it too) finds the tables equal.
+    let mapping = catalog::ready(&first.running, "items_v2").await;
+    let report = cross_diff(&db, &target_db, &mapping).await;
+    assert!(report.clean, "{report}");
     let (source_rows, target_rows) = both(&source, &target).await;
     assert!(!source_rows.is_empty());
     assert_eq!(source_rows, target_rows);

@@ -4,40 +4,7 @@
 use expect_test::{expect, Expect};
 
 use super::*;
-use crate::schema::{Column, ColumnPair};
-
-/// A table from (name, type, key) triples.
-fn table(schema: &str, name: &str, columns: &[(&str, &str, bool)]) -> TableSchema {
-    TableSchema {
-        name: format!("{schema}.{name}"),
-        schema: schema.to_string(),
-        table: name.to_string(),
-        oid: 0,
-        triggers: Vec::new(),
-        columns: columns
-            .iter()
-            .enumerate()
-            .map(|(i, (name, type_name, key))| Column {
-                name: name.to_string(),
-                type_name: type_name.to_string(),
-                base_type: None,
-                type_oid: 0,
-                typmod: -1,
-                nullable: !key,
-                position: i as i16 + 1,
-                key: *key,
-            })
-            .collect(),
-    }
-}
-
-fn pair(source: &str, target: &str) -> ColumnPair {
-    ColumnPair {
-        source: source.to_string(),
-        target: target.to_string(),
-        cast: None,
-    }
-}
+use crate::schema::fixtures::{pair, table};
 
 /// `api(id int, path text)` → `t_sys_api_endpoints(id bigint,
 /// endpoint_path varchar(64))`.

@@ -325,4 +325,6 @@ fn mapped_name<'a>(migration: &'a Migration, column: &str) -> Option<&'a str> {
 }
 
 #[cfg(test)]
+pub(crate) mod fixtures;
+#[cfg(test)]
 mod tests;

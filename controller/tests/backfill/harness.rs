@@ -2,10 +2,14 @@
 //! test, the same tables on both engines, plain SQL of the test's own to
 //! run and count, a configuration naming the migrations, and a proxy.
 
+#[path = "../support/server.rs"]
+mod servers;
+use mysql_async::prelude::Queryable;
+pub use servers::{my, pg, Engine};
+
 use std::path::Path;
 use std::sync::Arc;
 
-use mysql_async::prelude::Queryable;
 use switchyard_controller::backfill::{self, Outcome, Progress, Settings};
 use switchyard_controller::live::Live;
 use switchyard_core::config::Config;
@@ -15,15 +19,6 @@ use switchyard_core::sync::{Direction, RowSync};
 use switchyard_proxy::route::MigrationRouter;
 use switchyard_proxy::server::{self, Running};
 use tokio::sync::watch;
-
-/// Which server a scenario runs on.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Engine {
-    /// PostgreSQL 15 on 127.0.0.1:5432.
-    Pg,
-    /// MariaDB 10.11 on 127.0.0.1:3306.
-    My,
-}
 
 /// A database of one test's own.
 pub struct Db {
@@ -71,42 +66,12 @@ impl Db {
 
     /// Runs statements in order, each on its own, in this database.
     pub async fn exec(&self, statements: &[&str]) {
-        match self.engine {
-            Engine::Pg => {
-                let client = pg(&self.name).await;
-                for sql in statements {
-                    client
-                        .batch_execute(sql)
-                        .await
-                        .unwrap_or_else(|e| panic!("{sql}: {e:?}"));
-                }
-            }
-            Engine::My => {
-                let mut conn = my(Some(&self.name)).await;
-                for sql in statements {
-                    conn.query_drop(*sql)
-                        .await
-                        .unwrap_or_else(|e| panic!("{sql}: {e}"));
-                }
-                conn.disconnect().await.unwrap();
-            }
-        }
+        servers::exec(self.engine, Some(&self.name), statements).await
     }
 
     /// The one integer `sql` returns.
     pub async fn int(&self, sql: &str) -> i64 {
-        match self.engine {
-            Engine::Pg => {
-                let row = pg(&self.name).await.query_one(sql, &[]).await.unwrap();
-                row.get(0)
-            }
-            Engine::My => {
-                let mut conn = my(Some(&self.name)).await;
-                let n: Option<i64> = conn.query_first(sql).await.unwrap();
-                conn.disconnect().await.unwrap();
-                n.unwrap()
-            }
-        }
+        servers::int(self.engine, &self.name, sql).await
     }
 
     /// Rows of `items` and `items_v2` (or the events) that differ, both
@@ -318,39 +283,6 @@ migrations:
 
     /// Runs `sql` outside this database.
     async fn admin(&self, sql: &str) {
-        match self.engine {
-            Engine::Pg => pg("postgres").await.batch_execute(sql).await.unwrap(),
-            Engine::My => {
-                let mut conn = my(None).await;
-                conn.query_drop(sql).await.unwrap();
-                conn.disconnect().await.unwrap();
-            }
-        }
+        servers::exec(self.engine, None, &[sql]).await
     }
-}
-
-/// A direct PostgreSQL connection.
-pub async fn pg(db: &str) -> tokio_postgres::Client {
-    let (client, conn) = tokio_postgres::connect(
-        &format!("host=127.0.0.1 port=5432 user=postgres dbname={db}"),
-        tokio_postgres::NoTls,
-    )
-    .await
-    .expect("PostgreSQL on 127.0.0.1:5432 (run scripts/ensure-databases.sh)");
-    tokio::spawn(conn);
-    client
-}
-
-/// A direct MariaDB connection.
-pub async fn my(db: Option<&str>) -> mysql_async::Conn {
-    let opts = mysql_async::OptsBuilder::default()
-        .ip_or_hostname("127.0.0.1")
-        .tcp_port(3306)
-        .user(Some("root"))
-        .pass(Some(""))
-        .db_name(db)
-        .prefer_socket(false);
-    mysql_async::Conn::new(opts)
-        .await
-        .expect("MariaDB on 127.0.0.1:3306 (run scripts/ensure-databases.sh)")
 }

@@ -6,20 +6,14 @@
 
 #![allow(dead_code)]
 
+#[path = "../support/server.rs"]
+mod servers;
+pub use servers::Engine;
+
 use std::path::PathBuf;
 use std::process::Output;
 
-use mysql_async::prelude::Queryable;
 use switchyard_core::config::Config;
-
-/// Which server a test runs on.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Engine {
-    /// PostgreSQL 15 on 127.0.0.1:5432.
-    Pg,
-    /// MariaDB 10.11 on 127.0.0.1:3306.
-    My,
-}
 
 /// Rows inserted; the last [`DELETED`] are deleted again.
 pub const ROWS: i64 = 500;
@@ -36,30 +30,6 @@ pub struct Db {
     pub config_path: PathBuf,
     /// Keeps the configuration's directory alive.
     _dir: tempfile::TempDir,
-}
-
-pub async fn pg(db: &str) -> tokio_postgres::Client {
-    let (client, conn) = tokio_postgres::connect(
-        &format!("host=127.0.0.1 port=5432 user=postgres dbname={db}"),
-        tokio_postgres::NoTls,
-    )
-    .await
-    .expect("PostgreSQL on 127.0.0.1:5432");
-    tokio::spawn(conn);
-    client
-}
-
-pub async fn my(db: Option<&str>) -> mysql_async::Conn {
-    let mut opts = mysql_async::OptsBuilder::default()
-        .ip_or_hostname("127.0.0.1")
-        .tcp_port(3306)
-        .user(Some("root"));
-    if let Some(db) = db {
-        opts = opts.db_name(Some(db));
-    }
-    mysql_async::Conn::new(opts)
-        .await
-        .expect("MariaDB on 127.0.0.1:3306")
 }
 
 impl Db {
@@ -146,42 +116,12 @@ migrations:
 
     /// Runs statements in order in this database.
     pub async fn exec(&self, statements: &[&str]) {
-        match self.engine {
-            Engine::Pg => {
-                let client = pg(&self.name).await;
-                for sql in statements {
-                    client
-                        .batch_execute(sql)
-                        .await
-                        .unwrap_or_else(|e| panic!("{sql}: {e:?}"));
-                }
-            }
-            Engine::My => {
-                let mut conn = my(Some(&self.name)).await;
-                for sql in statements {
-                    conn.query_drop(*sql)
-                        .await
-                        .unwrap_or_else(|e| panic!("{sql}: {e}"));
-                }
-                conn.disconnect().await.unwrap();
-            }
-        }
+        servers::exec(self.engine, Some(&self.name), statements).await
     }
 
     /// The one integer `sql` returns.
     pub async fn int(&self, sql: &str) -> i64 {
-        match self.engine {
-            Engine::Pg => {
-                let row = pg(&self.name).await.query_one(sql, &[]).await.unwrap();
-                row.get(0)
-            }
-            Engine::My => {
-                let mut conn = my(Some(&self.name)).await;
-                let n: Option<i64> = conn.query_first(sql).await.unwrap();
-                conn.disconnect().await.unwrap();
-                n.unwrap()
-            }
-        }
+        servers::int(self.engine, &self.name, sql).await
     }
 
     /// Rows that differ between source and target, both ways, by EXCEPT.
@@ -234,10 +174,7 @@ migrations:
     }
 
     async fn admin(&self, sql: &str) {
-        match self.engine {
-            Engine::Pg => pg("postgres").await.batch_execute(sql).await.unwrap(),
-            Engine::My => my(None).await.query_drop(sql).await.unwrap(),
-        }
+        servers::exec(self.engine, None, &[sql]).await
     }
 
     /// Drops the database.

@@ -14,11 +14,14 @@ SY_LOG_TAG="test"
 cd "$REPO_ROOT"
 export RUST_TEST_THREADS=${RUST_TEST_THREADS:-2}
 export CARGO_TERM_COLOR=${CARGO_TERM_COLOR:-never}
+# A fresh clone builds once: the incremental cache would only cost disk.
+if [ -n "${CI:-}" ]; then export CARGO_INCREMENTAL=${CARGO_INCREMENTAL:-0}; fi
 T0=$(date +%s)
 
 stage() { printf '\n==== %s (+%ss)\n' "$*" "$(($(date +%s) - T0))"; }
 
 stage "databases and tools"
+df -h "$(cargo_target_dir | xargs dirname)" 2>/dev/null | tail -n 1 | awk '{print "disk free where the build goes: " $4}' || true
 bash scripts/ensure-databases.sh
 bash scripts/ensure-tools.sh python pgbouncer sysbench
 

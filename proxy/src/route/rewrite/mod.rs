@@ -38,6 +38,7 @@
 //! This module must never do IO, read a clock, or panic on client input:
 //! text sqlparser cannot parse is reported, never unwrapped.
 
+mod dml;
 mod exprs;
 mod key;
 mod names;
@@ -51,6 +52,8 @@ mod tests;
 mod tests_mysql;
 #[cfg(test)]
 mod tests_pg;
+#[cfg(test)]
+mod tests_write;
 
 use sqlparser::ast::{self, LockType, SetExpr};
 use sqlparser::dialect::{MySqlDialect, PostgreSqlDialect};
@@ -223,6 +226,33 @@ pub fn read_form(
         target,
         key: outcome.key,
     }
+}
+
+/// Decides whether `sql` writes `map`'s source table and, if so, rewrites
+/// it as the same write of the target (the write switch's direction).
+/// [`ReadForm::Untouched`] when the text does not name the source; a text
+/// of several statements that names it is [`Unroutable::Expression`].
+pub fn write_form(dialect: Dialect, sql: &str, map: &TableMap, scope: &Scope) -> ReadForm {
+    if !contains_ignore_case(sql, &map.source.name) {
+        return ReadForm::Untouched;
+    }
+    let Ok(mut statements) = parse(dialect, sql) else {
+        return unparsed(dialect, sql, map);
+    };
+    let mut rewriter = Rewriter::new(dialect, map, scope, None, sql);
+    for statement in &mut statements {
+        rewriter.write(statement);
+    }
+    let outcome = rewriter.finish();
+    if !outcome.touched {
+        return ReadForm::Untouched;
+    }
+    let target = match outcome.error {
+        Some(reason) => Err(reason),
+        None if statements.len() > 1 => Err(Unroutable::Expression),
+        None => Ok(print(dialect, &mut statements)),
+    };
+    ReadForm::Source { target, key: None }
 }
 
 /// Prints rewritten statements. MySQL's shared lock is printed as `LOCK IN

@@ -112,6 +112,17 @@ impl Rewriter<'_> {
         self.frames.pop();
     }
 
+    /// A write's `RETURNING` list, in the scope of the written table: it
+    /// reaches the client as an outermost select list does, so `*` is
+    /// expanded and items are aliased (and cast) back to the source's.
+    pub(super) fn returning(&mut self, items: &mut Vec<SelectItem>) {
+        self.expand_wildcards(items);
+        let outputs: Vec<Output> = items.iter().map(|i| self.output(i)).collect();
+        for (item, output) in items.iter_mut().zip(&outputs) {
+            self.select_item(item, output, true);
+        }
+    }
+
     /// Replaces `*` and `source.*` by the source's columns in its order;
     /// with several FROM entries, the others stay as `other.*`.
     fn expand_wildcards(&mut self, projection: &mut Vec<SelectItem>) {

@@ -122,6 +122,41 @@ pub(super) fn check(
     );
 }
 
+/// Runs a table of write cases (`input → expected`, as [`check`]) through
+/// [`write_form`]; every rewritten text must parse again.
+pub(super) fn check_writes(
+    dialect: Dialect,
+    map: &TableMap,
+    default_schema: Option<&str>,
+    cases: &[(&str, &str)],
+) {
+    let scope = Scope { default_schema };
+    let mut failures = Vec::new();
+    for (input, expected) in cases {
+        let form = write_form(dialect, input, map, &scope);
+        let got = describe(&form);
+        if got != *expected {
+            failures.push(format!(
+                "  input:    {input}\n  expected: {expected}\n  got:      {got}"
+            ));
+        } else if let ReadForm::Source {
+            target: Ok(sql), ..
+        } = &form
+        {
+            if parse(dialect, sql).is_err() {
+                failures.push(format!("  input: {input}\n  output does not parse: {sql}"));
+            }
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} of {} cases failed:\n{}",
+        failures.len(),
+        cases.len(),
+        failures.join("\n\n")
+    );
+}
+
 /// Runs a table of sticky-key cases: `input → key`, and checks the
 /// statement-shape cache against them as [`check`] does.
 pub(super) fn check_keys(dialect: Dialect, column: &str, cases: &[(&str, Option<KeyValue>)]) {

@@ -504,7 +504,7 @@ impl<'m> Rewriter<'m> {
     /// The target's name, qualified as the user qualified the source's: a
     /// qualified name keeps its qualification; an unqualified one stays
     /// unqualified when the target is in the source's schema.
-    fn target_name(&self, written: &ObjectName) -> ObjectName {
+    pub(super) fn target_name(&self, written: &ObjectName) -> ObjectName {
         let target = &self.map.target;
         let same_schema = target.schema == self.map.source.schema;
         let table = ObjectNamePart::Identifier(ident_for(self.dialect, &target.name));
@@ -571,7 +571,7 @@ fn other(binding: Option<Ident>, relation: Option<(Option<String>, String)>) -> 
 }
 
 /// The last part of a relation name, as written.
-fn last_ident(name: &ObjectName) -> Ident {
+pub(super) fn last_ident(name: &ObjectName) -> Ident {
     match name.0.last() {
         Some(ObjectNamePart::Identifier(i)) => i.clone(),
         _ => Ident::new(""),

@@ -30,6 +30,7 @@ fn main() -> anyhow::Result<()> {
         schema,
         table,
         key: &key,
+        on_target: false,
     };
     let statements = match (engine.as_str(), action.as_str()) {
         ("postgres", "install") => [pg::install(store), pg::install_guard(&guard)].concat(),

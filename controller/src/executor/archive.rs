@@ -176,11 +176,15 @@ pub async fn archive(site: &Site) -> Result<String, ExecError> {
         schema,
         table,
         key: &live.migration.source.primary_key,
+        on_target: false,
     };
+    // The guard goes with the source's name, and the target's (installed
+    // at the write switch) with the mirroring it served.
     let mut statements = match live.dialect {
         Dialect::Postgres => store::pg::drop_guard(&guard),
         Dialect::Mysql => store::mysql::drop_guard(&guard),
     };
+    statements.extend(super::side_guard(site, crate::phase::Side::Target, false));
     statements.push(match live.dialect {
         Dialect::Postgres => format!(
             "ALTER TABLE {} RENAME TO {}",

@@ -94,19 +94,16 @@ pub async fn readiness(live: &Live, store: &mut Store) -> Result<Verdict, ExecEr
             "{waiters} session(s) wait for a lock on the source; wait until the queue clears"
         ));
     }
-    // Proxies of this release mirror writes of the source but do not
-    // rewrite them for the target: after a switch the application would
-    // go on writing the source while every read comes from the target.
-    let proxies = store.live_proxies().await?;
-    if !proxies.is_empty() {
-        let names: Vec<&str> = proxies.iter().map(|p| p.proxy.as_str()).collect();
+    // After the switch a proxy writes the target inside the client's own
+    // transaction and mirrors it back to the source there: both tables
+    // must be reachable on the client's one connection.
+    if !live.same_database() {
         closed.push(format!(
-            "{} proxy replica(s) serve this migration ({}), and this release's proxies do not \
-             rewrite writes for the target yet, so the application would keep writing the \
-             source after the switch; keep the migration in reads_on_target (reads are served \
-             by the target, every write is mirrored), or roll it back",
-            names.len(),
-            names.join(", ")
+            "the target {} is on another server or in another database, and the proxies switch \
+             writes only where one transaction reaches both tables; keep the migration in \
+             reads_on_target (reads are served by the target, every write is mirrored), or roll \
+             it back",
+            live.migration.target.table
         ));
     }
     let bypassing = bypassing_writes(live, store).await?;

@@ -31,7 +31,7 @@ use switchyard_core::store::{AuditEvent, Guard, StateRow};
 pub use error::ExecError;
 
 use crate::live::{Live, Site};
-use crate::phase::{self, Action, Event, Gate, Refusal, Schedule, State};
+use crate::phase::{self, Action, Event, Gate, Refusal, Schedule, Side, State};
 use alerts::Alerter;
 use lease::Lease;
 use store::{Store, Stored};
@@ -436,6 +436,13 @@ impl Executor {
                 self.happened
                     .extend(moved.into_iter().map(|m| format!("counter moved: {m}")));
             }
+            Action::MoveGuard { primary } => {
+                let primary = *primary;
+                let statements = moved_guard_statements(&self.site, primary);
+                install_all(&mut self.store, self.site.dialect, &statements).await?;
+                self.happened
+                    .push(format!("guard moved to the {primary} table"));
+            }
             Action::ArchiveSource => {
                 let name = archive::archive(&self.site).await?;
                 self.happened.push(format!("source archived as {name}"));
@@ -479,19 +486,58 @@ impl Executor {
     }
 }
 
-/// The statements that install `site`'s guard.
+/// The statements that install `site`'s guard on the source.
 pub fn guard_statements(site: &Site) -> Vec<String> {
+    side_guard(site, Side::Source, true)
+}
+
+/// The statements that move `site`'s guard to `primary`: the other side's
+/// dropped, then `primary`'s installed.
+pub fn moved_guard_statements(site: &Site, primary: Side) -> Vec<String> {
+    let other = match primary {
+        Side::Source => Side::Target,
+        Side::Target => Side::Source,
+    };
+    [
+        side_guard(site, other, false),
+        side_guard(site, primary, true),
+    ]
+    .concat()
+}
+
+/// The statements that install (or drop) the guard of one side's table.
+/// The target's guard lists its key in the target's column names.
+pub fn side_guard(site: &Site, side: Side, install: bool) -> Vec<String> {
     let m = &site.migration;
+    let target_key: Vec<String> = m
+        .source
+        .primary_key
+        .iter()
+        .map(|k| m.target_column(k).to_string())
+        .collect();
+    let target_schema = match site.dialect {
+        Dialect::Postgres => m.target.schema.as_deref(),
+        Dialect::Mysql => m.target.database.as_deref(),
+    }
+    .unwrap_or(&site.schema);
+    let (schema, table, key) = match side {
+        Side::Source => (site.schema.as_str(), &m.source.table, &m.source.primary_key),
+        Side::Target => (target_schema, &m.target.table, &target_key),
+    };
     let guard = Guard {
         migration: &m.id,
         store: &site.schema,
-        schema: &site.schema,
-        table: &m.source.table,
-        key: &m.source.primary_key,
+        schema,
+        table,
+        key,
+        on_target: side == Side::Target,
     };
-    match site.dialect {
-        Dialect::Postgres => switchyard_core::store::pg::install_guard(&guard),
-        Dialect::Mysql => switchyard_core::store::mysql::install_guard(&guard),
+    use switchyard_core::store::{mysql, pg};
+    match (site.dialect, install) {
+        (Dialect::Postgres, true) => pg::install_guard(&guard),
+        (Dialect::Postgres, false) => pg::drop_guard(&guard),
+        (Dialect::Mysql, true) => mysql::install_guard(&guard),
+        (Dialect::Mysql, false) => mysql::drop_guard(&guard),
     }
 }
 

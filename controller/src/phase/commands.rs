@@ -178,9 +178,14 @@ impl Step {
             // The source becomes primary again: its counters must be past
             // every value the target handed out since the switch, before
             // any proxy writes the source as primary.
-            Phase::WriteSwitch => self.actions.push(Action::MoveSequences {
-                primary: Side::Source,
-            }),
+            Phase::WriteSwitch => {
+                self.actions.push(Action::MoveSequences {
+                    primary: Side::Source,
+                });
+                self.actions.push(Action::MoveGuard {
+                    primary: Side::Source,
+                });
+            }
             _ => {}
         }
         self.state.share = Percent::ZERO;

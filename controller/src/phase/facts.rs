@@ -29,6 +29,9 @@ impl Step {
                 self.actions.push(Action::MoveSequences {
                     primary: Side::Target,
                 });
+                self.actions.push(Action::MoveGuard {
+                    primary: Side::Target,
+                });
                 self.state.holding_writes = false;
                 self.enter(Phase::WriteSwitch, "switch_writes", None);
             }

@@ -151,6 +151,14 @@ pub enum Action {
         /// The side about to become primary.
         primary: Side,
     },
+    /// Move the migration's guard to `primary`, the side about to take the
+    /// writes: installed there and removed from the other side, so a write
+    /// the proxies do not mirror is queued wherever the writes go (and the
+    /// mirror's own writes to the other side are not seen twice).
+    MoveGuard {
+        /// The side about to become primary.
+        primary: Side,
+    },
     /// Rename the source table to its archive name (never drop it).
     ArchiveSource,
     /// Post to the migration's webhooks.
@@ -179,6 +187,7 @@ impl fmt::Display for Action {
             Action::CheckGate(gate) => write!(f, "check({gate})"),
             Action::HoldWrites { epoch } => write!(f, "hold_writes({epoch})"),
             Action::MoveSequences { primary } => write!(f, "move_sequences({primary})"),
+            Action::MoveGuard { primary } => write!(f, "move_guard({primary})"),
             Action::ArchiveSource => f.write_str("archive_source"),
             Action::Alert { kind, .. } => write!(f, "alert({kind})"),
         }

@@ -174,6 +174,7 @@ migrations:
             schema,
             table: "items",
             key: &key,
+            on_target: false,
         };
         let install = match self.engine {
             Engine::Pg => [store::pg::install(store), store::pg::install_guard(&guard)].concat(),

@@ -184,6 +184,18 @@ pub struct Guard<'a> {
     /// values (the plan's `source.primary_key`; the mirror reads keys in
     /// the same order).
     pub key: &'a [String],
+    /// The guard watches the target table: from the write switch on the
+    /// target takes the writes, and its guard's objects are named apart
+    /// from the source's (`switchyard_guard_<id>_target...`).
+    pub on_target: bool,
+}
+
+impl Guard<'_> {
+    /// The name of one of this guard's objects.
+    pub(crate) fn object(&self, suffix: &str) -> String {
+        let side = if self.on_target { "_target" } else { "" };
+        guard_name(self.migration, &format!("{side}{suffix}"))
+    }
 }
 
 /// The longest name either engine keeps whole: PostgreSQL truncates

@@ -180,7 +180,7 @@ pub fn install_guard(guard: &Guard) -> Vec<String> {
     let table = qualified(guard.schema, guard.table);
     let mut statements = drop_guard(guard);
     for (event, suffix) in TRIGGER_EVENTS {
-        let name = qualified(guard.schema, &guard_name(guard.migration, suffix));
+        let name = qualified(guard.schema, &guard.object(suffix));
         statements.push(format!(
             "CREATE TRIGGER {name} AFTER {event} ON {table} FOR EACH ROW\n{}",
             trigger_body(guard, event)
@@ -191,10 +191,11 @@ pub fn install_guard(guard: &Guard) -> Vec<String> {
 
 /// The names of one migration's guard triggers, so whoever loads the
 /// source's catalog can tell whether the guard is installed.
-pub fn guard_triggers(migration: &str) -> Vec<String> {
+pub fn guard_triggers(migration: &str, on_target: bool) -> Vec<String> {
+    let side = if on_target { "_target" } else { "" };
     TRIGGER_EVENTS
         .iter()
-        .map(|(_, suffix)| guard_name(migration, suffix))
+        .map(|(_, suffix)| guard_name(migration, &format!("{side}{suffix}")))
         .collect()
 }
 
@@ -205,7 +206,7 @@ pub fn drop_guard(guard: &Guard) -> Vec<String> {
         .map(|(_, suffix)| {
             format!(
                 "DROP TRIGGER IF EXISTS {}",
-                qualified(guard.schema, &guard_name(guard.migration, suffix))
+                qualified(guard.schema, &guard.object(suffix))
             )
         })
         .collect()

@@ -7,7 +7,7 @@
 //! grant on the queue, and no role can redirect the function's names.
 
 use super::{
-    guard_name, phase_values, source_values, Guard, CONTROLLER_LEASE, EVENTS, OUTBOX, PROXY_STATS,
+    phase_values, source_values, Guard, CONTROLLER_LEASE, EVENTS, OUTBOX, PROXY_STATS,
     REPAIR_QUEUE, STATE, STORE_VERSION, VERSION_TABLE,
 };
 use crate::sql::pg::{ident, literal, qualified};
@@ -178,7 +178,7 @@ const TRIGGERS: [(&str, &str, bool); 3] = [
 /// proxy did not see. Key values are their text output in the writer's
 /// session.
 pub fn install_guard(guard: &Guard) -> Vec<String> {
-    let function = qualified(guard.store, &guard_name(guard.migration, ""));
+    let function = qualified(guard.store, &guard.object(""));
     let table = qualified(guard.schema, guard.table);
     let mut statements = vec![guard_function(guard, &function)];
     // The proxy's own mirrored rows are let through by the trigger's WHEN,
@@ -192,7 +192,7 @@ pub fn install_guard(guard: &Guard) -> Vec<String> {
         literal(&mirrored_comment(guard.migration)),
     );
     for (suffix, timing, rekeys_only) in TRIGGERS {
-        let name = ident(&guard_name(guard.migration, suffix));
+        let name = ident(&guard.object(suffix));
         let when = if rekeys_only {
             format!(
                 " WHEN (({}) IS DISTINCT FROM ({}) AND NOT ({mirrored}))",
@@ -219,13 +219,13 @@ pub fn drop_guard(guard: &Guard) -> Vec<String> {
         .map(|(suffix, _, _)| {
             format!(
                 "DROP TRIGGER IF EXISTS {} ON {table}",
-                ident(&guard_name(guard.migration, suffix))
+                ident(&guard.object(suffix))
             )
         })
         .collect();
     statements.push(format!(
         "DROP FUNCTION IF EXISTS {}()",
-        qualified(guard.store, &guard_name(guard.migration, ""))
+        qualified(guard.store, &guard.object(""))
     ));
     statements
 }

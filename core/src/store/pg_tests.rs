@@ -14,6 +14,7 @@ fn with_guard(check: impl Fn(&Guard)) {
         schema: "app",
         table: "order_lines",
         key: &key,
+        on_target: false,
     });
 }
 
@@ -194,6 +195,7 @@ fn odd_names_stay_quoted() {
         schema: "Sch\"ema",
         table: "we'ird table",
         key: &key,
+        on_target: false,
     };
     check(
         install_guard(&guard),

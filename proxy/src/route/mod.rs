@@ -10,6 +10,7 @@ pub mod rewrite;
 pub mod routing;
 pub mod rules;
 pub mod shape;
+pub mod switched;
 pub mod write;
 
 pub use decide::{

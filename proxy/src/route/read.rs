@@ -234,6 +234,12 @@ fn write_decision(
         if let Some(refusal) = write::fence::fenced(m, statement) {
             return Decision::Refuse(Arc::new(refusal));
         }
+        if matches!(m.phase, Phase::WriteSwitch | Phase::Complete) {
+            match super::switched::decide(m, facts, statement, sql) {
+                Some(decision) => return decision,
+                None => continue,
+            }
+        }
         if !write::mirrors(m.phase) {
             continue;
         }
@@ -283,30 +289,7 @@ fn write_decision(
         match write::mirror(m.dialect, map, &mirror_facts, sql, names_source) {
             None => continue,
             Some(Err(refusal)) => return Decision::Refuse(Arc::new(refusal)),
-            Some(Ok(mirrored)) => {
-                let client_sql =
-                    mirrored
-                        .program
-                        .steps
-                        .iter()
-                        .find_map(|s| match (&s.role, &s.sql.0[..]) {
-                            (super::program::Role::Client, [super::program::Part::Text(sql)]) => {
-                                Some(sql.clone())
-                            }
-                            _ => None,
-                        });
-                let postgres = m.dialect == Dialect::Postgres;
-                return Decision::Plan(Arc::new(Plan {
-                    sql: client_sql,
-                    program: Some(mirrored.program),
-                    tag: postgres.then_some(mirrored.tag),
-                    trim: postgres.then_some(mirrored.trim),
-                    mirror: Some(m.plan.id.as_str().into()),
-                    mirror_target: Some(map.target.name.as_str().into()),
-                    outbox: !m.mirrors_inline(),
-                    ..Plan::rewrite(String::new())
-                }));
-            }
+            Some(Ok(mirrored)) => return super::switched::mirrored_plan(m, map, mirrored),
         }
     }
     Decision::Relay
@@ -314,7 +297,7 @@ fn write_decision(
 
 /// Whether a MySQL migration's guard triggers are all on its source table.
 fn guarded(migration: &str, mapping: &crate::catalog::mapping::Mapping) -> bool {
-    switchyard_core::store::mysql::guard_triggers(migration)
+    switchyard_core::store::mysql::guard_triggers(migration, false)
         .iter()
         .all(|name| mapping.source.triggers.iter().any(|t| t == name))
 }

@@ -55,6 +55,7 @@ pub(crate) async fn setup_tables(
         schema: &db,
         table: "items",
         key: &key,
+        on_target: false,
     };
     for sql in store::install(&db)
         .into_iter()

@@ -41,6 +41,7 @@ async fn writes_reach_another_server_through_the_outbox_and_survive_a_cut() {
         schema: &db,
         table: "items",
         key: &key,
+        on_target: false,
     };
     for sql in store::install(&db)
         .into_iter()

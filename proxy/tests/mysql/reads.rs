@@ -49,6 +49,7 @@ pub async fn install_guard(conn: &mut mysql_async::Conn, db: &str, migration: &s
         schema: db,
         table,
         key: &key,
+        on_target: false,
     };
     for sql in store::install(db)
         .into_iter()

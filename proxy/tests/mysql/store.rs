@@ -41,6 +41,7 @@ fn guard<'a>(db: &'a str, key: &'a [String]) -> Guard<'a> {
         schema: db,
         table: "orders",
         key,
+        on_target: false,
     }
 }
 

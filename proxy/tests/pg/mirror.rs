@@ -54,6 +54,7 @@ pub(crate) async fn setup_tables(
         schema: "public",
         table: "items",
         key: &key,
+        on_target: false,
     };
     let mut install = store::install("public");
     install.extend(store::install_guard(&guard));

@@ -177,6 +177,7 @@ async fn concurrent_random_writes_through_the_outbox_lose_nothing() {
         schema: "public",
         table: "items",
         key: &key,
+        on_target: false,
     };
     let mut install = switchyard_core::store::pg::install("public");
     install.extend(switchyard_core::store::pg::install_guard(&guard));

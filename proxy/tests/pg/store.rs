@@ -40,6 +40,7 @@ fn guard(key: &[String]) -> Guard<'_> {
         schema: "public",
         table: "orders",
         key,
+        on_target: false,
     }
 }
 

@@ -104,6 +104,28 @@ pub struct TableMap {
     pub columns: Vec<ColumnMap>,
 }
 
+impl TableMap {
+    /// The same tables the other way round, for the mirror back to the
+    /// source once the target takes the writes: the target's names map
+    /// to the source's. No casts: the mirror writes values, and the
+    /// assignment to the source's column converts them.
+    pub fn inverse(&self) -> TableMap {
+        TableMap {
+            source: self.target.clone(),
+            target: self.source.clone(),
+            columns: self
+                .columns
+                .iter()
+                .map(|c| ColumnMap {
+                    source: c.target.clone(),
+                    target: c.source.clone(),
+                    cast: None,
+                })
+                .collect(),
+        }
+    }
+}
+
 /// Where unqualified table names resolve for this session.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Scope<'a> {
@@ -230,8 +252,9 @@ pub fn read_form(
 
 /// Decides whether `sql` writes `map`'s source table and, if so, rewrites
 /// it as the same write of the target (the write switch's direction).
-/// [`ReadForm::Untouched`] when the text does not name the source; a text
-/// of several statements that names it is [`Unroutable::Expression`].
+/// [`ReadForm::Untouched`] when the text does not name the source. A text
+/// of several statements is rewritten statement by statement (the caller
+/// relays it without an inline mirror, as the dual write does).
 pub fn write_form(dialect: Dialect, sql: &str, map: &TableMap, scope: &Scope) -> ReadForm {
     if !contains_ignore_case(sql, &map.source.name) {
         return ReadForm::Untouched;
@@ -249,7 +272,6 @@ pub fn write_form(dialect: Dialect, sql: &str, map: &TableMap, scope: &Scope) ->
     }
     let target = match outcome.error {
         Some(reason) => Err(reason),
-        None if statements.len() > 1 => Err(Unroutable::Expression),
         None => Ok(print(dialect, &mut statements)),
     };
     ReadForm::Source { target, key: None }

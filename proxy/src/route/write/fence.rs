@@ -26,9 +26,6 @@ pub fn writes_migrated(m: &MigrationRoute, statement: &Statement) -> bool {
 /// The refusal of a write of `m`'s tables that the control store stops,
 /// if it does.
 pub fn fenced(m: &MigrationRoute, statement: &Statement) -> Option<Refusal> {
-    if let Some(refusal) = not_rewritten(m, statement) {
-        return Some(refusal);
-    }
     let stored = m.stored.as_ref()?;
     if !writes_migrated(m, statement) {
         return None;
@@ -69,33 +66,24 @@ pub fn fenced(m: &MigrationRoute, statement: &Statement) -> Option<Refusal> {
     })
 }
 
-/// From the write switch on the target takes the writes, and this proxy
-/// does not rewrite a write of the source for the target yet: relaying it
-/// would write a table every read has left (and, once archived, one that
-/// is gone). Refused with a clear error instead, so nothing is written
-/// where no one reads it.
-fn not_rewritten(m: &MigrationRoute, statement: &Statement) -> Option<Refusal> {
-    if !matches!(m.phase, Phase::WriteSwitch | Phase::Complete)
-        || statement.kind != StatementKind::Write
-        || !m.names(statement, false)
-    {
-        return None;
-    }
-    Some(Refusal {
+/// The refusal of a write of the source after the write switch that the
+/// proxy cannot rewrite for the target (`why`): relaying it would write a
+/// table every read has left (and, once archived, one that is gone).
+pub fn not_rewritten(m: &MigrationRoute, why: &str) -> Refusal {
+    Refusal {
         migration: m.plan.id.clone(),
         table: match &m.table_map {
             Some(map) => format!("{}.{}", map.source.schema, map.source.name),
             None => m.plan.source.table.clone(),
         },
         reason: format!(
-            "it is in phase `{}`, where the target takes the writes, and this proxy does not \
-             rewrite writes of the source for the target yet",
-            m.phase
+            "it is in phase `{}`, where the target `{}` takes the writes, and {why}",
+            m.phase, m.plan.target.table
         ),
         fix: format!(
-            "write `{}` (the target) directly, or keep the migration in reads_on_target",
+            "write `{}` (the target) with its own column names, or roll the migration back",
             m.plan.target.table
         ),
         label: NOT_REWRITTEN,
-    })
+    }
 }

@@ -289,7 +289,7 @@ fn write_decision(
         match write::mirror(m.dialect, map, &mirror_facts, sql, names_source) {
             None => continue,
             Some(Err(refusal)) => return Decision::Refuse(Arc::new(refusal)),
-            Some(Ok(mirrored)) => return super::switched::mirrored_plan(m, map, mirrored),
+            Some(Ok(mirrored)) => return super::switched::mirrored_plan(m, map, mirrored, None),
         }
     }
     Decision::Relay

@@ -90,13 +90,20 @@ pub fn decide(
     match write::mirror(m.dialect, &back, &mirror_facts, &target_sql, true) {
         None => Some(Decision::Plan(Arc::new(Plan::rewrite(target_sql)))),
         Some(Err(refusal)) => Some(Decision::Refuse(Arc::new(refusal))),
-        Some(Ok(mirrored)) => Some(mirrored_plan(m, &back, mirrored)),
+        Some(Ok(mirrored)) => Some(mirrored_plan(m, &back, mirrored, Some(target_sql))),
     }
 }
 
 /// The plan of a mirrored write: the program, and (PostgreSQL) the tag and
-/// trim that give the client the answer of its own statement.
-pub fn mirrored_plan(m: &MigrationRoute, map: &TableMap, mirrored: MirroredWrite) -> Decision {
+/// trim that give the client the answer of its own statement. `rewritten`
+/// is the client's statement as it must run, when not as it came (MySQL's
+/// program runs the client's step "as sent": this text then).
+pub fn mirrored_plan(
+    m: &MigrationRoute,
+    map: &TableMap,
+    mirrored: MirroredWrite,
+    rewritten: Option<String>,
+) -> Decision {
     let client_sql = mirrored
         .program
         .steps
@@ -107,7 +114,7 @@ pub fn mirrored_plan(m: &MigrationRoute, map: &TableMap, mirrored: MirroredWrite
         });
     let postgres = m.dialect == Dialect::Postgres;
     Decision::Plan(Arc::new(Plan {
-        sql: client_sql,
+        sql: client_sql.or(rewritten),
         program: Some(mirrored.program),
         tag: postgres.then_some(mirrored.tag),
         trim: postgres.then_some(mirrored.trim),

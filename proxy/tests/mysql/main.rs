@@ -18,4 +18,5 @@ mod reads;
 mod seams;
 mod shadow;
 mod store;
+mod switched;
 mod transport;

@@ -18,7 +18,7 @@
 use sqlparser::ast::{
     self, AssignmentTarget, ConflictTarget, Delete, FromTable, Ident, Insert, ObjectName,
     ObjectNamePart, OnConflictAction, OnInsert, SelectItem, SetExpr, TableAliasWithoutColumns,
-    TableObject, Update, UpdateTableFromKind,
+    TableFactor, TableObject, Update, UpdateTableFromKind,
 };
 
 use super::names::ident_for;
@@ -226,9 +226,21 @@ impl Rewriter<'_> {
             }
             return;
         }
+        let aliased = matches!(&from[0].relation, TableFactor::Table { alias: Some(_), .. });
         let mut frame = self.from(from);
         if !frame.has_source() {
             return self.reads_only(delete);
+        }
+        if self.dialect == Dialect::Mysql && !aliased {
+            // MariaDB takes no alias in a single-table DELETE, so the table
+            // keeps its new name bare, and a reference qualified by the old
+            // one would be left dangling.
+            if let TableFactor::Table { alias, .. } = &mut from[0].relation {
+                *alias = None;
+            }
+            if qualifies_any(&delete.selection) || qualifies_any(&delete.order_by) {
+                self.fail(Unroutable::Expression);
+            }
         }
         if let Some(using) = &mut delete.using {
             frame.entries.extend(self.from(using).entries);
@@ -327,6 +339,15 @@ fn source_entry(binding: Ident) -> Entry {
         relation: None,
         source: true,
     }
+}
+
+/// Whether `node` holds a qualified column reference.
+fn qualifies_any<V: ast::Visit>(node: &V) -> bool {
+    ast::visit_expressions(node, |e| match e {
+        ast::Expr::CompoundIdentifier(_) => std::ops::ControlFlow::Break(()),
+        _ => std::ops::ControlFlow::Continue(()),
+    })
+    .is_break()
 }
 
 /// Whether an assignment list holds a qualified column reference.

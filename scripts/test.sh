@@ -5,6 +5,7 @@
 #   2. cargo test --workspace (debug; RUST_TEST_THREADS=2 unless set)
 #   3. cargo build -p switchyard-proxy (debug, re-using step 2's artifacts)
 #   4. tests/e2e/run.sh with that binary
+#   5. scripts/demo.sh on both engines with those binaries
 #
 # Ends with the line `N passed, M failed` counting the end-to-end suites, and
 # exits non-zero when anything failed: cargo test, the build or a suite.
@@ -29,9 +30,9 @@ stage "cargo test --workspace"
 cargo_rc=0
 cargo test --workspace </dev/null || cargo_rc=$?
 
-stage "cargo build -p switchyard-proxy"
+stage "cargo build -p switchyard-proxy -p switchyard-controller"
 build_rc=0
-cargo build -p switchyard-proxy </dev/null || build_rc=$?
+cargo build -p switchyard-proxy -p switchyard-controller </dev/null || build_rc=$?
 PROXY_BIN="$(cargo_target_dir)/debug/switchyard-proxy"
 
 passed=0
@@ -56,12 +57,29 @@ else
     failed=1
 fi
 
+# The README's main job, on both engines, with this build's binaries: a
+# migration from planned to complete under the sample application's load
+# (0 errors, a clean diff after the write switch, the source archived).
+demo_failed=0
+if [ "$build_rc" -eq 0 ] && [ "${SWITCHYARD_TEST_DEMO:-1}" = 1 ]; then
+    for engine in "" --mysql; do
+        stage "demo ${engine:---postgres}"
+        if SWITCHYARD_BIN_DIR="$(dirname "$PROXY_BIN")" bash scripts/demo.sh $engine </dev/null; then
+            passed=$((passed + 1))
+        else
+            failed=$((failed + 1))
+            demo_failed=1
+        fi
+    done
+fi
+
 stage "summary"
 [ "$cargo_rc" -eq 0 ] && echo "cargo test --workspace: ok" || echo "cargo test --workspace: FAILED (exit $cargo_rc)"
 if [ "$build_rc" -ne 0 ]; then
     echo "cargo build -p switchyard-proxy: FAILED (exit $build_rc); end-to-end suites not run (counted as 1 failed)"
 else
     echo "end-to-end suites: exit $e2e_rc"
+    [ "$demo_failed" -eq 0 ] || echo "demo: FAILED (above)"
 fi
 echo "total time: $(($(date +%s) - T0))s"
 echo "$passed passed, $failed failed"

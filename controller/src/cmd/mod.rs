@@ -47,7 +47,15 @@ pub fn fail(json: bool, error: &dyn std::fmt::Display) -> ExitCode {
 /// Writes a report to stdout; a closed pipe (`| head`) is not an error
 /// worth a panic, as `println!` would make it.
 pub fn print(text: &str) {
+    written(text);
+}
+
+/// Writes to stdout like [`print`]; false when stdout is gone (the
+/// reader closed the pipe), so a command that keeps printing can stop.
+pub fn written(text: &str) -> bool {
     use std::io::Write;
     let mut out = std::io::stdout().lock();
-    let _ = out.write_all(text.as_bytes()).and_then(|()| out.flush());
+    out.write_all(text.as_bytes())
+        .and_then(|()| out.flush())
+        .is_ok()
 }

@@ -1,9 +1,11 @@
 //! `switchyard status [ID]`: each migration at a glance: phase, epoch,
 //! read share, paused, repair queue and outbox depth, backfill progress
 //! and the proxies reporting with the epoch each enforces. `--json` for
-//! scripts, `--watch` refreshes every 2 s. Reads the store only: it takes
-//! no lease and changes nothing.
+//! scripts (one document per line), `--watch` refreshes every
+//! `--interval` seconds until interrupted or until its reader closes the
+//! pipe. Reads the store only: it takes no lease and changes nothing.
 
+use std::io::IsTerminal;
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -16,17 +18,17 @@ use crate::executor::store::{number, text, ProxyBeat, Store};
 use crate::executor::ExecError;
 use crate::live::Site;
 
-/// How often `--watch` refreshes.
-const WATCH_EVERY: Duration = Duration::from_secs(2);
-
 /// The command's arguments.
 #[derive(clap::Args, Debug)]
 pub struct StatusArgs {
     /// One migration; all when omitted.
     pub migration: Option<String>,
-    /// Refresh every 2 seconds until interrupted.
+    /// Refresh every `--interval` seconds until interrupted (Ctrl-C).
     #[arg(long)]
     pub watch: bool,
+    /// Seconds between two refreshes of `--watch`.
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u64).range(1..))]
+    pub interval: u64,
 }
 
 /// One migration's line.
@@ -62,8 +64,15 @@ pub struct Line {
     pub proxies: Vec<ProxyBeat>,
 }
 
-/// Prints the status, once or every 2 s.
+/// Prints the status, once or every `--interval` seconds. A watch ends
+/// with exit 0 on Ctrl-C or once stdout is closed (`| head`); it would
+/// otherwise go on querying the store for nobody.
 pub async fn run(config: &Config, args: &StatusArgs, json: bool) -> ExitCode {
+    // Only a terminal is cleared between frames; a pipe or a file gets
+    // one frame after the other.
+    let clear = args.watch && !json && std::io::stdout().is_terminal();
+    let interrupted = tokio::signal::ctrl_c();
+    tokio::pin!(interrupted);
     loop {
         let lines = match collect(config, args.migration.as_deref()).await {
             Ok(lines) => lines,
@@ -74,14 +83,18 @@ pub async fn run(config: &Config, args: &StatusArgs, json: bool) -> ExitCode {
         } else {
             table(&lines)
         };
-        if args.watch && !json {
-            super::print("\x1b[2J\x1b[H");
-        }
-        super::print(&text);
-        if !args.watch {
+        let frame = if clear {
+            format!("\x1b[2J\x1b[H{text}")
+        } else {
+            text
+        };
+        if !super::written(&frame) || !args.watch {
             return ExitCode::from(super::OK);
         }
-        tokio::time::sleep(WATCH_EVERY).await;
+        tokio::select! {
+            () = tokio::time::sleep(Duration::from_secs(args.interval)) => {}
+            _ = &mut interrupted => return ExitCode::from(super::OK),
+        }
     }
 }
 

@@ -122,7 +122,8 @@ pub struct Executor {
     settings: Settings,
     /// What happened, one line each, for the command's report.
     pub happened: Vec<String>,
-    /// Gates found closed, with why.
+    /// What kept a step from happening, with why: gates found closed,
+    /// a write switch that ran out of its budget.
     pub closed: Vec<String>,
 }
 
@@ -388,9 +389,16 @@ impl Executor {
                 };
                 match acks::wait(&mut self.store, *epoch, limit).await? {
                     None => follow.push(Event::ProxiesAcknowledged { epoch: *epoch }),
-                    Some(why) if holding => follow.push(Event::SwitchAborted {
-                        why: format!("after {} ms: {why}", limit.as_millis()),
-                    }),
+                    Some(why) if holding => {
+                        let why = format!("after {} ms: {why}", limit.as_millis());
+                        // Like a closed gate, the switch did not happen:
+                        // the command says so and exits 1, and `run`
+                        // stops rather than hold writes again and again.
+                        self.closed.push(format!(
+                            "the write switch aborted, writes stay on the source: {why}"
+                        ));
+                        follow.push(Event::SwitchAborted { why });
+                    }
                     Some(missing) => {
                         return Err(ExecError::Acks {
                             migration: id,

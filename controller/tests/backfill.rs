@@ -4,14 +4,17 @@
 
 #[path = "backfill/harness.rs"]
 mod harness;
+#[path = "support/proxy.rs"]
+mod proxies;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use harness::{Db, Engine, ROWS};
+use proxies::{wait_ready, Through};
 use switchyard_controller::backfill::{BackfillError, Outcome, Settings, State};
-use switchyard_proxy::route::routing::CatalogState;
+use switchyard_core::config::Protocol;
 
 /// Small chunks, so a few thousand rows make dozens of chunks.
 fn small_chunks() -> Settings {
@@ -168,10 +171,15 @@ async fn mysql_a_warning_fails_the_chunk() {
 
 async fn concurrent_writes_through_the_proxy_end_equal_after_repair(engine: Engine) {
     let db = Db::create(engine, "live", 64).await;
-    let (running, addr) = db.proxy().await;
+    let running = db.proxy().await;
     wait_ready(&running, "items_v2").await;
     let stop = Arc::new(AtomicBool::new(false));
-    let writer = tokio::spawn(write_load(engine, addr, db.name.clone(), stop.clone()));
+    let protocol = match engine {
+        Engine::Pg => Protocol::Postgres,
+        Engine::My => Protocol::Mysql,
+    };
+    let client = Through::connect(&running, protocol, &db.name).await;
+    let writer = tokio::spawn(write_load(engine, client, stop.clone()));
     tokio::time::sleep(Duration::from_millis(200)).await;
     let (outcome, _) = db.backfill("items_v2", &small_chunks(), None).await;
     tokio::time::sleep(Duration::from_millis(200)).await;
@@ -199,84 +207,29 @@ async fn concurrent_writes_through_the_proxy_end_equal_after_repair(engine: Engi
     db.drop().await;
 }
 
-/// Waits until the proxy has loaded migration `id`'s tables.
-async fn wait_ready(running: &switchyard_proxy::server::Running, id: &str) {
-    for _ in 0..300 {
-        let routing = running.shared.routing();
-        if let Some(CatalogState::Ready(_)) = routing.migration(id).map(|m| &m.catalog) {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("migration `{id}`: the proxy's catalog never became ready");
-}
-
 /// Updates, deletes and inserts rows of `items` through the proxy, one
 /// autocommit statement at a time, until `stop`; returns (writes, errors).
-async fn write_load(
-    engine: Engine,
-    addr: std::net::SocketAddr,
-    db: String,
-    stop: Arc<AtomicBool>,
-) -> (u64, u64) {
+async fn write_load(engine: Engine, mut client: Through, stop: Arc<AtomicBool>) -> (u64, u64) {
     let mut seed = 0x2545_f491_u64;
     let (mut writes, mut errors) = (0, 0);
-    let mut pg = None;
-    let mut my = None;
-    match engine {
-        Engine::Pg => {
-            let dsn = format!(
-                "host={} port={} user=app password=app dbname={db}",
-                addr.ip(),
-                addr.port()
-            );
-            let (client, conn) = tokio_postgres::connect(&dsn, tokio_postgres::NoTls)
-                .await
-                .unwrap();
-            tokio::spawn(conn);
-            pg = Some(client);
-        }
-        Engine::My => {
-            let opts = mysql_async::OptsBuilder::default()
-                .ip_or_hostname(addr.ip().to_string())
-                .tcp_port(addr.port())
-                .user(Some("app"))
-                .pass(Some("app"))
-                .db_name(Some(db))
-                .prefer_socket(false);
-            my = Some(mysql_async::Conn::new(opts).await.unwrap());
-        }
-    }
     while !stop.load(Ordering::Relaxed) {
         seed ^= seed << 13;
         seed ^= seed >> 7;
         seed ^= seed << 17;
         let id = 1 + seed % (ROWS as u64 + 500);
-        let sql = match seed % 4 {
+        let mut sql = match seed % 4 {
             0 => format!("DELETE FROM items WHERE id = {id}"),
             1 => format!("INSERT INTO items (id, name, price) VALUES ({id}, 'new {id}', 1) ON CONFLICT (id) DO NOTHING"),
             _ => format!("UPDATE items SET name = concat(name, '+'), price = price + 1 WHERE id = {id}"),
         };
-        let failed = match (&pg, &mut my) {
-            (Some(client), _) => client
-                .batch_execute(&sql)
-                .await
-                .err()
-                .map(|e| e.to_string()),
-            (_, Some(conn)) => {
-                let sql = sql.replace(
-                    "ON CONFLICT (id) DO NOTHING",
-                    "ON DUPLICATE KEY UPDATE id = id",
-                );
-                mysql_async::prelude::Queryable::query_drop(conn, sql)
-                    .await
-                    .err()
-                    .map(|e| e.to_string())
-            }
-            _ => unreachable!(),
-        };
+        if engine == Engine::My {
+            sql = sql.replace(
+                "ON CONFLICT (id) DO NOTHING",
+                "ON DUPLICATE KEY UPDATE id = id",
+            );
+        }
         writes += 1;
-        if let Some(error) = failed {
+        if let Err(error) = client.text(&sql).await {
             eprintln!("write failed: {sql}: {error}");
             errors += 1;
         }

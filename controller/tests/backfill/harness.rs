@@ -161,8 +161,8 @@ migrations:
     }
 
     /// The store, the `items_v2` guard and a proxy with the migrations in
-    /// `dual_write`; returns the proxy and its listener.
-    pub async fn proxy(&self) -> (Running, std::net::SocketAddr) {
+    /// `dual_write`.
+    pub async fn proxy(&self) -> Running {
         let key = vec!["id".to_string()];
         let (store, schema) = match self.engine {
             Engine::Pg => ("public", "public"),
@@ -186,15 +186,9 @@ migrations:
         };
         let install: Vec<&str> = install.iter().map(String::as_str).collect();
         self.exec(&install).await;
-        let running = server::start(self.config(), None, Arc::new(MigrationRouter::default()))
+        server::start(self.config(), None, Arc::new(MigrationRouter::default()))
             .await
-            .expect("proxy starts");
-        let addr = match self.engine {
-            Engine::Pg => running.postgres,
-            Engine::My => running.mysql,
-        }
-        .expect("a listener");
-        (running, addr)
+            .expect("proxy starts")
     }
 
     /// Keys of `items` whose target row differs and that the dual write

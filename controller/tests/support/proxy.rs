@@ -1,0 +1,83 @@
+//! In-process proxies as the controller's tests use them: wait until one
+//! has loaded a migration's tables, and a client of either engine that
+//! reads and writes through a proxy's listener with plain SQL.
+
+#![allow(dead_code)]
+
+use std::time::Duration;
+
+use mysql_async::prelude::Queryable;
+use switchyard_core::config::Protocol;
+use switchyard_proxy::route::routing::CatalogState;
+use switchyard_proxy::server::Running;
+
+/// Waits until the proxy has loaded migration `id`'s tables.
+pub async fn wait_ready(running: &Running, id: &str) {
+    for _ in 0..300 {
+        let routing = running.shared.routing();
+        if let Some(CatalogState::Ready(_)) = routing.migration(id).map(|m| &m.catalog) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("migration `{id}`: the proxy's catalog never became ready");
+}
+
+/// A client session through a proxy, logged in as the test user `app`.
+pub enum Through {
+    /// Through the proxy's PostgreSQL listener.
+    Pg(tokio_postgres::Client),
+    /// Through the proxy's MySQL listener.
+    My(mysql_async::Conn),
+}
+
+impl Through {
+    /// Connects to the proxy's listener of `protocol`, in database `db`.
+    pub async fn connect(proxy: &Running, protocol: Protocol, db: &str) -> Through {
+        let listener = match protocol {
+            Protocol::Postgres => proxy.postgres,
+            Protocol::Mysql => proxy.mysql,
+        };
+        let addr = listener.expect("the proxy listens for the protocol");
+        if protocol == Protocol::Mysql {
+            let opts = mysql_async::OptsBuilder::default()
+                .ip_or_hostname(addr.ip().to_string())
+                .tcp_port(addr.port())
+                .user(Some("app"))
+                .pass(Some("app"))
+                .db_name(Some(db))
+                .prefer_socket(false);
+            let conn = mysql_async::Conn::new(opts).await;
+            return Through::My(conn.expect("login through the proxy"));
+        }
+        let dsn = format!(
+            "host={} port={} user=app password=app dbname={db}",
+            addr.ip(),
+            addr.port()
+        );
+        let (client, conn) = tokio_postgres::connect(&dsn, tokio_postgres::NoTls)
+            .await
+            .expect("login through the proxy");
+        tokio::spawn(conn);
+        Through::Pg(client)
+    }
+
+    /// The first column of the first row `sql` returns, as text (`None`
+    /// for no row or NULL), or the server's error as text.
+    pub async fn text(&mut self, sql: &str) -> Result<Option<String>, String> {
+        match self {
+            Through::Pg(client) => {
+                let messages = client.simple_query(sql).await.map_err(|e| e.to_string())?;
+                Ok(messages.into_iter().find_map(|m| match m {
+                    tokio_postgres::SimpleQueryMessage::Row(row) => row.get(0).map(str::to_string),
+                    _ => None,
+                }))
+            }
+            Through::My(conn) => {
+                let row: Option<mysql_async::Row> =
+                    conn.query_first(sql).await.map_err(|e| e.to_string())?;
+                Ok(row.and_then(|r| r.get_opt::<Option<String>, _>(0)?.ok().flatten()))
+            }
+        }
+    }
+}

@@ -7,7 +7,7 @@
 #![allow(dead_code)]
 
 #[path = "../support/server.rs"]
-mod servers;
+pub mod servers;
 pub use servers::Engine;
 
 use std::path::PathBuf;
@@ -33,8 +33,8 @@ pub struct Db {
 }
 
 impl Db {
-    /// A fresh database with the two tables and `extra` YAML lines added
-    /// to the migration.
+    /// A fresh database with the two tables and the configuration of
+    /// [`Db::yaml`] in its file.
     pub async fn create(engine: Engine, prefix: &str) -> Db {
         static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
         let nanos = std::time::SystemTime::now()
@@ -99,6 +99,31 @@ migrations:
         )
     }
 
+    /// The configuration for proxies as well: listeners and an admin port
+    /// on free ports, the user `app` (password `app`), the route to the
+    /// server, and `extra` (YAML lines indented as the migration's keys)
+    /// added to the migration.
+    pub fn proxied_yaml(&self, extra: &str) -> String {
+        let listen = match self.engine {
+            Engine::Pg => "postgres",
+            Engine::My => "mysql",
+        };
+        format!(
+            "listen: {{ {listen}: 127.0.0.1:0 }}
+admin: {{ listen: 127.0.0.1:0 }}
+users:
+  - {{ name: app, password: app }}
+routes: {{ {listen}: db }}
+{}{extra}",
+            self.yaml()
+        )
+    }
+
+    /// Replaces the configuration file (the CLI reads it on every run).
+    pub fn write_config(&self, yaml: &str) {
+        std::fs::write(&self.config_path, yaml).unwrap();
+    }
+
     /// The configuration, loaded.
     pub fn config(&self) -> Config {
         Config::load(&self.config_path).unwrap_or_else(|e| panic!("test config: {e}"))
@@ -112,6 +137,20 @@ migrations:
             .args(args)
             .output()
             .expect("the switchyard binary runs")
+    }
+
+    /// Starts `switchyard --config FILE args...` with stdout and stderr
+    /// piped, killed if the test drops it.
+    pub fn spawn(&self, args: &[&str]) -> tokio::process::Child {
+        tokio::process::Command::new(env!("CARGO_BIN_EXE_switchyard"))
+            .arg("--config")
+            .arg(&self.config_path)
+            .args(args)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("the switchyard binary starts")
     }
 
     /// Runs statements in order in this database.

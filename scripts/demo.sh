@@ -21,7 +21,9 @@
 #      (expected: 0 errors), the diff report and the audit timeline
 #
 # Usage: scripts/demo.sh [--mysql]     (PostgreSQL by default)
-# Environment: SWITCHYARD_DEMO_KEEP=1 leaves the proxies running at the end.
+# Environment: SWITCHYARD_DEMO_KEEP=1 leaves the proxies running at the end;
+#   SWITCHYARD_BIN_DIR=DIR uses the switchyard and switchyard-proxy binaries in
+#   DIR instead of building them (the test command runs the demo so).
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 SY_LOG_TAG=demo
@@ -57,8 +59,13 @@ bash scripts/ensure-tools.sh python
 PYTHON="$REPO_ROOT/.venv/bin/python"
 
 step "build (release)"
-cargo build --release -p switchyard-proxy -p switchyard-controller
-BIN_DIR="$(cargo_target_dir)/release"
+if [ -n "${SWITCHYARD_BIN_DIR:-}" ]; then
+    BIN_DIR=$SWITCHYARD_BIN_DIR
+    log "using the binaries in $BIN_DIR"
+else
+    cargo build --release -p switchyard-proxy -p switchyard-controller
+    BIN_DIR="$(cargo_target_dir)/release"
+fi
 SY="$BIN_DIR/switchyard"
 
 DB=switchyard_demo
@@ -131,7 +138,7 @@ migrations:
     columns: { path: endpoint_path, method: http_method }
     phase: planned
     reads: { strategy: percentage, percent: 0, sticky_by: session }
-    rollback: { window: 10s, min_samples: 20, max_error_rate: 0.05 }
+    rollback: { window: 10s, min_samples: 100, max_error_rate: 0.05, latency_floor: 50ms }
     ramp: { steps: [5, 25, 50, 100], bake: 5s }
 EOF
 }

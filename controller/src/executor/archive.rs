@@ -12,18 +12,7 @@ use super::store::text;
 use super::ExecError;
 use crate::live::Site;
 
-/// The longest name both engines keep whole.
-const MAX_NAME: usize = 63;
-
-/// What the source table is renamed to.
-pub fn archive_name(table: &str) -> String {
-    const SUFFIX: &str = "_archived";
-    let mut cut = table.len().min(MAX_NAME - SUFFIX.len());
-    while !table.is_char_boundary(cut) {
-        cut -= 1;
-    }
-    format!("{}{SUFFIX}", &table[..cut])
-}
+pub use switchyard_core::store::archive_name;
 
 /// One object that names the source table.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]

@@ -202,6 +202,18 @@ impl Guard<'_> {
 /// identifiers to 63 bytes, MariaDB refuses names over 64 characters.
 const MAX_NAME: usize = 63;
 
+/// What the source table is renamed to at `complete` (never dropped): the
+/// controller renames it so, and a proxy that finds the source gone reads
+/// its columns there.
+pub fn archive_name(table: &str) -> String {
+    const SUFFIX: &str = "_archived";
+    let mut cut = table.len().min(MAX_NAME - SUFFIX.len());
+    while !table.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    format!("{}{SUFFIX}", &table[..cut])
+}
+
 /// The name of one of a migration's guard objects: `switchyard_guard_`,
 /// the id and `suffix`. An id too long for that is cut and followed by a
 /// hash of the whole id, so two long ids never share a name and the name

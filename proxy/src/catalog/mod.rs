@@ -82,10 +82,24 @@ impl Plan {
     /// backend with the TLS client its sessions use.
     async fn load(&self, tls: &[BackendTls; 2], timeout: Duration) -> CatalogState {
         let id = &self.migration.id;
-        let (source, target) = tokio::join!(
+        let (mut source, target) = tokio::join!(
             self.source.load(&tls[0], timeout),
             self.target.load(&tls[1], timeout)
         );
+        if let Err(LoadError::NoTable { .. }) = &source {
+            // A completed migration's source is archived under another
+            // name with the same columns: clients still write the source's
+            // name, and the mapping still reads the source's columns.
+            let archive = TableRef {
+                table: switchyard_core::store::archive_name(&self.source.table),
+                ..self.source.clone()
+            };
+            if let Ok(mut archived) = archive.load(&tls[0], timeout).await {
+                archived.name = archived.name.replace(&archive.table, &self.source.table);
+                archived.table = self.source.table.clone();
+                source = Ok(archived);
+            }
+        }
         match (source, target) {
             (Ok(source), Ok(target)) => match mapping::check(&self.migration, source, target) {
                 Ok(mapping) => CatalogState::Ready(Arc::new(mapping)),

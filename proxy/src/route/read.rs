@@ -65,6 +65,21 @@ impl Route for MigrationRouter {
             self.writes.insert(key, decision.clone());
             return decision;
         }
+        if facts.stage == Stage::Prepare
+            && statement.parsed
+            && routing
+                .migrations
+                .iter()
+                .any(|m| m.phase == Phase::Complete && m.names(statement, false))
+        {
+            // Once complete the source is archived: the client's text no
+            // longer prepares there, so it is prepared as it runs.
+            let running = SessionFacts {
+                stage: Stage::Execute,
+                ..*facts
+            };
+            return self.decide(routing, &running, statement, sql);
+        }
         // Preparing: the client's own text describes the statement (the
         // source's shape); each execution is decided when it runs.
         if facts.stage == Stage::Prepare

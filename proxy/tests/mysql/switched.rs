@@ -49,6 +49,13 @@ async fn setup(prefix: &str, phase: &str) -> (Proxy, String, Conn) {
     {
         direct.query_drop(&sql).await.unwrap();
     }
+    if phase == "complete" {
+        // What `complete` leaves: the source under its archive name.
+        direct
+            .query_drop("RENAME TABLE items TO items_archived")
+            .await
+            .unwrap();
+    }
     let yaml = format!(
         "{}
 migrations:
@@ -156,7 +163,11 @@ async fn after_complete_writes_land_in_the_target_alone() {
         .await
         .unwrap();
     assert_eq!(rows(&mut direct, TARGET_ROWS).await, ["1001|only|4.00"]);
-    assert!(rows(&mut direct, SOURCE_ROWS).await.is_empty());
+    assert!(
+        rows(&mut direct, "SELECT CAST(id AS CHAR) FROM items_archived")
+            .await
+            .is_empty()
+    );
     let name: Option<String> = client
         .query_first("SELECT name FROM items WHERE id = 1001")
         .await

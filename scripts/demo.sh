@@ -88,7 +88,7 @@ CREATE TABLE t_sys_api_endpoints (
     endpoint_path text NOT NULL,
     http_method text NOT NULL,
     hits integer NOT NULL DEFAULT 0,
-    updated_at timestamptz NOT NULL
+    updated_at timestamptz NOT NULL DEFAULT now()
 );
 SQL
     BACKEND="{ kind: postgres, host: 127.0.0.1, port: 5432, user: postgres, password: \"\", database: $DB }"
@@ -112,7 +112,7 @@ CREATE TABLE t_sys_api_endpoints (
     endpoint_path varchar(200) NOT NULL,
     http_method varchar(10) NOT NULL,
     hits int NOT NULL DEFAULT 0,
-    updated_at datetime(6) NOT NULL
+    updated_at datetime(6) NOT NULL DEFAULT NOW(6)
 );
 SQL
     BACKEND="{ kind: mariadb, host: 127.0.0.1, port: 3306, user: root, password: \"\", database: $DB }"

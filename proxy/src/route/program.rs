@@ -340,12 +340,20 @@ pub struct Run {
     opened: bool,
     /// How often the program started over (bounded by its replacements).
     restarts: usize,
+    /// How often a transaction of the run's own was rolled back by the
+    /// server (a deadlock) and the run began again.
+    retries: usize,
     /// Where the run stands.
     phase: Phase,
     /// The undo batch is in flight: a failure of it ends the run instead
     /// of undoing again.
     undoing: bool,
 }
+
+/// How often a run in a transaction of its own begins again after the
+/// server rolled that transaction back (a deadlock) before the client gets
+/// the error.
+const DEADLOCK_RETRIES: usize = 3;
 
 impl Run {
     /// Starts a program; `in_transaction` says whether the client has a
@@ -366,6 +374,7 @@ impl Run {
             in_flight: VecDeque::new(),
             opened: false,
             restarts: 0,
+            retries: 0,
             phase: Phase::Steps,
             undoing: false,
         }
@@ -482,6 +491,16 @@ impl Run {
         if self.undoing {
             // Undoing failed (its savepoint went with a rollback the
             // server did): the outcome stands, and there is no retry.
+            return;
+        }
+        if result.rolled_back && self.frame == Frame::Opened && self.retries < DEADLOCK_RETRIES {
+            // The transaction was the run's own, around an autocommit
+            // write: the server undid all of it and the client saw
+            // nothing, so the run begins again, as the client's statement
+            // alone would have been retried by no one but could not have
+            // deadlocked on the mirror's locks.
+            self.retries += 1;
+            self.phase = Phase::Restarting;
             return;
         }
         if result.rolled_back {

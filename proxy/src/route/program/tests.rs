@@ -418,3 +418,34 @@ fn a_deadlock_that_rolled_the_transaction_back_is_the_clients_answer() {
     );
     assert_eq!(run.restarts(), 0);
 }
+
+#[test]
+fn a_deadlock_in_the_runs_own_transaction_begins_it_again() {
+    // An autocommit write: the run opens the transaction, so a deadlock
+    // that rolled it back took nothing of the client's.
+    let mut run = Run::new(capture_program(), Dialect::Mysql, false);
+    let mut action = run.advance();
+    let first = sent(&action);
+    let mut deadlocks = 0;
+    loop {
+        match action {
+            Action::Finish(outcome) => {
+                assert_eq!(outcome, Outcome::Failed("Deadlock found".into()));
+                break;
+            }
+            Action::Send(_) => {
+                deadlocks += 1;
+                run.on_result(StepResult {
+                    error: Some("Deadlock found".into()),
+                    rolled_back: true,
+                    ..ok()
+                });
+                action = run.advance();
+            }
+        }
+    }
+    // Three retries, each starting with the transaction again; the fourth
+    // deadlock is the client's answer.
+    assert_eq!(deadlocks, 4);
+    assert!(first.contains("START TRANSACTION"), "{first}");
+}

@@ -232,8 +232,8 @@ fn every_phase_against_every_event() {
             stalled 30min              reads_on_target#5 100% baked | alert(stalled)
             took_over                  reads_on_target#5 100% | 
             ## write_switch: write_switch#6 100%
-            advance                    complete#7 100% acks(7)→Archive | persist audit(advance write_switch→complete) alert(phase_changed) await_acks(7)
-            advance --to complete      complete#7 100% acks(7)→Archive | persist audit(advance write_switch→complete) alert(phase_changed) await_acks(7)
+            advance                    complete#7 100% acks(7)→Archive | retire_guard persist audit(advance write_switch→complete) alert(phase_changed) await_acks(7)
+            advance --to complete      complete#7 100% acks(7)→Archive | retire_guard persist audit(advance write_switch→complete) alert(phase_changed) await_acks(7)
             advance --to dual_write    refused: migration `api_v2` is at write_switch, past dual_write; phases never go back: `switchyard rollback api_v2` returns reads and writes to the source
             ramp 50%                   refused: migration `api_v2` is at write_switch: every read is on the target; to send reads back to the source, run `switchyard rollback api_v2`
             rollback                   rolled_back#7 0% | move_sequences(source) move_guard(source) persist audit(rollback write_switch→rolled_back) alert(rolled_back)
@@ -629,6 +629,7 @@ fn planned_to_complete() {
                 audit(switch_writes reads_on_target→write_switch)
                 alert: migration `api_v2`: reads_on_target → write_switch (epoch 7)
             advance → complete#8 100% acks(8)→Archive
+                retire_guard
                 persist
                 audit(advance write_switch→complete)
                 alert: migration `api_v2`: write_switch → complete (epoch 8)

@@ -88,8 +88,26 @@ async fn planned_to_complete(engine: Engine) {
     assert_eq!(phase(&db), "write_switch");
     assert_eq!(db.target_next_id().await, source);
 
+    // The guard moved to the target: a write that bypasses the proxies
+    // now lands there and is queued, and the repair copies it back to
+    // the source (the table a rollback would return to).
+    db.exec(&["UPDATE t_sys_api_endpoints SET endpoint_path = '/after-switch' WHERE id = 9"])
+        .await;
+    // One row differs: counted once each way.
+    assert_eq!(db.differences().await, 2);
+    expect(&db, &["repair", "api", "--queue"], 0);
+    assert_eq!(db.differences().await, 0);
+    assert_eq!(
+        db.int("SELECT count(*) FROM api WHERE path = '/after-switch'")
+            .await,
+        1
+    );
+
     expect(&db, &["advance", "api"], 0);
     assert_eq!(phase(&db), "complete");
+    // Complete: the source is archived and follows nothing any more.
+    let late = expect(&db, &["repair", "api", "--queue"], 2);
+    assert!(err(&late).contains("is complete"), "{}", err(&late));
     assert!(!db.has_table("api").await);
     assert!(db.has_table("api_archived").await);
     assert_eq!(

@@ -1,7 +1,8 @@
 //! `switchyard repair MIGRATION`: re-syncs the keys that differ (from a
-//! detailed diff) or that the dual write queued (`--queue`) from the
-//! source with the mirror's row-image sync, then compares them again;
-//! exit 0 when none still differs, 1 otherwise, 2 on an error.
+//! detailed diff) or that the guard queued (`--queue`) from the table that
+//! takes the writes — the source, and the target from the write switch on
+//! — with the mirror's row-image sync, then compares them again; exit 0
+//! when none still differs, 1 otherwise, 2 on an error.
 
 use std::process::ExitCode;
 use std::time::Duration;
@@ -12,12 +13,13 @@ use switchyard_consistency::diff::conn::{show, Conn};
 use switchyard_consistency::diff::report::Level;
 use switchyard_consistency::diff::{Job, Options};
 use switchyard_consistency::repair::{self, Repaired};
-use switchyard_core::config::Config;
+use switchyard_core::config::{Config, Phase};
 use switchyard_core::sql::{self, Dialect};
 use switchyard_core::store::REPAIR_QUEUE;
 use switchyard_core::sync::{Direction, RowSync};
 
-use crate::live::Live;
+use crate::executor::store::Store;
+use crate::live::{Live, Site};
 
 /// Queue entries taken per round.
 const QUEUE_BATCH: usize = 5_000;
@@ -64,6 +66,15 @@ pub async fn run(config: &Config, args: &RepairArgs, json: bool) -> ExitCode {
 
 /// Resolves the migration, finds the keys, syncs them and checks them.
 pub async fn repair(config: &Config, args: &RepairArgs) -> anyhow::Result<Repaired> {
+    let direction = match phase_in_force(config, &args.migration).await {
+        Phase::Complete => anyhow::bail!(
+            "migration `{}` is complete: its source is archived and nothing follows the target any \
+             more, so there is nothing to repair",
+            args.migration
+        ),
+        Phase::WriteSwitch => Direction::TargetToSource,
+        _ => Direction::SourceToTarget,
+    };
     let live = Live::resolve(config, &args.migration).await?;
     let key = &live.migration.source.primary_key;
     let compared = Compared::new(
@@ -72,7 +83,7 @@ pub async fn repair(config: &Config, args: &RepairArgs) -> anyhow::Result<Repair
         key,
         live.migration.time_zone.as_deref(),
     )?;
-    let sync = RowSync::new(live.dialect, &live.mapping, key, Direction::SourceToTarget)?;
+    let sync = RowSync::new(live.dialect, &live.mapping, key, direction)?;
     let mut sides = Sides {
         source: session(&live, &compared, live.source_conn().await?).await?,
         target: if live.same_database() {
@@ -98,6 +109,19 @@ pub async fn repair(config: &Config, args: &RepairArgs) -> anyhow::Result<Repair
     let report = job.run(&options, &|_| {}).await?;
     let keys: Vec<Vec<String>> = report.differences.iter().map(|d| d.key.clone()).collect();
     sides.sync(&live, &sync, &compared, &keys).await
+}
+
+/// The phase the control store holds, else the file's: it says which
+/// table takes the writes, and so which way a repair copies.
+async fn phase_in_force(config: &Config, id: &str) -> Phase {
+    let Ok(site) = Site::resolve(config, id) else {
+        return Phase::Planned;
+    };
+    let stored = match Store::open(&site).await {
+        Ok(mut store) => store.read().await.ok().flatten(),
+        Err(_) => None,
+    };
+    stored.map_or(site.migration.phase, |s| s.phase)
 }
 
 /// The connections a repair writes through: the source's, and the

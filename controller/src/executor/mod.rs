@@ -451,6 +451,15 @@ impl Executor {
                 self.happened
                     .push(format!("guard moved to the {primary} table"));
             }
+            Action::RetireGuard => {
+                let statements = [
+                    side_guard(&self.site, Side::Target, false),
+                    side_guard(&self.site, Side::Source, false),
+                ]
+                .concat();
+                install_all(&mut self.store, self.site.dialect, &statements).await?;
+                self.happened.push("guard removed".into());
+            }
             Action::ArchiveSource => {
                 let name = archive::archive(&self.site).await?;
                 self.happened.push(format!("source archived as {name}"));

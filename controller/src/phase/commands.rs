@@ -68,6 +68,7 @@ impl Step {
                 &[Gate::RepairQueueEmpty, Gate::CleanDiff, Gate::Readiness],
             ),
             Phase::WriteSwitch => {
+                self.actions.push(Action::RetireGuard);
                 self.enter(Phase::Complete, "advance", None);
                 self.fence(Work::Archive);
             }

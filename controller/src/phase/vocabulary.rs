@@ -159,6 +159,9 @@ pub enum Action {
         /// The side about to become primary.
         primary: Side,
     },
+    /// Remove the guard from both tables: at `complete` nothing follows
+    /// the target any more, so a write there is nothing to repair.
+    RetireGuard,
     /// Rename the source table to its archive name (never drop it).
     ArchiveSource,
     /// Post to the migration's webhooks.
@@ -188,6 +191,7 @@ impl fmt::Display for Action {
             Action::HoldWrites { epoch } => write!(f, "hold_writes({epoch})"),
             Action::MoveSequences { primary } => write!(f, "move_sequences({primary})"),
             Action::MoveGuard { primary } => write!(f, "move_guard({primary})"),
+            Action::RetireGuard => f.write_str("retire_guard"),
             Action::ArchiveSource => f.write_str("archive_source"),
             Action::Alert { kind, .. } => write!(f, "alert({kind})"),
         }

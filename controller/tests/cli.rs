@@ -192,6 +192,20 @@ async fn plan_check_against_the_servers(engine: Engine) {
         warnings.contains("foreign key") && warnings.contains("calls"),
         "{warnings}"
     );
+    assert!(!warnings.contains("without a default"), "{warnings}");
+    // A column the source fills by default and the target refuses empty:
+    // an INSERT that leaves it out would fail after the write switch.
+    db.exec(&[
+        "ALTER TABLE api ADD COLUMN hits int NOT NULL DEFAULT 0",
+        "ALTER TABLE t_sys_api_endpoints ADD COLUMN hits int NOT NULL",
+    ])
+    .await;
+    let warned = json(&expect(&db, &["--json", "plan", "check"], 0));
+    let warnings = warned["migrations"][0]["warnings"].to_string();
+    assert!(
+        warnings.contains("t_sys_api_endpoints.hits` is NOT NULL without a default"),
+        "{warnings}"
+    );
     db.drop().await;
 }
 

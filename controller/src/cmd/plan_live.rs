@@ -148,6 +148,26 @@ async fn table_checks(config: &Config, live: &Live, f: &mut Findings) -> Result<
             live.mapping.target.name
         ));
     }
+    // From the write switch on, a client's INSERT lands in the target as
+    // the client wrote it: a column it leaves out must get a value there
+    // as it did on the source.
+    let source_defaults = defaulted(&mut source, live.dialect, &live.mapping.source).await?;
+    let target_defaults = defaulted(&mut target, live.dialect, &live.mapping.target).await?;
+    for column in &live.mapping.source.columns {
+        let on_target = m.target_column(&column.name);
+        let target_column = live.mapping.target.column(on_target);
+        let fills = source_defaults.contains(&column.name) || column.nullable;
+        let refuses = target_column.is_some_and(|c| !c.nullable)
+            && !target_defaults.iter().any(|d| d == on_target);
+        if fills && refuses {
+            f.warnings.push(format!(
+                "`{}.{}` is NOT NULL without a default, while an INSERT that leaves `{}` out \
+                 succeeds on the source; after the write switch such an INSERT fails. Give the \
+                 target's column the source's default (or an identity / AUTO_INCREMENT)",
+                live.mapping.target.name, on_target, column.name
+            ));
+        }
+    }
     let (schema, table) = (&live.mapping.source.schema, &live.mapping.source.table);
     for d in archive::dependents(&mut source, live.dialect, schema, table).await? {
         let why = match d.kind {
@@ -184,6 +204,30 @@ async fn primary_key(
         Dialect::Mysql => format!(
             "SELECT COLUMN_NAME FROM information_schema.KEY_COLUMN_USAGE WHERE TABLE_SCHEMA = {} \
              AND TABLE_NAME = {} AND CONSTRAINT_NAME = 'PRIMARY' ORDER BY ORDINAL_POSITION",
+            sql::mysql::literal(&t.schema),
+            sql::mysql::literal(&t.table)
+        ),
+    };
+    let rows = conn.rows(&query).await.map_err(|e| e.to_string())?;
+    Ok(rows.iter().map(|r| text(r.first())).collect())
+}
+
+/// The columns that get a value when an INSERT leaves them out: a
+/// default, an identity, a serial or AUTO_INCREMENT, a generated column.
+async fn defaulted(
+    conn: &mut Conn,
+    dialect: Dialect,
+    t: &TableSchema,
+) -> Result<Vec<String>, String> {
+    let query = match dialect {
+        Dialect::Postgres => format!(
+            "SELECT attname FROM pg_attribute WHERE attrelid = {}::regclass AND attnum > 0 \
+             AND NOT attisdropped AND (atthasdef OR attidentity <> '' OR attgenerated <> '')",
+            sql::pg::literal(&sql::pg::qualified(&t.schema, &t.table))
+        ),
+        Dialect::Mysql => format!(
+            "SELECT COLUMN_NAME FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = {} \
+             AND TABLE_NAME = {} AND (COLUMN_DEFAULT IS NOT NULL OR EXTRA <> '')",
             sql::mysql::literal(&t.schema),
             sql::mysql::literal(&t.table)
         ),

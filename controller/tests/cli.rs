@@ -175,6 +175,43 @@ async fn rollback_from_read_ramp(engine: Engine) {
     db.drop().await;
 }
 
+async fn rollback_after_the_switch_says_what_the_source_lacks(engine: Engine) {
+    let db = Db::create(engine, "rollback_late").await;
+    expect(&db, &["init"], 0);
+    for _ in 0..2 {
+        expect(&db, &["advance", "api"], 0);
+    }
+    expect(&db, &["advance", "api"], 0);
+    expect(&db, &["ramp", "api", "100"], 0);
+    expect(&db, &["advance", "api"], 0);
+    expect(&db, &["advance", "api", "--min-samples", "0"], 0);
+    assert_eq!(phase(&db), "write_switch");
+    // A write to the target the source does not have yet (the guard on
+    // the target queued it).
+    db.exec(&["UPDATE t_sys_api_endpoints SET endpoint_path = '/late' WHERE id = 3"])
+        .await;
+    let back = expect(&db, &["rollback", "api", "--reason", "drill"], 0);
+    assert!(
+        err(&back).contains("1 key(s) written to the target since the write switch"),
+        "{}",
+        err(&back)
+    );
+    assert_eq!(phase(&db), "rolled_back");
+    let status = json(&expect(&db, &["--json", "status", "api"], 0));
+    let reason = status["migrations"][0]["rollback_reason"].as_str().unwrap();
+    assert!(
+        reason.starts_with("drill (not lossless: 1 key(s)"),
+        "{reason}"
+    );
+    // The source lacks it, as the warning said.
+    assert_eq!(
+        db.int("SELECT count(*) FROM api WHERE path = '/late'")
+            .await,
+        0
+    );
+    db.drop().await;
+}
+
 async fn plan_check_against_the_servers(engine: Engine) {
     let db = Db::create(engine, "plan").await;
     let before = json(&expect(&db, &["--json", "plan", "check"], 1));
@@ -256,6 +293,16 @@ async fn mysql_planned_to_complete() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn pg_rollback_after_the_switch_says_what_the_source_lacks() {
+    rollback_after_the_switch_says_what_the_source_lacks(Engine::Pg).await;
+}
+
+#[tokio::test]
+async fn mysql_rollback_after_the_switch_says_what_the_source_lacks() {
+    rollback_after_the_switch_says_what_the_source_lacks(Engine::My).await;
+}
+
+#[tokio::test]
 async fn pg_rollback_from_read_ramp() {
     rollback_from_read_ramp(Engine::Pg).await;
 }

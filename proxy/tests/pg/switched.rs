@@ -192,6 +192,31 @@ async fn writes_land_in_the_target_and_are_mirrored_back() {
         .unwrap()
         .get(0);
     assert_eq!(queued, 1);
+
+    // A value the source's narrower type cannot hold: the client's write
+    // stands on the target, and its key waits in the repair queue (the
+    // rollback is no longer lossless, which the queue shows).
+    let row = client
+        .query_one(
+            "INSERT INTO items (name, price) VALUES ('wide', 123456789) RETURNING id",
+            &[],
+        )
+        .await
+        .unwrap();
+    let id: i64 = row.get(0);
+    let queued: Vec<String> = rows_of(
+        &direct,
+        "SELECT key::text || ' ' || source FROM switchyard_repair_queue \
+         WHERE migration = 'items_v2' ORDER BY id",
+    )
+    .await;
+    assert_eq!(queued.last().unwrap(), &format!("[\"{id}\"] mirror_failed"));
+    let on_source: i64 = direct
+        .query_one("SELECT count(*) FROM items WHERE id = $1", &[&id])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(on_source, 0);
 }
 
 #[tokio::test]

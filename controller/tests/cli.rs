@@ -265,6 +265,9 @@ async fn status_json_shape(engine: Engine) {
     assert_eq!(line["epoch"], 0);
     assert_eq!(line["repair_queue"], 0);
     assert_eq!(line["outbox"], 0);
+    assert_eq!(line["outbox_lag_seconds"], serde_json::Value::Null);
+    assert_eq!(line["target_reads"], 0);
+    assert_eq!(line["target_error_rate"], serde_json::Value::Null);
     assert_eq!(line["backfill_percent"], serde_json::Value::Null);
     assert_eq!(line["proxies"], serde_json::json!([]));
     // Illegal commands are refused, exit 1, in JSON too.

@@ -56,6 +56,12 @@ pub struct Line {
     pub repair_queue: u64,
     /// Keys waiting in the outbox.
     pub outbox: u64,
+    /// Seconds the oldest key in the outbox has waited; `None` when empty.
+    pub outbox_lag_seconds: Option<f64>,
+    /// Target reads the live proxies reported (since each started).
+    pub target_reads: u64,
+    /// Of those, the ones that failed, as a fraction; `None` before any.
+    pub target_error_rate: Option<f64>,
     /// Rows the backfill copied, and its percent of the source's estimate.
     pub backfill_rows: u64,
     /// Percent done (100 once the backfill finished); `None` before it ran.
@@ -122,6 +128,7 @@ async fn line(config: &Config, id: &str) -> Result<Line, ExecError> {
     }
     let stored = store.read().await?;
     let (rows, percent) = backfill(&mut store, &site).await?;
+    let (target_reads, target_errors) = store.target_reads().await?;
     Ok(Line {
         migration: id.to_string(),
         phase: stored
@@ -140,6 +147,9 @@ async fn line(config: &Config, id: &str) -> Result<Line, ExecError> {
         rollback_reason: stored.as_ref().and_then(|s| s.rollback_reason.clone()),
         repair_queue: store.repair_queue().await?,
         outbox: store.outbox().await?,
+        outbox_lag_seconds: store.outbox_lag().await?,
+        target_reads,
+        target_error_rate: (target_reads > 0).then(|| target_errors as f64 / target_reads as f64),
         backfill_rows: rows,
         backfill_percent: percent,
         proxies: store.live_proxies().await?,
@@ -189,8 +199,18 @@ async fn backfill(store: &mut Store, site: &Site) -> Result<(u64, Option<f64>), 
 /// The lines as a table.
 fn table(lines: &[Line]) -> String {
     let mut out = format!(
-        "{:<24} {:<16} {:>5} {:>7} {:<7} {:>7} {:>7} {:>9}  {}\n",
-        "MIGRATION", "PHASE", "EPOCH", "SHARE", "PAUSED", "REPAIR", "OUTBOX", "BACKFILL", "PROXIES"
+        "{:<24} {:<16} {:>5} {:>7} {:<7} {:>8} {:>7} {:>7} {:>7} {:>9}  {}\n",
+        "MIGRATION",
+        "PHASE",
+        "EPOCH",
+        "SHARE",
+        "PAUSED",
+        "TGT ERR",
+        "REPAIR",
+        "OUTBOX",
+        "LAG",
+        "BACKFILL",
+        "PROXIES"
     );
     for l in lines {
         let proxies: Vec<String> = l
@@ -199,14 +219,18 @@ fn table(lines: &[Line]) -> String {
             .map(|p| format!("{}@{}", p.proxy, p.epoch))
             .collect();
         out.push_str(&format!(
-            "{:<24} {:<16} {:>5} {:>6.2}% {:<7} {:>7} {:>7} {:>9}  {}\n",
+            "{:<24} {:<16} {:>5} {:>6.2}% {:<7} {:>8} {:>7} {:>7} {:>7} {:>9}  {}\n",
             l.migration,
             l.phase,
             l.epoch,
             l.share,
             if l.paused { "yes" } else { "no" },
+            l.target_error_rate
+                .map_or("-".to_string(), |r| format!("{:.2}%", 100.0 * r)),
             l.repair_queue,
             l.outbox,
+            l.outbox_lag_seconds
+                .map_or("-".to_string(), |s| format!("{s:.1}s")),
             l.backfill_percent
                 .map_or("-".to_string(), |p| format!("{p:.1}%")),
             if proxies.is_empty() {

@@ -9,7 +9,7 @@ use switchyard_consistency::diff::conn::{show, Cell, Conn, DbError};
 use switchyard_core::config::{Percent, Phase};
 use switchyard_core::sql::{self, Dialect};
 use switchyard_core::store::{
-    self, mysql as my, pg, AuditEvent, StateRow, OUTBOX, REPAIR_QUEUE, STATE,
+    self, mysql as my, pg, AuditEvent, StateRow, OUTBOX, PROXY_STATS, REPAIR_QUEUE, STATE,
 };
 
 use super::ExecError;
@@ -251,6 +251,50 @@ impl Store {
                 enforced_since: text(r.get(2)),
             })
             .collect())
+    }
+
+    /// Target reads and target read errors the live proxies reported, in
+    /// total (each proxy's counts since it started).
+    pub async fn target_reads(&mut self) -> Result<(u64, u64), ExecError> {
+        let within = LIVE_WITHIN.as_micros();
+        let live = match self.dialect {
+            Dialect::Postgres => {
+                format!("heartbeat_at > clock_timestamp() - {within} * interval '1 microsecond'")
+            }
+            Dialect::Mysql => format!("heartbeat_at > NOW(6) - INTERVAL {within} MICROSECOND"),
+        };
+        let query = format!(
+            "SELECT COALESCE(SUM(target_reads), 0), COALESCE(SUM(target_errors), 0) FROM {} \
+             WHERE migration = {} AND {live}",
+            self.table(PROXY_STATS),
+            self.literal(&self.migration)
+        );
+        let rows = self.rows("summing the proxies' reads", &query).await?;
+        let row = rows.first();
+        Ok((
+            number(row.and_then(|r| r.first())),
+            number(row.and_then(|r| r.get(1))),
+        ))
+    }
+
+    /// How long the oldest key in the outbox has waited, in seconds;
+    /// `None` when the outbox is empty.
+    pub async fn outbox_lag(&mut self) -> Result<Option<f64>, ExecError> {
+        let age = match self.dialect {
+            Dialect::Postgres => "EXTRACT(EPOCH FROM clock_timestamp() - MIN(queued_at))",
+            Dialect::Mysql => "TIMESTAMPDIFF(MICROSECOND, MIN(queued_at), NOW(6)) / 1000000",
+        };
+        let query = format!(
+            "SELECT {age} FROM {} WHERE migration = {}",
+            self.table(OUTBOX),
+            self.literal(&self.migration)
+        );
+        let rows = self.rows("measuring the outbox's lag", &query).await?;
+        Ok(rows
+            .first()
+            .and_then(|r| r.first())
+            .map(|c| text(Some(c)))
+            .and_then(|t| t.parse::<f64>().ok()))
     }
 
     /// Rows of `table` (a store table) for this migration.

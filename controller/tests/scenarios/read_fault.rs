@@ -112,6 +112,15 @@ pub async fn a_failing_target_sends_every_proxy_back_to_the_source(engine: Engin
     let line = status(&db);
     assert_eq!(line["share"], 0.0, "{line}");
     assert!(line["rollback_reason"].is_string(), "{line}");
+    // The proxies' heartbeats carry their target reads: status shows the
+    // error rate the fault caused.
+    let rate = eventually(Duration::from_secs(5), || async {
+        status(&db)["target_error_rate"]
+            .as_f64()
+            .is_some_and(|r| r > 0.0)
+    })
+    .await;
+    assert!(rate, "{}", status(&db));
 
     let announced = eventually(Duration::from_secs(5), || async {
         hook.bodies()

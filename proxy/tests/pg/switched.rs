@@ -249,4 +249,10 @@ async fn after_complete_writes_land_in_the_target_alone() {
         .await
         .unwrap();
     assert_eq!(row.get::<_, String>(0), "only");
+    // A binary parameter binds the form the statement was prepared in.
+    let row = client
+        .query_one("SELECT name FROM items WHERE id = $1", &[&1001i64])
+        .await
+        .unwrap();
+    assert_eq!(row.get::<_, String>(0), "only");
 }

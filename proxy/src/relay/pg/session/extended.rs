@@ -201,7 +201,14 @@ impl Session {
                     // types from the target's columns, and binary values
                     // are sized by type: without the statement's own
                     // types, the client's form answers.
-                    Some(read) if unknown && read.path == ReadPath::Target => {
+                    // (Not when the statement was prepared in its target
+                    // form, as after complete: the client's types are
+                    // that form's.)
+                    Some(read)
+                        if unknown
+                            && read.path == ReadPath::Target
+                            && prepared.forms[0].sql.is_none() =>
+                    {
                         (Conn::Own, None, Some(Arc::new(types_unknown(read))))
                     }
                     _ => {

@@ -263,18 +263,7 @@ fn write_decision(
         let (Some(map), CatalogState::Ready(mapping)) = (&m.table_map, &m.catalog) else {
             continue;
         };
-        let key_types: Vec<String> = m
-            .plan
-            .source
-            .primary_key
-            .iter()
-            .map(|k| {
-                mapping
-                    .source
-                    .column(k)
-                    .map_or_else(|| "TEXT".to_string(), |c| c.type_name.clone())
-            })
-            .collect();
+        let key_types = super::switched::key_types(&mapping.source, &m.plan.source.primary_key);
         let mirror_facts = write::MirrorFacts {
             migration: &m.plan.id,
             on_error: m.plan.on_mirror_error,

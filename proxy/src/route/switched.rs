@@ -63,15 +63,7 @@ pub fn decide(
         .iter()
         .map(|k| m.plan.target_column(k).to_string())
         .collect();
-    let key_types: Vec<String> = key
-        .iter()
-        .map(|k| {
-            mapping
-                .target
-                .column(k)
-                .map_or_else(|| "TEXT".to_string(), |c| c.type_name.clone())
-        })
-        .collect();
+    let key_types = key_types(&mapping.target, &key);
     let mirror_facts = write::MirrorFacts {
         migration: &m.plan.id,
         on_error: m.plan.on_mirror_error,
@@ -123,4 +115,16 @@ pub fn mirrored_plan(
         outbox: !m.mirrors_inline(),
         ..Plan::rewrite(String::new())
     }))
+}
+
+/// The SQL types of `table`'s key columns, in key order (MySQL's mirror
+/// reads the keys its guard collected as these types).
+pub fn key_types(table: &switchyard_core::schema::TableSchema, key: &[String]) -> Vec<String> {
+    key.iter()
+        .map(|k| {
+            table
+                .column(k)
+                .map_or_else(|| "TEXT".to_string(), |c| c.type_name.clone())
+        })
+        .collect()
 }

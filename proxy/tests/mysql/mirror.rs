@@ -43,25 +43,42 @@ pub(crate) async fn setup_tables(
     tables: &[&str],
     on_error: &str,
 ) -> (Proxy, String, Conn) {
+    setup_phase(prefix, tables, on_error, "dual_write", "").await
+}
+
+/// [`setup_tables`] in `phase`, with the guard on the table that takes
+/// the writes there (the target from `write_switch` on), and `before`
+/// run once all is installed, before the proxy starts.
+pub(crate) async fn setup_phase(
+    prefix: &str,
+    tables: &[&str],
+    on_error: &str,
+    phase: &str,
+    before: &str,
+) -> (Proxy, String, Conn) {
     let db = common::create_db(prefix).await;
     let mut direct = common::direct(Some(&db)).await;
     for sql in tables {
         direct.query_drop(*sql).await.unwrap();
     }
     let key = vec!["id".to_string()];
+    let on_target = matches!(phase, "write_switch" | "complete");
     let guard = Guard {
         migration: "items_v2",
         store: &db,
         schema: &db,
-        table: "items",
+        table: if on_target { "items_v2" } else { "items" },
         key: &key,
-        on_target: false,
+        on_target,
     };
     for sql in store::install(&db)
         .into_iter()
         .chain(store::install_guard(&guard))
     {
         direct.query_drop(&sql).await.unwrap();
+    }
+    if !before.is_empty() {
+        direct.query_drop(before).await.unwrap();
     }
     let yaml = format!(
         "{}
@@ -71,7 +88,7 @@ migrations:
     source: {{ database: {db}, table: items, primary_key: [id] }}
     target: {{ table: items_v2 }}
     columns: {{ name: title }}
-    phase: dual_write
+    phase: {phase}
     on_mirror_error: {on_error}
 ",
         common::base_yaml()

@@ -4,14 +4,10 @@
 //! collected; after `complete` it lands in the target alone. The proof is
 //! the data, compared with the test's own SQL.
 
-use std::sync::Arc;
-
 use mysql_async::prelude::*;
 use mysql_async::Conn;
-use switchyard_core::store::{mysql as store, Guard};
-use switchyard_proxy::route::MigrationRouter;
 
-use crate::common::{self, catalog, Proxy};
+use crate::common::Proxy;
 
 const TABLES: [&str; 2] = [
     "CREATE TABLE items (
@@ -26,51 +22,15 @@ const TABLES: [&str; 2] = [
     ) ENGINE=InnoDB AUTO_INCREMENT=1001",
 ];
 
-/// A fresh database with both tables, the store, the guard on the target
-/// (where the write switch moves it) and a proxy in `phase`.
+/// Both tables, the store, the guard on the target (where the write switch
+/// moves it) and a proxy in `phase`; in `complete` the source is archived,
+/// as `complete` leaves it.
 async fn setup(prefix: &str, phase: &str) -> (Proxy, String, Conn) {
-    let db = common::create_db(prefix).await;
-    let mut direct = common::direct(Some(&db)).await;
-    for sql in TABLES {
-        direct.query_drop(sql).await.unwrap();
-    }
-    let key = vec!["id".to_string()];
-    let guard = Guard {
-        migration: "items_v2",
-        store: &db,
-        schema: &db,
-        table: "items_v2",
-        key: &key,
-        on_target: true,
+    let archive = match phase {
+        "complete" => "RENAME TABLE items TO items_archived",
+        _ => "",
     };
-    for sql in store::install(&db)
-        .into_iter()
-        .chain(store::install_guard(&guard))
-    {
-        direct.query_drop(&sql).await.unwrap();
-    }
-    if phase == "complete" {
-        // What `complete` leaves: the source under its archive name.
-        direct
-            .query_drop("RENAME TABLE items TO items_archived")
-            .await
-            .unwrap();
-    }
-    let yaml = format!(
-        "{}
-migrations:
-  - id: items_v2
-    backend: my
-    source: {{ database: {db}, table: items, primary_key: [id] }}
-    target: {{ table: items_v2 }}
-    columns: {{ name: title }}
-    phase: {phase}
-",
-        common::base_yaml()
-    );
-    let proxy = common::start(&yaml, Arc::new(MigrationRouter::default())).await;
-    catalog::ready(&proxy.running, "items_v2").await;
-    (proxy, db, direct)
+    crate::mirror::setup_phase(prefix, &TABLES, "repair", phase, archive).await
 }
 
 async fn rows(direct: &mut Conn, sql: &str) -> Vec<String> {

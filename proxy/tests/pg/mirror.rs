@@ -44,17 +44,31 @@ pub(crate) async fn setup_tables(
     tables: &str,
     on_error: &str,
 ) -> (Proxy, String, Client) {
+    setup_phase(prefix, tables, on_error, "dual_write", "").await
+}
+
+/// [`setup_tables`] in `phase`, with the guard on the table that takes
+/// the writes there (the target from `write_switch` on), and `before`
+/// run once all is installed, before the proxy starts.
+pub(crate) async fn setup_phase(
+    prefix: &str,
+    tables: &str,
+    on_error: &str,
+    phase: &str,
+    before: &str,
+) -> (Proxy, String, Client) {
     let db = common::create_db(prefix).await;
     let direct = common::direct(&db).await;
     direct.batch_execute(tables).await.unwrap();
     let key = vec!["id".to_string()];
+    let on_target = matches!(phase, "write_switch" | "complete");
     let guard = Guard {
         migration: "items_v2",
         store: "public",
         schema: "public",
-        table: "items",
+        table: if on_target { "items_v2" } else { "items" },
         key: &key,
-        on_target: false,
+        on_target,
     };
     let mut install = store::install("public");
     install.extend(store::install_guard(&guard));
@@ -62,6 +76,9 @@ pub(crate) async fn setup_tables(
         .batch_execute(&format!("BEGIN; {}; COMMIT", install.join(";\n")))
         .await
         .unwrap();
+    if !before.is_empty() {
+        direct.batch_execute(before).await.unwrap();
+    }
     let yaml = format!(
         "{}
 migrations:
@@ -70,7 +87,7 @@ migrations:
     source: {{ database: {db}, schema: public, table: items, primary_key: [id] }}
     target: {{ table: items_v2 }}
     columns: {{ name: title }}
-    phase: dual_write
+    phase: {phase}
     on_mirror_error: {on_error}
 ",
         common::base_yaml()

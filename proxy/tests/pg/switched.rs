@@ -4,13 +4,9 @@
 //! alone. The proof is the data, compared with the test's own SQL, and
 //! the answers the client gets (its own RETURNING names, its tags).
 
-use std::sync::Arc;
-
-use switchyard_core::store::{pg as store, Guard};
-use switchyard_proxy::route::MigrationRouter;
 use tokio_postgres::{Client, SimpleQueryMessage};
 
-use crate::common::{self, catalog, Proxy};
+use crate::common::Proxy;
 
 const TABLES: &str = "
     CREATE TABLE items (
@@ -26,50 +22,15 @@ const TABLES: &str = "
     SELECT setval('items_v2_id_seq', 1000);
 ";
 
-/// A fresh database with both tables, the store, the guard on the target
-/// (where the write switch moves it) and a proxy with the migration in
-/// `phase`.
+/// Both tables, the store, the guard on the target (where the write switch
+/// moves it) and a proxy with the migration in `phase`; in `complete` the
+/// source is archived, as `complete` leaves it.
 async fn setup(prefix: &str, phase: &str) -> (Proxy, String, Client) {
-    let db = common::create_db(prefix).await;
-    let direct = common::direct(&db).await;
-    direct.batch_execute(TABLES).await.unwrap();
-    let key = vec!["id".to_string()];
-    let guard = Guard {
-        migration: "items_v2",
-        store: "public",
-        schema: "public",
-        table: "items_v2",
-        key: &key,
-        on_target: true,
+    let archive = match phase {
+        "complete" => "ALTER TABLE items RENAME TO items_archived",
+        _ => "",
     };
-    let mut install = store::install("public");
-    install.extend(store::install_guard(&guard));
-    direct
-        .batch_execute(&format!("BEGIN; {}; COMMIT", install.join(";\n")))
-        .await
-        .unwrap();
-    if phase == "complete" {
-        // What `complete` leaves: the source under its archive name.
-        direct
-            .batch_execute("ALTER TABLE items RENAME TO items_archived")
-            .await
-            .unwrap();
-    }
-    let yaml = format!(
-        "{}
-migrations:
-  - id: items_v2
-    backend: pg
-    source: {{ database: {db}, schema: public, table: items, primary_key: [id] }}
-    target: {{ table: items_v2 }}
-    columns: {{ name: title }}
-    phase: {phase}
-",
-        common::base_yaml()
-    );
-    let proxy = common::start(&yaml, Arc::new(MigrationRouter::default())).await;
-    catalog::ready(&proxy.running, "items_v2").await;
-    (proxy, db, direct)
+    crate::mirror::setup_phase(prefix, TABLES, "repair", phase, archive).await
 }
 
 async fn rows_of(direct: &Client, sql: &str) -> Vec<String> {

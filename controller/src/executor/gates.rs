@@ -6,8 +6,6 @@
 //! A gate returns `Ok(Ok(()))` when open, `Ok(Err(why))` when closed (the
 //! sentence the operator reads) and `Err` when it could not be judged.
 
-use std::time::Duration;
-
 use switchyard_consistency::diff::compared::Compared;
 use switchyard_consistency::diff::{Job, Options};
 use switchyard_core::sql::{self, Dialect};
@@ -19,9 +17,6 @@ use crate::live::Live;
 
 /// A gate's verdict: open, or closed with the reason.
 pub type Verdict = Result<(), String>;
-
-/// A transaction touching the source longer than this blocks the switch.
-pub const OLD_TRANSACTION: Duration = Duration::from_secs(30);
 
 fn gate_error(live: &Live, gate: &str, error: impl std::fmt::Display) -> ExecError {
     ExecError::Gate {
@@ -76,15 +71,17 @@ pub async fn repair_queue_empty(live: &Live, store: &mut Store) -> Result<Verdic
     )))
 }
 
-/// The source may stop being primary: nothing holds it open or queues
-/// on it, and no write that bypassed the proxies waits for repair.
+/// The source may stop being primary: nothing holds it open (past the
+/// migration's `switch.max_transaction_age`) or queues on it, and no
+/// write that bypassed the proxies waits for repair.
 pub async fn readiness(live: &Live, store: &mut Store) -> Result<Verdict, ExecError> {
     let mut closed = Vec::new();
     let old = old_transactions(live, store).await?;
     if !old.is_empty() {
         closed.push(format!(
-            "transactions open longer than {} s on the source: {}; let them finish or end them",
-            OLD_TRANSACTION.as_secs(),
+            "transactions open longer than {} on the source: {}; let them finish or end them \
+             (`switch.max_transaction_age` sets the limit)",
+            age(live.migration.switch.max_transaction_age),
             old.join(", ")
         ));
     }
@@ -128,15 +125,25 @@ pub async fn readiness(live: &Live, store: &mut Store) -> Result<Verdict, ExecEr
     }
 }
 
-/// Sessions holding a transaction on the source open past the limit.
+/// `30 s`, `1500 ms`: the limit as the operator wrote it, near enough.
+fn age(limit: std::time::Duration) -> String {
+    if limit.subsec_millis() == 0 {
+        format!("{} s", limit.as_secs())
+    } else {
+        format!("{} ms", limit.as_millis())
+    }
+}
+
+/// Sessions holding a transaction on the source open past the
+/// migration's `switch.max_transaction_age`.
 async fn old_transactions(live: &Live, store: &mut Store) -> Result<Vec<String>, ExecError> {
-    let secs = OLD_TRANSACTION.as_secs();
+    let micros = live.migration.switch.max_transaction_age.as_micros();
     let query = match live.dialect {
         Dialect::Postgres => format!(
             "SELECT DISTINCT a.pid::text, coalesce(a.usename::text, ''), coalesce(a.application_name, '') \
              FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid \
              WHERE l.relation = {}::regclass AND a.pid <> pg_backend_pid() \
-             AND a.xact_start < now() - interval '{secs} seconds'",
+             AND a.xact_start < now() - ({micros} * interval '1 microsecond')",
             sql::pg::literal(&source(live))
         ),
         // InnoDB does not say which tables a transaction touched without
@@ -145,7 +152,7 @@ async fn old_transactions(live: &Live, store: &mut Store) -> Result<Vec<String>,
             "SELECT p.ID, p.USER, p.HOST FROM information_schema.INNODB_TRX t \
              JOIN information_schema.PROCESSLIST p ON p.ID = t.trx_mysql_thread_id \
              WHERE p.DB = DATABASE() AND t.trx_mysql_thread_id <> CONNECTION_ID() \
-             AND t.trx_started < NOW() - INTERVAL {secs} SECOND"
+             AND t.trx_started < NOW(6) - INTERVAL {micros} MICROSECOND"
         ),
     };
     let rows = store.rows("looking for old transactions", &query).await?;

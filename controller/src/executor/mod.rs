@@ -42,8 +42,6 @@ pub struct Settings {
     /// How long a fence waits for proxies before the command gives up
     /// (the state stays stored; the next command waits again).
     pub ack_timeout: Duration,
-    /// How long writes may be held at the write switch before it aborts.
-    pub switch_budget: Duration,
     /// How long to wait for another controller's lease; `None` takes no
     /// lease (a rollback never waits behind a controller: its
     /// compare-and-set still keeps it from overwriting a newer state).
@@ -62,7 +60,6 @@ impl Default for Settings {
     fn default() -> Settings {
         Settings {
             ack_timeout: Duration::from_secs(60),
-            switch_budget: Duration::from_secs(2),
             lease_wait: Some(Duration::from_secs(60)),
             backfill: crate::backfill::Settings::default(),
             record_only: false,
@@ -118,7 +115,7 @@ pub struct Executor {
     lease: Option<Lease>,
     /// Webhooks and their repeat suppression.
     alerter: Alerter,
-    /// Timeouts and budgets.
+    /// Timeouts (the switch's budget is the migration's `switch.budget`).
     settings: Settings,
     /// What happened, one line each, for the command's report.
     pub happened: Vec<String>,
@@ -383,7 +380,7 @@ impl Executor {
             Action::AwaitAcks { epoch } => {
                 let holding = next.holding_writes;
                 let limit = if holding {
-                    self.settings.switch_budget
+                    self.site.migration.switch.budget
                 } else {
                     self.settings.ack_timeout
                 };
@@ -436,7 +433,7 @@ impl Executor {
             }
             Action::HoldWrites { epoch } => self.happened.push(format!(
                 "holding writes (epoch {epoch}) for at most {} ms",
-                self.settings.switch_budget.as_millis()
+                self.site.migration.switch.budget.as_millis()
             )),
             Action::MoveSequences { primary } => {
                 let primary = *primary;

@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 
 use super::backends::Backend;
 use super::scalars::{self, Cidr, Percent};
+use super::switch::{self, Switch};
 use super::ConfigError;
 
 /// One table move.
@@ -63,6 +64,9 @@ pub struct Migration {
     /// How the controller ramps the target's read share.
     #[serde(default)]
     pub ramp: Ramp,
+    /// The write switch's budget and readiness limit.
+    #[serde(default)]
+    pub switch: Switch,
 }
 
 impl Migration {
@@ -588,6 +592,8 @@ pub(crate) fn validate(
     validate_reads(m, &mut fail);
     validate_rollback(m, &mut fail);
     validate_ramp_and_alerts(m, &mut fail);
+    let kind = backends.get(&m.backend).map(|b| b.kind);
+    switch::validate(id, &m.switch, kind, &mut fail);
 }
 
 fn validate_columns(m: &Migration, fail: &mut impl FnMut(&str, String)) {

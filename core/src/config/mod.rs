@@ -10,7 +10,8 @@
 //! connection and never consults the control store.
 //!
 //! One file per section: `listen` (listeners, admin, TLS, routes), `users`,
-//! `backends`, `limits` (and MySQL options), `migrations` (the plan).
+//! `backends`, `limits` (and MySQL options), `migrations` (the plan) and
+//! `switch` (its write switch).
 //! `expand`, `de` and `scalars` are the loading machinery.
 
 mod backends;
@@ -21,6 +22,7 @@ mod limits;
 mod listen;
 mod migrations;
 mod scalars;
+mod switch;
 mod users;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -37,6 +39,7 @@ pub use migrations::{
     SourceTable, StickyBy, Strategy, TargetTable, Unmirrored,
 };
 pub use scalars::{parse_bytes, parse_duration, parse_socket_addr, Cidr, Percent};
+pub use switch::{Switch, MAX_BUDGET};
 pub use users::{AuthMethod, User};
 
 /// The smallest `limits.max_frame_bytes` accepted: below it ordinary

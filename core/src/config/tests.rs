@@ -82,6 +82,7 @@ reads:
 rollback: { window: 1m30s, min_samples: 10, warn_error_rate: 0.02, max_error_rate: 0.05, max_mismatch_rate: 0.002, max_latency_ratio: 2.5, read_timeout: 1500ms, max_timeouts: 5 }
 alerts: { webhooks: ['http://127.0.0.1:9099/hook'], repeat_window: 10m }
 ramp: { steps: [0.5, 5, 25, 100], bake: 10m, approval: true }
+switch: { budget: 500ms, max_transaction_age: 1m }
 ",
     );
     let config = load(&text).unwrap();
@@ -123,6 +124,8 @@ ramp: { steps: [0.5, 5, 25, 100], bake: 10m, approval: true }
     assert_eq!(steps, [50, 500, 2_500, 10_000]);
     assert_eq!(m.ramp.bake, Duration::from_secs(600));
     assert!(m.ramp.approval);
+    assert_eq!(m.switch.budget, Duration::from_millis(500));
+    assert_eq!(m.switch.max_transaction_age, Duration::from_secs(60));
 }
 
 #[test]
@@ -151,7 +154,39 @@ fn migration_defaults() {
     assert!(!m.ramp.approval);
     assert!(m.alerts.webhooks.is_empty());
     assert_eq!(m.alerts.repeat_window, Duration::from_secs(300));
+    assert_eq!(m.switch.budget, Duration::from_secs(2));
+    assert_eq!(m.switch.max_transaction_age, Duration::from_secs(30));
+    assert_eq!(m.switch, Switch::default());
     assert_eq!(config.backends["pg"].shadow_pool, 4);
+}
+
+#[test]
+fn switch_settings_take_any_unit_and_keep_the_other_default() {
+    let switch = |yaml: &str| {
+        load(&with_migration(yaml)).unwrap().migrations[0]
+            .switch
+            .clone()
+    };
+    assert_eq!(
+        switch("switch: { budget: 1m }"),
+        Switch {
+            budget: MAX_BUDGET,
+            ..Switch::default()
+        }
+    );
+    assert_eq!(
+        switch("switch: { max_transaction_age: 2m30s }"),
+        Switch {
+            max_transaction_age: Duration::from_secs(150),
+            ..Switch::default()
+        }
+    );
+    assert_eq!(switch("switch:"), Switch::default());
+    // PostgreSQL's proxies hear of a hold by NOTIFY: a short budget works.
+    assert_eq!(
+        switch("switch: { budget: 200ms }").budget,
+        Duration::from_millis(200)
+    );
 }
 
 #[test]
@@ -531,7 +566,7 @@ fn rejections() {
         // Migrations.
         (
             with_migration("sorce: {}"),
-            "`migrations[0].sorce` is not a known setting; did you mean `source`? (known here: `id`, `backend`, `source`, `target`, `columns`, `time_zone`, `phase`, `on_mirror_error`, `allow_unmirrored`, `reads`, `rollback`, `alerts`, `ramp`)",
+            "`migrations[0].sorce` is not a known setting; did you mean `source`? (known here: `id`, `backend`, `source`, `target`, `columns`, `time_zone`, `phase`, `on_mirror_error`, `allow_unmirrored`, `reads`, `rollback`, `alerts`, `ramp`, `switch`)",
         ),
         (
             with_migration("phase: dualwrite"),
@@ -696,6 +731,34 @@ fn rejections() {
         (
             with_migration("ramp: { steps: [5, 200] }"),
             "`migrations[0].ramp.steps[1]`: 200 is out of range; a share is a percentage from 0 to 100",
+        ),
+        (
+            with_migration("switch: { budget: 0 }"),
+            "`migrations[0].switch.budget`: migration `m1`: a budget of 0 would abort every write switch; use a duration such as `2s` (the default)",
+        ),
+        (
+            with_migration("switch: { budget: 90s }"),
+            "`migrations[0].switch.budget`: migration `m1`: `90s` would hold clients' writes for longer than 60 s; use at most `60s` (the default is `2s`)",
+        ),
+        (
+            with_migration("switch: { budget: 60001ms }"),
+            "`migrations[0].switch.budget`: migration `m1`: `60001ms` would hold clients' writes for longer than 60 s; use at most `60s` (the default is `2s`)",
+        ),
+        (
+            with_migration("switch: { budget: 900ms }").replace("backend: pg", "backend: my"),
+            "`migrations[0].switch.budget`: migration `m1`: `900ms` is shorter than the proxies' poll of the store on MySQL (once a second), so almost every write switch would abort; use at least `1s` (the default is `2s`)",
+        ),
+        (
+            with_migration("switch: { budget: 2 }"),
+            "`migrations[0].switch.budget`: `2` has no unit; write a number with a unit, e.g. `500ms`, `5s`, `1m` or `1m30s`",
+        ),
+        (
+            with_migration("switch: { max_transaction_age: 0 }"),
+            "`migrations[0].switch.max_transaction_age`: migration `m1`: 0 would count every open transaction as old and keep the write switch closed; use a duration such as `30s` (the default)",
+        ),
+        (
+            with_migration("switch: { budjet: 1s }"),
+            "`migrations[0].switch.budjet` is not a known setting; did you mean `budget`? (known here: `budget`, `max_transaction_age`)",
         ),
         (
             with_migration("alerts: { webhooks: [hooks.example.com] }"),

@@ -16,7 +16,7 @@
 //!
 //! The follower has its own connections and must never hold a client's
 //! connection or delay a session, except a write that the write switch
-//! holds (at most [`HOLD_BUDGET`], in [`hold`]).
+//! holds (at most the migration's `switch.budget`, in [`hold`]).
 
 mod follow;
 mod link;
@@ -45,11 +45,6 @@ pub const POLL: Duration = Duration::from_secs(1);
 /// wait for every live proxy's heartbeat, never wait on a proxy that
 /// writes under an old phase for longer than this.
 pub const LEASE: Duration = Duration::from_secs(5);
-
-/// How long a write waits while its migration's writes are held for the
-/// write switch before it is refused: the switch's default budget, past
-/// which the controller aborts the switch anyway.
-pub const HOLD_BUDGET: Duration = Duration::from_secs(2);
 
 /// How long the admin API waits for the follower to store a change.
 const STORE_WAIT: Duration = Duration::from_secs(10);
@@ -185,25 +180,35 @@ pub fn proxy_id(port: u16) -> String {
 }
 
 /// Waits while a write in `sql` is held for its migration's write switch:
-/// until the hold ends or [`HOLD_BUDGET`] passes (the router then refuses
-/// it). Costs one load of a flag while nothing is held.
+/// until the hold ends or the migration's `switch.budget` passes (the
+/// router then refuses it) — the budget past which the controller aborts
+/// the switch anyway, so a write never waits for a switch that is over.
+/// Costs one load of a flag while nothing is held.
 pub async fn hold(shared: &Shared, dialect: Dialect, sql: &str) {
     if !shared.routing().holds_writes {
         return;
     }
     let statement = shared.classifier.classify(dialect, sql);
     let mut changed = shared.routing_changed.subscribe();
-    let deadline = tokio::time::Instant::now() + HOLD_BUDGET;
+    let started = tokio::time::Instant::now();
     loop {
-        let held = shared.routing().migrations.iter().any(|m| {
-            m.dialect == dialect
-                && m.stored.as_ref().is_some_and(|s| s.holding_writes)
-                && fence::writes_migrated(m, &statement)
-        });
-        if !held {
+        // The longest budget of the migrations that hold this write; a
+        // reload that changes a budget counts from the write's start.
+        let budget = shared
+            .routing()
+            .migrations
+            .iter()
+            .filter(|m| {
+                m.dialect == dialect
+                    && m.stored.as_ref().is_some_and(|s| s.holding_writes)
+                    && fence::writes_migrated(m, &statement)
+            })
+            .map(|m| m.plan.switch.budget)
+            .max();
+        let Some(budget) = budget else {
             return;
-        }
-        match tokio::time::timeout_at(deadline, changed.changed()).await {
+        };
+        match tokio::time::timeout_at(started + budget, changed.changed()).await {
             Ok(Ok(())) => {}
             Ok(Err(_)) | Err(_) => return,
         }

@@ -9,11 +9,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use switchyard_core::config::Protocol;
-use switchyard_proxy::route::MigrationRouter;
-use switchyard_proxy::server::{self, Running};
+use switchyard_proxy::server::Running;
 
 use super::harness::ROWS;
-use super::proxies::{wait_ready, Through};
+use super::proxies::{eventually, until, Through};
 use super::webhook::Webhook;
 use super::{status, to_read_ramp, Db, Engine};
 
@@ -137,11 +136,7 @@ pub async fn a_failing_target_sends_every_proxy_back_to_the_source(engine: Engin
 
 /// A proxy on the test's configuration, its tables loaded.
 async fn start(db: &Db) -> Running {
-    let running = server::start(db.config(), None, Arc::new(MigrationRouter::default()))
-        .await
-        .expect("proxy starts");
-    wait_ready(&running, "api").await;
-    running
+    super::proxies::start(db.config(), "api").await
 }
 
 /// The target's share of `api`'s reads in the proxy's routing, in basis
@@ -178,31 +173,4 @@ async fn read_until(mut client: Through, stop: Arc<AtomicBool>, failed: Arc<Atom
         reads += 1;
     }
     reads
-}
-
-/// Waits until `done` or panics after `within`, naming `what`.
-async fn until(within: Duration, what: &str, done: impl Fn() -> bool) {
-    let started = Instant::now();
-    while !done() {
-        assert!(started.elapsed() < within, "not within {within:?}: {what}");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-}
-
-/// Whether `check` turns true within `within`.
-async fn eventually<F, Fut>(within: Duration, check: F) -> bool
-where
-    F: Fn() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let started = Instant::now();
-    loop {
-        if check().await {
-            return true;
-        }
-        if started.elapsed() > within {
-            return false;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
 }

@@ -4,7 +4,9 @@
 //! sends every proxy's reads back to the source, audited and announced; a
 //! write switch that runs out of budget aborts with nothing lost; a
 //! writer that bypasses the proxies keeps the write switch closed with a
-//! message naming it; `status --watch` refreshes and stops when told;
+//! message naming it; a proxy cut off from the store refuses writes once
+//! its lease lapses and holds the backfill back until its heartbeat is
+//! stale; `status --watch` refreshes and stops when told;
 //! commands out of order are refused with what must happen first.
 //!
 //! The proof is the data and what a person sees: tables are compared with
@@ -19,11 +21,17 @@ mod proxies;
 // endpoint.
 #[path = "../../proxy/tests/support/webhook.rs"]
 mod webhook;
+// The proxy's tests' relay that a test cuts, to cut a proxy off its store.
+#[allow(dead_code)]
+#[path = "../../proxy/tests/support/forwarder.rs"]
+mod forwarder;
 
 #[path = "scenarios/backfill_crash.rs"]
 mod backfill_crash;
 #[path = "scenarios/bypassing_writer.rs"]
 mod bypassing_writer;
+#[path = "scenarios/cut_off_proxy.rs"]
+mod cut_off_proxy;
 #[path = "scenarios/read_fault.rs"]
 mod read_fault;
 #[path = "scenarios/refusals.rs"]
@@ -93,6 +101,7 @@ on_both!(
     read_fault::a_failing_target_sends_every_proxy_back_to_the_source,
     switch_budget::a_switch_past_its_budget_aborts_and_loses_nothing,
     bypassing_writer::a_writer_bypassing_the_proxies_blocks_the_switch_by_name,
+    cut_off_proxy::a_proxy_cut_off_from_the_store_holds_the_backfill_until_it_is_gone,
     watch::status_watch_refreshes_and_stops_when_told,
     refusals::commands_out_of_order_say_what_comes_first,
 );

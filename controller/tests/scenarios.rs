@@ -16,6 +16,8 @@
 mod harness;
 #[path = "support/proxy.rs"]
 mod proxies;
+#[path = "support/stall.rs"]
+mod stall;
 // The proxy's end-to-end tests' webhook receiver, shared rather than
 // copied: the controller's alerts and the proxies' go to the same kind of
 // endpoint.
@@ -102,6 +104,7 @@ on_both!(
     switch_budget::a_switch_past_its_budget_aborts_and_loses_nothing,
     bypassing_writer::a_writer_bypassing_the_proxies_blocks_the_switch_by_name,
     cut_off_proxy::a_proxy_cut_off_from_the_store_holds_the_backfill_until_it_is_gone,
+    cut_off_proxy::a_proxy_whose_store_goes_silent_refuses_writes_before_it_stops_counting,
     watch::status_watch_refreshes_and_stops_when_told,
     refusals::commands_out_of_order_say_what_comes_first,
 );

@@ -9,10 +9,15 @@
 //! nothing is copied; once the heartbeat has gone stale the same command
 //! copies every row and moves on. The relay back, the proxy follows again
 //! and writes through it succeed.
+//!
+//! And a store that goes silent rather than refusing (a statement that
+//! never answers): the proxy refuses writes no later than the controller
+//! stops counting it as live, so no fence can open on a proxy that still
+//! writes under the phase it left.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use switchyard_core::config::{Config, Protocol};
 use switchyard_proxy::server::Running;
@@ -20,6 +25,7 @@ use switchyard_proxy::server::Running;
 use super::forwarder::Forwarder;
 use super::harness::{code, err, out};
 use super::proxies::{self, eventually, until, Through};
+use super::stall::StallingRelay;
 use super::{expect, status, Db, Engine};
 
 /// How long a proxy may take to follow a new stored state.
@@ -135,6 +141,60 @@ pub async fn a_proxy_cut_off_from_the_store_holds_the_backfill_until_it_is_gone(
         proxy.drain().await;
     }
     relay.down().await;
+    db.drop().await;
+}
+
+pub async fn a_proxy_whose_store_goes_silent_refuses_writes_before_it_stops_counting(
+    engine: Engine,
+) {
+    let db = Db::create(engine, "silent").await;
+    let server = match engine {
+        Engine::Pg => "127.0.0.1:5432",
+        Engine::My => "127.0.0.1:3306",
+    };
+    db.write_config(&db.proxied_yaml(""));
+    expect(&db, &["init"], 0);
+    expect(&db, &["advance", "api"], 0);
+    let dual_write = status(&db)["epoch"].as_u64().unwrap();
+    let relay = StallingRelay::start(server).await;
+    let cut = proxies::start(through_relay(db.config(), relay.port), "api").await;
+    let cut_id = proxies::proxy_id(&cut);
+    until(FOLLOW, "the proxy follows dual_write", || {
+        proxies::epoch(&cut, "api") == dual_write
+    })
+    .await;
+    let beat = heartbeat_ms(&db, &cut_id).await;
+    let fresh = eventually(Duration::from_secs(3), || async {
+        heartbeat_ms(&db, &cut_id).await > beat
+    })
+    .await;
+    assert!(fresh, "proxy {cut_id} does not heartbeat");
+    relay.stall();
+
+    // Sample both views until the proxy is gone from the controller's.
+    let stalled = Instant::now();
+    let lapsed_at = loop {
+        // The proxy's view after the controller's: a proxy the controller
+        // no longer counts has lapsed by the time `status` returns.
+        let line = status(&db);
+        let live = line["proxies"].as_array().cloned().unwrap_or_default();
+        let counted = live.iter().any(|p| p["proxy"] == cut_id.as_str());
+        let lapsed = proxies::lapsed(&cut, "api");
+        assert!(
+            counted || lapsed,
+            "{:?} after the store went silent the controller no longer waits for proxy \
+             {cut_id}, which still writes under epoch {dual_write} (its lease has not lapsed)",
+            stalled.elapsed()
+        );
+        if !counted {
+            break lapsed;
+        }
+        assert!(stalled.elapsed() < Duration::from_secs(30), "{line}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert!(lapsed_at);
+    cut.drain().await;
+    drop(relay);
     db.drop().await;
 }
 

@@ -43,6 +43,14 @@ pub fn holding_writes(running: &Running, id: &str) -> bool {
     stored.is_some_and(|s| s.holding_writes)
 }
 
+/// Whether the proxy's lease on migration `id`'s store has lapsed, so it
+/// refuses writes of the migrated tables.
+pub fn lapsed(running: &Running, id: &str) -> bool {
+    let routing = running.shared.routing();
+    let stored = routing.migration(id).and_then(|m| m.stored.clone());
+    stored.is_some_and(|s| s.lapsed.is_some())
+}
+
 /// Waits until `done` or panics after `within`, naming `what`.
 pub async fn until(within: Duration, what: &str, done: impl Fn() -> bool) {
     let started = Instant::now();

@@ -29,12 +29,37 @@ const TRIES: usize = 3;
 struct Followed {
     /// When its store last answered; the lease runs from here.
     last_read: Option<Instant>,
+    /// When the last heartbeat the store took was sent: the controller
+    /// counts this proxy as live for as long as the lease from it, so the
+    /// lease must not outlast it (see [`Followed::lease_end`]).
+    last_beat: Option<Instant>,
     /// The stored state published into the routing (`None`: the file's).
     published: Option<Arc<Stored>>,
     /// The failure last logged, so a failing store logs once, not per poll.
     failing: Option<String>,
     /// The stored rule's problem last logged.
     rule_problem: Option<String>,
+}
+
+impl Followed {
+    /// When this proxy must refuse writes under the stored phase unless
+    /// the store answers first: [`LEASE`] after the store last answered,
+    /// or after the last heartbeat the store took if that is earlier (a
+    /// read whose heartbeat failed). A fence stops waiting for a proxy
+    /// whose heartbeat is older than the lease, so the proxy stops
+    /// writing under the old phase no later. `None` while nothing stored
+    /// is followed, or once the lease has lapsed.
+    fn lease_end(&self) -> Option<Instant> {
+        let published = self.published.as_ref()?;
+        if published.lapsed.is_some() {
+            return None;
+        }
+        let since = match (self.last_read, self.last_beat) {
+            (Some(read), Some(beat)) => read.min(beat),
+            (read, beat) => read.or(beat)?,
+        };
+        Some(since + LEASE)
+    }
 }
 
 /// The follower's state between polls.
@@ -65,8 +90,18 @@ pub(super) async fn run(shared: Arc<Shared>, proxy: String, mut changes: mpsc::R
     let mut tick = tokio::time::interval(POLL);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
+        // A lease runs out between polls: wake for it, so a lapse is not
+        // a poll late.
+        let lease_end = follower.lease_end();
+        let lapse = async {
+            match lease_end {
+                Some(at) => tokio::time::sleep_until(at.into()).await,
+                None => std::future::pending().await,
+            }
+        };
         tokio::select! {
             _ = tick.tick() => {}
+            _ = lapse => {}
             Some(_) = woken.recv() => {
                 while woken.try_recv().is_ok() {}
             }
@@ -90,12 +125,26 @@ impl Follower {
         Ok(self.links.get_mut(&place.key).expect("inserted above"))
     }
 
-    /// Reads `id`'s state; a connection that failed is dropped.
-    async fn read(&mut self, place: &Place, id: &str) -> Result<Option<Row>, Failure> {
-        let result = match self.link(place).await {
-            Ok(link) => link.read(place, id).await,
-            Err(e) => Err(e),
+    /// The earliest end of a lease this proxy holds.
+    fn lease_end(&self) -> Option<Instant> {
+        self.followed.values().filter_map(Followed::lease_end).min()
+    }
+
+    /// Reads `id`'s state, giving up at `by`; a connection that failed or
+    /// gave up is dropped.
+    async fn read(
+        &mut self,
+        place: &Place,
+        id: &str,
+        by: Option<Instant>,
+    ) -> Result<Option<Row>, Failure> {
+        let work = async {
+            match self.link(place).await {
+                Ok(link) => link.read(place, id).await,
+                Err(e) => Err(e),
+            }
         };
+        let result = within_lease(by, work).await;
         if matches!(result, Err(Failure::Unreachable(_))) {
             self.links.remove(&place.key);
         }
@@ -114,14 +163,22 @@ impl Follower {
             let Some(place) = Place::of(&snapshot, m) else {
                 continue;
             };
+            // No read outlasts a lease: a store that stops answering
+            // lapses it on time, not a statement timeout later.
+            let by = self.lease_end();
             let result = match down.get(&place.key) {
                 Some(why) => Err(Failure::Unreachable(why.clone())),
-                None => self.read(&place, &m.id).await,
+                None => self.read(&place, &m.id, by).await,
             };
             match result {
                 Ok(row) => {
                     self.follow(m, row);
-                    self.beat(&place, m).await;
+                    // A lease that ended before this read (the store back
+                    // after a lapse, or a heartbeat that failed) does not
+                    // cut the heartbeat that renews it short.
+                    let now = Instant::now();
+                    let by = self.lease_end().filter(|end| *end > now);
+                    self.beat(&place, m, by.unwrap_or(now + LEASE)).await;
                 }
                 Err(Failure::NoStore) => self.follow(m, None),
                 Err(Failure::Unreachable(why)) => {
@@ -168,7 +225,7 @@ impl Follower {
             // Following the file: there is no stored phase to go stale.
             return;
         };
-        let expired = entry.last_read.is_none_or(|at| at.elapsed() > LEASE);
+        let expired = entry.lease_end().is_some_and(|end| Instant::now() >= end);
         if published.lapsed.is_some() || !expired {
             return;
         }
@@ -232,8 +289,9 @@ impl Follower {
         }
     }
 
-    /// Heartbeats the epoch `m`'s routing enforces now, with read counts.
-    async fn beat(&mut self, place: &Place, m: &Migration) {
+    /// Heartbeats the epoch `m`'s routing enforces now, with read counts,
+    /// giving up at `by`.
+    async fn beat(&mut self, place: &Place, m: &Migration, by: Instant) {
         let epoch = self
             .followed
             .get(&m.id)
@@ -253,9 +311,17 @@ impl Follower {
         let Some(link) = self.links.get_mut(&place.key) else {
             return;
         };
-        if let Err(e) = link.heartbeat(place, &beat).await {
-            tracing::debug!(migration = %m.id, error = %e, "heartbeat failed");
-            self.links.remove(&place.key);
+        let sent = Instant::now();
+        match within_lease(Some(by), link.heartbeat(place, &beat)).await {
+            Ok(()) => {
+                if let Some(entry) = self.followed.get_mut(&m.id) {
+                    entry.last_beat = Some(sent);
+                }
+            }
+            Err(e) => {
+                tracing::debug!(migration = %m.id, error = %e, "heartbeat failed");
+                self.links.remove(&place.key);
+            }
         }
     }
 
@@ -291,7 +357,7 @@ impl Follower {
             why,
         };
         for _ in 0..TRIES {
-            let current = match self.read(&place, id).await {
+            let current = match self.read(&place, id, None).await {
                 Ok(current) => current,
                 Err(Failure::NoStore) => return Ok(Outcome::NoStore),
                 Err(Failure::Unreachable(why)) => return Err(unreachable(why)),
@@ -351,4 +417,22 @@ impl Follower {
             migration: id.to_string(),
         })
     }
+}
+
+/// Runs `work`, giving up at `by` (a lease's end) with the store deemed
+/// unreachable.
+async fn within_lease<T>(
+    by: Option<Instant>,
+    work: impl std::future::Future<Output = Result<T, Failure>>,
+) -> Result<T, Failure> {
+    let Some(by) = by else {
+        return work.await;
+    };
+    tokio::time::timeout_at(by.into(), work)
+        .await
+        .unwrap_or_else(|_| {
+            Err(Failure::Unreachable(
+                "the store did not answer before this proxy's lease ran out".into(),
+            ))
+        })
 }

@@ -3,6 +3,7 @@
 //! resumes from its checkpoint; a target that fails during the read ramp
 //! sends every proxy's reads back to the source, audited and announced; a
 //! write switch that runs out of budget aborts with nothing lost; a
+//! transaction older than `switch.max_transaction_age` keeps it closed; a
 //! writer that bypasses the proxies keeps the write switch closed with a
 //! message naming it; a proxy cut off from the store refuses writes once
 //! its lease lapses and holds the backfill back until its heartbeat is
@@ -34,6 +35,8 @@ mod backfill_crash;
 mod bypassing_writer;
 #[path = "scenarios/cut_off_proxy.rs"]
 mod cut_off_proxy;
+#[path = "scenarios/old_transaction.rs"]
+mod old_transaction;
 #[path = "scenarios/read_fault.rs"]
 mod read_fault;
 #[path = "scenarios/refusals.rs"]
@@ -102,6 +105,7 @@ on_both!(
     backfill_crash::a_killed_backfill_resumes_from_its_checkpoint,
     read_fault::a_failing_target_sends_every_proxy_back_to_the_source,
     switch_budget::a_switch_past_its_budget_aborts_and_loses_nothing,
+    old_transaction::an_old_transaction_keeps_the_switch_closed_by_name,
     bypassing_writer::a_writer_bypassing_the_proxies_blocks_the_switch_by_name,
     cut_off_proxy::a_proxy_cut_off_from_the_store_holds_the_backfill_until_it_is_gone,
     cut_off_proxy::a_proxy_whose_store_goes_silent_refuses_writes_before_it_stops_counting,

@@ -1,13 +1,13 @@
 //! A write switch that runs out of its budget (the migration's
-//! `switch.budget`, set below the default 2 s) aborts cleanly. Two proxies follow the
-//! control store; a client's transaction through one of them wrote the
-//! source before the switch held writes and stays open past the budget,
-//! so the switch cannot know the source is quiet even though both proxies
-//! acknowledged the hold. The phase stays reads_on_target, the proxies
-//! release writes, the audit log says why, and the transaction still
-//! commits with its rows (mirrored to the target). A write a proxy holds
-//! is refused after the same budget. Once the transaction is done the
-//! same switch goes through.
+//! `switch.budget`, set below the default 2 s) aborts cleanly. Two
+//! proxies follow the control store; a client's transaction through one
+//! of them wrote the source before the switch held writes and stays open
+//! past the budget, so the switch cannot know the source is quiet even
+//! though both proxies acknowledged the hold. The phase stays
+//! reads_on_target, the proxies release writes, the audit log says why,
+//! and the transaction still commits with its rows (mirrored to the
+//! target). A write a proxy holds is refused after the same budget. Once
+//! the transaction is done the same switch goes through.
 
 use std::time::{Duration, Instant};
 

@@ -16,8 +16,8 @@
 //! <the client's statement, as it came: its OK packet is the client's>
 //! INSERT INTO target (...) SELECT STRAIGHT_JOIN s.... FROM JSON_TABLE(keys) k
 //!     JOIN source s ON s.id = k.k0 ON DUPLICATE KEY UPDATE ...
-//! DELETE t FROM JSON_TABLE(keys) k STRAIGHT_JOIN target t ON t.id = k.k0
-//!     LEFT JOIN source s ON s.id = t.id WHERE s.id IS NULL
+//! DELETE t FROM JSON_TABLE(keys) k LEFT JOIN source s ON s.id = k.k0
+//!     STRAIGHT_JOIN target t ON t.id = k.k0 WHERE s.id IS NULL
 //! SET @switchyard_mirrored = NULL, @switchyard_keys = NULL
 //! ```
 //!
@@ -99,10 +99,14 @@ pub fn mirror(map: &TableMap, facts: &MirrorFacts<'_>, key_types: &[String]) -> 
         on("s", "k", false)
     );
     let first = ident(&map.columns[key[0]].source);
+    // Keys the source still has are dropped before the target is read:
+    // looking a missing key up in the target would lock the gap it falls
+    // in (the end of the table, for a new key) until the client's
+    // transaction ends, and every other insert of a new key would wait.
     let delete = format!(
-        "DELETE t FROM {keys} STRAIGHT_JOIN {target} AS t FORCE INDEX (PRIMARY) ON {} LEFT JOIN {source} AS s FORCE INDEX (PRIMARY) ON {} WHERE s.{first} IS NULL",
+        "DELETE t FROM {keys} LEFT JOIN {source} AS s FORCE INDEX (PRIMARY) ON {} STRAIGHT_JOIN {target} AS t FORCE INDEX (PRIMARY) ON {} WHERE s.{first} IS NULL",
+        on("s", "k", false),
         on("t", "k", true),
-        on("t", "s", true),
     );
     let repair = format!(
         "INSERT INTO {} (migration, `key`, source) SELECT {}, k.j, 'mirror_failed' FROM JSON_TABLE(CONCAT('[', COALESCE(@switchyard_keys, ''), ']'), '$[*]' COLUMNS (j JSON PATH '$')) AS k",

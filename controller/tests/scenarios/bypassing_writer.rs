@@ -2,8 +2,8 @@
 //! before the write switch, a session connected straight to the source
 //! writes the source table. The readiness gate refuses the switch with a
 //! message that names the session; `switchyard repair --queue` repairs
-//! what it wrote, and the switch then goes through. No proxy runs (the
-//! readiness gate of this release stays closed while one does).
+//! what it wrote, and the switch then goes through. No proxy runs: the
+//! bypassing session is the only writer.
 
 use std::time::Duration;
 

@@ -42,7 +42,7 @@ async fn planned_to_complete(engine: Engine) {
     let db = Db::create(engine, "flow").await;
     expect(&db, &["init"], 0);
     let again = expect(&db, &["--json", "init"], 0);
-    assert_eq!(json(&again)["migrations"][0]["store_version"], 2);
+    assert_eq!(json(&again)["migrations"][0]["store_version"], 3);
 
     // A ramp before validate is refused with what must happen first.
     let early = expect(&db, &["ramp", "api", "10"], 1);
@@ -268,6 +268,7 @@ async fn status_json_shape(engine: Engine) {
     assert_eq!(line["outbox_lag_seconds"], serde_json::Value::Null);
     assert_eq!(line["target_reads"], 0);
     assert_eq!(line["target_error_rate"], serde_json::Value::Null);
+    assert_eq!(line["shadow_mismatches"], 0);
     assert_eq!(line["backfill_percent"], serde_json::Value::Null);
     assert_eq!(line["proxies"], serde_json::json!([]));
     // Illegal commands are refused, exit 1, in JSON too.

@@ -7,7 +7,8 @@
 //! writer that bypasses the proxies keeps the write switch closed with a
 //! message naming it; a proxy cut off from the store refuses writes once
 //! its lease lapses and holds the backfill back until its heartbeat is
-//! stale; `status --watch` refreshes and stops when told;
+//! stale; the shadow's mismatches reach `status`; `status --watch`
+//! refreshes and stops when told;
 //! commands out of order are refused with what must happen first.
 //!
 //! The proof is the data and what a person sees: tables are compared with
@@ -41,6 +42,8 @@ mod old_transaction;
 mod read_fault;
 #[path = "scenarios/refusals.rs"]
 mod refusals;
+#[path = "scenarios/shadow_mismatch.rs"]
+mod shadow_mismatch;
 #[path = "scenarios/switch_budget.rs"]
 mod switch_budget;
 #[path = "scenarios/watch.rs"]
@@ -109,6 +112,7 @@ on_both!(
     bypassing_writer::a_writer_bypassing_the_proxies_blocks_the_switch_by_name,
     cut_off_proxy::a_proxy_cut_off_from_the_store_holds_the_backfill_until_it_is_gone,
     cut_off_proxy::a_proxy_whose_store_goes_silent_refuses_writes_before_it_stops_counting,
+    shadow_mismatch::status_shows_the_shadows_mismatches,
     watch::status_watch_refreshes_and_stops_when_told,
     refusals::commands_out_of_order_say_what_comes_first,
 );

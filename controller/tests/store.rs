@@ -48,6 +48,8 @@ fn beat(proxy: &'static str, epoch: u64) -> Heartbeat<'static> {
         source_reads: 90,
         target_errors: 0,
         source_errors: 1,
+        shadow_compared: 0,
+        shadow_mismatches: 0,
     }
 }
 
@@ -167,7 +169,7 @@ mod pg {
             .unwrap();
         install(&client).await;
         assert_eq!(tables(&client).await, TABLES);
-        assert_eq!(version(&client).await, [2]);
+        assert_eq!(version(&client).await, [STORE_VERSION as i32]);
         let queued: i64 = client
             .query_one("SELECT count(*) FROM switchyard_repair_queue", &[])
             .await
@@ -176,11 +178,34 @@ mod pg {
         assert_eq!(queued, 1);
         // A store a later release wrote is never downgraded.
         client
-            .batch_execute("UPDATE switchyard_store_version SET version = 3")
+            .batch_execute("UPDATE switchyard_store_version SET version = 99")
             .await
             .unwrap();
         install(&client).await;
-        assert_eq!(version(&client).await, [3]);
+        assert_eq!(version(&client).await, [99]);
+        drop_db(&db).await;
+    }
+
+    #[tokio::test]
+    async fn a_version_2_store_gains_the_shadows_counts() {
+        let (db, client) = fresh().await;
+        client
+            .batch_execute(
+                "ALTER TABLE switchyard_proxy_stats DROP COLUMN shadow_compared, \
+                 DROP COLUMN shadow_mismatches; \
+                 UPDATE switchyard_store_version SET version = 2",
+            )
+            .await
+            .unwrap();
+        install(&client).await;
+        assert_eq!(version(&client).await, [STORE_VERSION as i32]);
+        client
+            .batch_execute(&switchyard_core::store::pg::heartbeat(
+                "public",
+                &beat("p", 1),
+            ))
+            .await
+            .unwrap();
         drop_db(&db).await;
     }
 
@@ -404,17 +429,35 @@ mod mysql {
         .unwrap();
         install(&mut conn, &db).await;
         assert_eq!(tables(&mut conn, &db).await, TABLES);
-        assert_eq!(version(&mut conn).await, [2]);
+        assert_eq!(version(&mut conn).await, [STORE_VERSION]);
         let queued: Vec<u64> = conn
             .query("SELECT count(*) FROM switchyard_repair_queue")
             .await
             .unwrap();
         assert_eq!(queued, [1]);
-        conn.query_drop("UPDATE switchyard_store_version SET version = 3")
+        conn.query_drop("UPDATE switchyard_store_version SET version = 99")
             .await
             .unwrap();
         install(&mut conn, &db).await;
-        assert_eq!(version(&mut conn).await, [3]);
+        assert_eq!(version(&mut conn).await, [99]);
+        drop_db(&db).await;
+    }
+
+    #[tokio::test]
+    async fn a_version_2_store_gains_the_shadows_counts() {
+        let (db, mut conn) = fresh().await;
+        conn.query_drop(
+            "ALTER TABLE switchyard_proxy_stats DROP COLUMN shadow_compared, \
+             DROP COLUMN shadow_mismatches; \
+             UPDATE switchyard_store_version SET version = 2",
+        )
+        .await
+        .unwrap();
+        install(&mut conn, &db).await;
+        assert_eq!(version(&mut conn).await, [STORE_VERSION]);
+        conn.query_drop(switchyard_core::store::mysql::heartbeat(&db, &beat("p", 1)))
+            .await
+            .unwrap();
         drop_db(&db).await;
     }
 

@@ -48,13 +48,14 @@ pub struct Guards {
 }
 
 /// Reads counted since start: `[target, source, target errors, source
-/// errors]`, in the heartbeat's order.
+/// errors, shadow comparisons, shadow mismatches]`, in the heartbeat's
+/// order.
 #[derive(Debug, Default)]
-pub struct ReadTally(pub [std::sync::atomic::AtomicU64; 4]);
+pub struct ReadTally(pub [std::sync::atomic::AtomicU64; 6]);
 
 impl ReadTally {
     /// The counts now, in the heartbeat's order.
-    pub fn load(&self) -> [u64; 4] {
+    pub fn load(&self) -> [u64; 6] {
         self.0
             .each_ref()
             .map(|c| c.load(std::sync::atomic::Ordering::Relaxed))
@@ -91,6 +92,14 @@ impl Guards {
 
     /// Records how a shadow comparison ended.
     pub fn record_shadow(&self, migration: &Arc<str>, outcome: ShadowOutcome) {
+        if matches!(outcome, ShadowOutcome::Match | ShadowOutcome::Mismatch) {
+            let tally = self.tally_of(migration);
+            let relaxed = std::sync::atomic::Ordering::Relaxed;
+            tally.0[4].fetch_add(1, relaxed);
+            if outcome == ShadowOutcome::Mismatch {
+                tally.0[5].fetch_add(1, relaxed);
+            }
+        }
         let now = Instant::now();
         self.window(migration, now).record_shadow(now, outcome);
         if outcome == ShadowOutcome::Mismatch {
@@ -100,10 +109,7 @@ impl Guards {
 
     /// Counts one read on `path` (and its failure) for the heartbeat.
     fn tally(&self, migration: &Arc<str>, path: ReadPath, failed: bool) {
-        let tally = match self.tallies.get(migration) {
-            Some(tally) => tally.clone(),
-            None => self.tallies.entry(migration.clone()).or_default().clone(),
-        };
+        let tally = self.tally_of(migration);
         let base = usize::from(path == ReadPath::Source);
         let relaxed = std::sync::atomic::Ordering::Relaxed;
         tally.0[base].fetch_add(1, relaxed);
@@ -112,12 +118,19 @@ impl Guards {
         }
     }
 
+    fn tally_of(&self, migration: &Arc<str>) -> Arc<ReadTally> {
+        match self.tallies.get(migration) {
+            Some(tally) => tally.clone(),
+            None => self.tallies.entry(migration.clone()).or_default().clone(),
+        }
+    }
+
     /// Reads of `migration` since start: `[target, source, target errors,
-    /// source errors]`.
-    pub fn reads(&self, migration: &str) -> [u64; 4] {
+    /// source errors, shadow comparisons, shadow mismatches]`.
+    pub fn reads(&self, migration: &str) -> [u64; 6] {
         self.tallies
             .get(migration)
-            .map_or([0; 4], |tally| tally.load())
+            .map_or([0; 6], |tally| tally.load())
     }
 
     /// Forgets a migration's reads: a new rule starts a new window.

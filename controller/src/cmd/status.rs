@@ -62,6 +62,10 @@ pub struct Line {
     pub target_reads: u64,
     /// Of those, the ones that failed, as a fraction; `None` before any.
     pub target_error_rate: Option<f64>,
+    /// Target reads the proxies' shadow compared with the source's answer.
+    pub shadow_compared: u64,
+    /// Of those, the ones whose answers differed.
+    pub shadow_mismatches: u64,
     /// Rows the backfill copied, and its percent of the source's estimate.
     pub backfill_rows: u64,
     /// Percent done (100 once the backfill finished); `None` before it ran.
@@ -128,7 +132,7 @@ async fn line(config: &Config, id: &str) -> Result<Line, ExecError> {
     }
     let stored = store.read().await?;
     let (rows, percent) = backfill(&mut store, &site).await?;
-    let (target_reads, target_errors) = store.target_reads().await?;
+    let reads = store.read_figures().await?;
     Ok(Line {
         migration: id.to_string(),
         phase: stored
@@ -148,8 +152,11 @@ async fn line(config: &Config, id: &str) -> Result<Line, ExecError> {
         repair_queue: store.repair_queue().await?,
         outbox: store.outbox().await?,
         outbox_lag_seconds: store.outbox_lag().await?,
-        target_reads,
-        target_error_rate: (target_reads > 0).then(|| target_errors as f64 / target_reads as f64),
+        target_reads: reads.target_reads,
+        target_error_rate: (reads.target_reads > 0)
+            .then(|| reads.target_errors as f64 / reads.target_reads as f64),
+        shadow_compared: reads.shadow_compared,
+        shadow_mismatches: reads.shadow_mismatches,
         backfill_rows: rows,
         backfill_percent: percent,
         proxies: store.live_proxies().await?,
@@ -199,13 +206,14 @@ async fn backfill(store: &mut Store, site: &Site) -> Result<(u64, Option<f64>), 
 /// The lines as a table.
 fn table(lines: &[Line]) -> String {
     let mut out = format!(
-        "{:<24} {:<16} {:>5} {:>7} {:<7} {:>8} {:>7} {:>7} {:>7} {:>9}  {}\n",
+        "{:<24} {:<16} {:>5} {:>7} {:<7} {:>8} {:>9} {:>7} {:>7} {:>7} {:>9}  {}\n",
         "MIGRATION",
         "PHASE",
         "EPOCH",
         "SHARE",
         "PAUSED",
         "TGT ERR",
+        "MISMATCH",
         "REPAIR",
         "OUTBOX",
         "LAG",
@@ -219,7 +227,7 @@ fn table(lines: &[Line]) -> String {
             .map(|p| format!("{}@{}", p.proxy, p.epoch))
             .collect();
         out.push_str(&format!(
-            "{:<24} {:<16} {:>5} {:>6.2}% {:<7} {:>8} {:>7} {:>7} {:>7} {:>9}  {}\n",
+            "{:<24} {:<16} {:>5} {:>6.2}% {:<7} {:>8} {:>9} {:>7} {:>7} {:>7} {:>9}  {}\n",
             l.migration,
             l.phase,
             l.epoch,
@@ -227,6 +235,10 @@ fn table(lines: &[Line]) -> String {
             if l.paused { "yes" } else { "no" },
             l.target_error_rate
                 .map_or("-".to_string(), |r| format!("{:.2}%", 100.0 * r)),
+            match l.shadow_compared {
+                0 => "-".to_string(),
+                n => format!("{}/{n}", l.shadow_mismatches),
+            },
             l.repair_queue,
             l.outbox,
             l.outbox_lag_seconds

@@ -41,6 +41,19 @@ pub struct Stored {
     pub updated_at: String,
 }
 
+/// The live proxies' read counts, summed.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ReadFigures {
+    /// Reads sent to the target.
+    pub target_reads: u64,
+    /// Of those, the ones that failed.
+    pub target_errors: u64,
+    /// Target reads compared with the source's answer (the shadow).
+    pub shadow_compared: u64,
+    /// Of those, the ones whose answers differed.
+    pub shadow_mismatches: u64,
+}
+
 /// A proxy that heartbeats the migration.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
 pub struct ProxyBeat {
@@ -253,9 +266,9 @@ impl Store {
             .collect())
     }
 
-    /// Target reads and target read errors the live proxies reported, in
-    /// total (each proxy's counts since it started).
-    pub async fn target_reads(&mut self) -> Result<(u64, u64), ExecError> {
+    /// What the live proxies reported of their reads, in total (each
+    /// proxy's counts since it started).
+    pub async fn read_figures(&mut self) -> Result<ReadFigures, ExecError> {
         let within = LIVE_WITHIN.as_micros();
         let live = match self.dialect {
             Dialect::Postgres => {
@@ -264,17 +277,20 @@ impl Store {
             Dialect::Mysql => format!("heartbeat_at > NOW(6) - INTERVAL {within} MICROSECOND"),
         };
         let query = format!(
-            "SELECT COALESCE(SUM(target_reads), 0), COALESCE(SUM(target_errors), 0) FROM {} \
+            "SELECT COALESCE(SUM(target_reads), 0), COALESCE(SUM(target_errors), 0), \
+             COALESCE(SUM(shadow_compared), 0), COALESCE(SUM(shadow_mismatches), 0) FROM {} \
              WHERE migration = {} AND {live}",
             self.table(PROXY_STATS),
             self.literal(&self.migration)
         );
         let rows = self.rows("summing the proxies' reads", &query).await?;
-        let row = rows.first();
-        Ok((
-            number(row.and_then(|r| r.first())),
-            number(row.and_then(|r| r.get(1))),
-        ))
+        let cell = |i: usize| number(rows.first().and_then(|r| r.get(i)));
+        Ok(ReadFigures {
+            target_reads: cell(0),
+            target_errors: cell(1),
+            shadow_compared: cell(2),
+            shadow_mismatches: cell(3),
+        })
     }
 
     /// How long the oldest key in the outbox has waited, in seconds;

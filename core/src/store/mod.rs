@@ -27,8 +27,9 @@ use crate::config::{Percent, Phase};
 /// `switchyard_store_version`, so a later release can see what it finds
 /// and migrate it. Version 1 had the version, repair-queue and outbox
 /// tables; version 2 adds the state, events, proxy-stats and lease
-/// tables. Installing over an older store upgrades it.
-pub const STORE_VERSION: u32 = 2;
+/// tables; version 3 adds the shadow comparisons and mismatches to the
+/// proxies' heartbeats. Installing over an older store upgrades it.
+pub const STORE_VERSION: u32 = 3;
 
 /// One row: the store's schema version.
 pub const VERSION_TABLE: &str = "switchyard_store_version";
@@ -110,6 +111,10 @@ pub struct Heartbeat<'a> {
     pub target_errors: u64,
     /// Source reads that failed, the baseline the target's are judged by.
     pub source_errors: u64,
+    /// Shadow comparisons of a target read with the source's answer.
+    pub shadow_compared: u64,
+    /// Of those, the ones whose answers differed.
+    pub shadow_mismatches: u64,
 }
 
 /// The `phase` check's list: `'planned', 'dual_write', ...`.

@@ -137,6 +137,12 @@ fn control_tables(database: &str) -> Vec<String> {
              ) {OPTIONS}",
             qualified(database, PROXY_STATS)
         ),
+        // Version 3: a version-2 table gains the shadow's counts.
+        format!(
+            "ALTER TABLE {} ADD COLUMN IF NOT EXISTS `shadow_compared` BIGINT UNSIGNED NOT NULL DEFAULT 0, \
+             ADD COLUMN IF NOT EXISTS `shadow_mismatches` BIGINT UNSIGNED NOT NULL DEFAULT 0",
+            qualified(database, PROXY_STATS)
+        ),
         format!(
             "CREATE TABLE IF NOT EXISTS {} (\n\
              \x20   `singleton` TINYINT NOT NULL DEFAULT 1 PRIMARY KEY CHECK (`singleton` = 1),\n\

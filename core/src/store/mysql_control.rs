@@ -131,13 +131,16 @@ pub fn append_event(database: &str, event: &AuditEvent) -> String {
 pub fn heartbeat(database: &str, beat: &Heartbeat) -> String {
     format!(
         "INSERT INTO {} (`migration`, `proxy`, `epoch`, `enforced_since`, `heartbeat_at`, \
-         `target_reads`, `source_reads`, `target_errors`, `source_errors`) \
-         VALUES ({}, {}, {}, NOW(6), NOW(6), {}, {}, {}, {}) \
+         `target_reads`, `source_reads`, `target_errors`, `source_errors`, `shadow_compared`, \
+         `shadow_mismatches`) \
+         VALUES ({}, {}, {}, NOW(6), NOW(6), {}, {}, {}, {}, {}, {}) \
          ON DUPLICATE KEY UPDATE \
          `enforced_since` = IF(`epoch` = VALUES(`epoch`), `enforced_since`, VALUES(`enforced_since`)), \
          `epoch` = VALUES(`epoch`), `heartbeat_at` = VALUES(`heartbeat_at`), \
          `target_reads` = VALUES(`target_reads`), `source_reads` = VALUES(`source_reads`), \
-         `target_errors` = VALUES(`target_errors`), `source_errors` = VALUES(`source_errors`)",
+         `target_errors` = VALUES(`target_errors`), `source_errors` = VALUES(`source_errors`), \
+         `shadow_compared` = VALUES(`shadow_compared`), \
+         `shadow_mismatches` = VALUES(`shadow_mismatches`)",
         qualified(database, PROXY_STATS),
         literal(beat.migration),
         literal(beat.proxy),
@@ -145,7 +148,9 @@ pub fn heartbeat(database: &str, beat: &Heartbeat) -> String {
         beat.target_reads,
         beat.source_reads,
         beat.target_errors,
-        beat.source_errors
+        beat.source_errors,
+        beat.shadow_compared,
+        beat.shadow_mismatches
     )
 }
 

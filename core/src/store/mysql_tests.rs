@@ -89,13 +89,15 @@ fn store_tables() {
                 PRIMARY KEY (`migration`, `proxy`)
             ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin;
 
+            ALTER TABLE `app`.`switchyard_proxy_stats` ADD COLUMN IF NOT EXISTS `shadow_compared` BIGINT UNSIGNED NOT NULL DEFAULT 0, ADD COLUMN IF NOT EXISTS `shadow_mismatches` BIGINT UNSIGNED NOT NULL DEFAULT 0;
+
             CREATE TABLE IF NOT EXISTS `app`.`switchyard_controller_lease` (
                 `singleton` TINYINT NOT NULL DEFAULT 1 PRIMARY KEY CHECK (`singleton` = 1),
                 `holder` VARCHAR(255) NOT NULL,
                 `expires_at` TIMESTAMP(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6)
             ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin;
 
-            INSERT INTO `app`.`switchyard_store_version` (`singleton`, `version`) VALUES (1, 2) ON DUPLICATE KEY UPDATE `version` = GREATEST(`version`, VALUES(`version`))"#]],
+            INSERT INTO `app`.`switchyard_store_version` (`singleton`, `version`) VALUES (1, 3) ON DUPLICATE KEY UPDATE `version` = GREATEST(`version`, VALUES(`version`))"#]],
     );
     expect!["SELECT `version` FROM `app`.`switchyard_store_version`"]
         .assert_eq(&version_query("app"));

@@ -130,6 +130,12 @@ fn control_tables(schema: &str) -> Vec<String> {
              )",
             qualified(schema, PROXY_STATS)
         ),
+        // Version 3: a version-2 table gains the shadow's counts.
+        format!(
+            "ALTER TABLE {} ADD COLUMN IF NOT EXISTS shadow_compared bigint NOT NULL DEFAULT 0, \
+             ADD COLUMN IF NOT EXISTS shadow_mismatches bigint NOT NULL DEFAULT 0",
+            qualified(schema, PROXY_STATS)
+        ),
         format!(
             "CREATE TABLE IF NOT EXISTS {} (\n\
              \x20   singleton boolean PRIMARY KEY DEFAULT true CHECK (singleton),\n\

@@ -137,21 +137,26 @@ pub fn heartbeat(schema: &str, beat: &Heartbeat) -> String {
     let table = qualified(schema, PROXY_STATS);
     format!(
         "INSERT INTO {table} AS s (migration, proxy, epoch, enforced_since, heartbeat_at, \
-         target_reads, source_reads, target_errors, source_errors) \
-         VALUES ({}, {}, {}, clock_timestamp(), clock_timestamp(), {}, {}, {}, {}) \
+         target_reads, source_reads, target_errors, source_errors, shadow_compared, \
+         shadow_mismatches) \
+         VALUES ({}, {}, {}, clock_timestamp(), clock_timestamp(), {}, {}, {}, {}, {}, {}) \
          ON CONFLICT (migration, proxy) DO UPDATE SET \
          enforced_since = CASE WHEN s.epoch = EXCLUDED.epoch THEN s.enforced_since \
          ELSE EXCLUDED.enforced_since END, \
          epoch = EXCLUDED.epoch, heartbeat_at = EXCLUDED.heartbeat_at, \
          target_reads = EXCLUDED.target_reads, source_reads = EXCLUDED.source_reads, \
-         target_errors = EXCLUDED.target_errors, source_errors = EXCLUDED.source_errors",
+         target_errors = EXCLUDED.target_errors, source_errors = EXCLUDED.source_errors, \
+         shadow_compared = EXCLUDED.shadow_compared, \
+         shadow_mismatches = EXCLUDED.shadow_mismatches",
         literal(beat.migration),
         literal(beat.proxy),
         beat.epoch,
         beat.target_reads,
         beat.source_reads,
         beat.target_errors,
-        beat.source_errors
+        beat.source_errors,
+        beat.shadow_compared,
+        beat.shadow_mismatches
     )
 }
 

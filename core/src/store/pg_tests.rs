@@ -90,6 +90,8 @@ fn store_tables() {
                 PRIMARY KEY (migration, proxy)
             );
 
+            ALTER TABLE "app"."switchyard_proxy_stats" ADD COLUMN IF NOT EXISTS shadow_compared bigint NOT NULL DEFAULT 0, ADD COLUMN IF NOT EXISTS shadow_mismatches bigint NOT NULL DEFAULT 0;
+
             CREATE TABLE IF NOT EXISTS "app"."switchyard_controller_lease" (
                 singleton boolean PRIMARY KEY DEFAULT true CHECK (singleton),
                 holder text NOT NULL,
@@ -98,7 +100,7 @@ fn store_tables() {
 
             CREATE INDEX IF NOT EXISTS "switchyard_events_migration_id" ON "app"."switchyard_events" (migration, id);
 
-            INSERT INTO "app"."switchyard_store_version" AS v (version) VALUES (2) ON CONFLICT (singleton) DO UPDATE SET version = EXCLUDED.version WHERE v.version < EXCLUDED.version"#]],
+            INSERT INTO "app"."switchyard_store_version" AS v (version) VALUES (3) ON CONFLICT (singleton) DO UPDATE SET version = EXCLUDED.version WHERE v.version < EXCLUDED.version"#]],
     );
     expect![[r#"SELECT version FROM "app"."switchyard_store_version""#]]
         .assert_eq(&version_query("app"));

@@ -297,7 +297,7 @@ impl Follower {
             .get(&m.id)
             .and_then(|f| f.published.as_ref())
             .map_or(0, |s| s.epoch);
-        let [target_reads, source_reads, target_errors, source_errors] =
+        let [target_reads, source_reads, target_errors, source_errors, shadow_compared, shadow_mismatches] =
             self.shared.guards.reads(&m.id);
         let beat = Heartbeat {
             proxy: &self.proxy,
@@ -307,6 +307,8 @@ impl Follower {
             source_reads,
             target_errors,
             source_errors,
+            shadow_compared,
+            shadow_mismatches,
         };
         let Some(link) = self.links.get_mut(&place.key) else {
             return;

@@ -15,7 +15,8 @@ pub const LEASE_LAPSED: &str = "store_lease_lapsed";
 /// The `reason` label of a write refused because the write switch held it
 /// past its budget.
 pub const WRITES_HELD: &str = "writes_held";
-/// The `reason` label of a write of the source after the write switch.
+/// The `reason` label of a write of the source after the write switch that
+/// cannot be rewritten for the target.
 pub const NOT_REWRITTEN: &str = "write_not_rewritten";
 
 /// Whether `statement` writes `m`'s source or target table.

@@ -285,7 +285,9 @@ PY
 # keys are the backfill's (1..ROWS); the upserted keys (ROWS, 2 ROWS]
 # are new rows the backfill meets at its end (already mirrored, so its copy
 # skips them). Every transaction locks one key of each range in that order,
-# so the load never deadlocks with itself.
+# so on PostgreSQL the load never deadlocks with itself; on MariaDB two
+# upserts into one gap can (next-key locks), and sysbench retries them
+# (the table's load errors).
 write_load_scripts() {
     cat >"$WORK/load.pgbench" <<'SQL'
 \set id random(1, :rows)

@@ -95,31 +95,10 @@ pub(super) fn check(
     for (input, _) in cases {
         failures.extend(differences(dialect, map, default_schema, None, input));
     }
-    for (input, expected) in cases {
-        let form = read_form(dialect, input, map, &scope, None);
-        let got = describe(&form);
-        if got != *expected {
-            failures.push(format!(
-                "  input:    {input}\n  expected: {expected}\n  got:      {got}"
-            ));
-            continue;
-        }
-        if let ReadForm::Source {
-            target: Ok(sql), ..
-        } = &form
-        {
-            if parse(dialect, sql).is_err() {
-                failures.push(format!("  input: {input}\n  output does not parse: {sql}"));
-            }
-        }
-    }
-    assert!(
-        failures.is_empty(),
-        "{} of {} cases failed:\n{}",
-        failures.len(),
-        cases.len(),
-        failures.join("\n\n")
-    );
+    failures.extend(mismatches(dialect, cases, |input| {
+        read_form(dialect, input, map, &scope, None)
+    }));
+    report(cases.len(), failures);
 }
 
 /// Runs a table of write cases (`input → expected`, as [`check`]) through
@@ -131,9 +110,22 @@ pub(super) fn check_writes(
     cases: &[(&str, &str)],
 ) {
     let scope = Scope { default_schema };
+    let failures = mismatches(dialect, cases, |input| {
+        write_form(dialect, input, map, &scope)
+    });
+    report(cases.len(), failures);
+}
+
+/// The cases whose form is not the expected one, or whose rewritten text
+/// does not parse again.
+fn mismatches(
+    dialect: Dialect,
+    cases: &[(&str, &str)],
+    form_of: impl Fn(&str) -> ReadForm,
+) -> Vec<String> {
     let mut failures = Vec::new();
     for (input, expected) in cases {
-        let form = write_form(dialect, input, map, &scope);
+        let form = form_of(input);
         let got = describe(&form);
         if got != *expected {
             failures.push(format!(
@@ -148,11 +140,14 @@ pub(super) fn check_writes(
             }
         }
     }
+    failures
+}
+
+fn report(cases: usize, failures: Vec<String>) {
     assert!(
         failures.is_empty(),
-        "{} of {} cases failed:\n{}",
+        "{} of {cases} cases failed:\n{}",
         failures.len(),
-        cases.len(),
         failures.join("\n\n")
     );
 }

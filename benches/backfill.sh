@@ -270,7 +270,7 @@ PY
         echo
         machine_lines
         echo "- $ROWS rows (bigint key, a renamed text column, a decimal, a 32-character text), target empty before every run; $ROUNDS rounds interleaved (order rotating), medians over rounds"
-        echo "- switchyard: \`switchyard backfill\` with its defaults (chunks adapted to 0.5 s, share-locked INSERT ... SELECT skipping keys the target has, a checkpoint committed with each chunk)${BACKFILL_ARGS:+ and $BACKFILL_ARGS}, binary $(basename "$BIN") from ${BIN%/*}"
+        echo "- switchyard: \`switchyard backfill\` with its defaults (chunks adapted to \`--chunk-time-ms\`, 100 ms by default, 500 ms in the runs recorded before that default, share-locked INSERT ... SELECT skipping keys the target has, a checkpoint committed with each chunk)${BACKFILL_ARGS:+ and $BACKFILL_ARGS}, binary $(basename "$BIN") from ${BIN%/*}"
         echo "- pt-osc: pt-online-schema-change --alter ENGINE=InnoDB (its defaults: 0.5 s chunks, INSERT LOW_PRIORITY IGNORE ... LOCK IN SHARE MODE), timed whole (new table, triggers, copy, swap)"
         echo "- ratios: the named copy's median time over the row's (the row's speed relative to it; above 1: the row is faster)"
         if [ -n "${BENCH_NOTE:-}" ]; then echo "- note: $BENCH_NOTE"; fi
@@ -562,7 +562,7 @@ load_mode() {
         machine_lines
         echo "- $ROWS rows in items (bigint key, a text column renamed in items_v2, a decimal, a 32-character text); switchyard-proxy (release build) with migration items_v2 in dual_write, the store and the guard installed by \`switchyard init\`; the load connects to the proxy (user app), the backfill to the server"
         echo "- per round: the source back to ROWS rows, the target and the repair queue empty, no checkpoint, then (1) \`switchyard backfill\` alone (idle rate); (2) the load alone for ${LOAD_SECONDS} s (baseline: its per-second tps after the first ${WARMUP} s); (3) the load again, \`switchyard backfill\` started ${WARMUP} s in, the load stopped after it (during: its per-second tps over the backfill's run); after (1) and (3) items and items_v2 agreed both ways (plain SQL) and the repair queue was empty"
-        echo "- backfill: \`switchyard backfill\` with its defaults (chunks adapted to 0.5 s, share-locked INSERT ... SELECT skipping keys the target has, a checkpoint committed with each chunk)${BACKFILL_ARGS:+, plus $BACKFILL_ARGS}; under load its rows include the load's new keys above ROWS (already mirrored, so skipped)"
+        echo "- backfill: \`switchyard backfill\` with its defaults (chunks adapted to \`--chunk-time-ms\`, 100 ms by default, 500 ms in the runs recorded before that default, share-locked INSERT ... SELECT skipping keys the target has, a checkpoint committed with each chunk)${BACKFILL_ARGS:+, plus $BACKFILL_ARGS}; under load its rows include the load's new keys above ROWS (already mirrored, so skipped)"
         echo "- targets (the issue's, reported, not asserted): the load's drop ≤ 20% while the backfill keeps ≥ 50% of its idle rate; $ROUNDS rounds, medians over rounds (lowest–highest)"
         for engine in $ENGINES; do load_details "$engine"; done
         if [ -n "${BENCH_NOTE:-}" ]; then echo "- note: $BENCH_NOTE"; fi

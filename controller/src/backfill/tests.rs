@@ -13,7 +13,10 @@ fn ms(n: u64) -> Duration {
 
 #[test]
 fn chunk_size_follows_the_chunk_time_by_at_most_double_or_half() {
-    let settings = Settings::default(); // 500 ms, 100..=50_000
+    let settings = Settings {
+        chunk_time: ms(500),
+        ..Settings::default() // 100..=50_000 rows
+    };
     let cases = [
         // (size, rows, took, next)
         (1_000, 1_000, ms(250), 2_000),    // twice as fast: double
@@ -38,6 +41,7 @@ fn chunk_size_follows_the_chunk_time_by_at_most_double_or_half() {
 fn a_rate_ceiling_caps_the_chunk_and_pauses() {
     let settings = Settings {
         max_rows_per_sec: Some(1_000),
+        chunk_time: ms(500),
         ..Settings::default()
     };
     // 1000 rows/s over a 500 ms chunk: 500 rows at most per chunk.

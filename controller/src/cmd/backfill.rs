@@ -24,7 +24,7 @@ pub struct BackfillArgs {
     pub max_rows_per_sec: Option<u64>,
     /// The time one chunk should take, in milliseconds; the chunk size
     /// adapts to it.
-    #[arg(long, default_value_t = 500)]
+    #[arg(long, default_value_t = 100)]
     pub chunk_time_ms: u64,
     /// Pause while the server's load is above this: PostgreSQL, sessions
     /// waiting for a lock (default 10); MySQL, Threads_running (default 25).

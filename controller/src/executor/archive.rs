@@ -6,7 +6,6 @@
 
 use switchyard_consistency::diff::conn::Conn;
 use switchyard_core::sql::{self, Dialect};
-use switchyard_core::store::{self, Guard};
 
 use super::store::text;
 use super::ExecError;
@@ -159,21 +158,9 @@ pub async fn archive(site: &Site) -> Result<String, ExecError> {
             list: list(&found),
         });
     }
-    let guard = Guard {
-        migration: id,
-        store: schema,
-        schema,
-        table,
-        key: &live.migration.source.primary_key,
-        on_target: false,
-    };
     // The guard goes with the source's name, and the target's (installed
     // at the write switch) with the mirroring it served.
-    let mut statements = match live.dialect {
-        Dialect::Postgres => store::pg::drop_guard(&guard),
-        Dialect::Mysql => store::mysql::drop_guard(&guard),
-    };
-    statements.extend(super::side_guard(site, crate::phase::Side::Target, false));
+    let mut statements = super::retired_guard_statements(site);
     statements.push(match live.dialect {
         Dialect::Postgres => format!(
             "ALTER TABLE {} RENAME TO {}",

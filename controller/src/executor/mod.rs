@@ -449,11 +449,7 @@ impl Executor {
                     .push(format!("guard moved to the {primary} table"));
             }
             Action::RetireGuard => {
-                let statements = [
-                    side_guard(&self.site, Side::Target, false),
-                    side_guard(&self.site, Side::Source, false),
-                ]
-                .concat();
+                let statements = retired_guard_statements(&self.site);
                 install_all(&mut self.store, self.site.dialect, &statements).await?;
                 self.happened.push("guard removed".into());
             }
@@ -515,6 +511,15 @@ pub fn moved_guard_statements(site: &Site, primary: Side) -> Vec<String> {
     [
         side_guard(site, other, false),
         side_guard(site, primary, true),
+    ]
+    .concat()
+}
+
+/// The statements that drop `site`'s guard from both tables.
+pub fn retired_guard_statements(site: &Site) -> Vec<String> {
+    [
+        side_guard(site, Side::Source, false),
+        side_guard(site, Side::Target, false),
     ]
     .concat()
 }

@@ -278,7 +278,8 @@ fn write_decision(
         // which installs the guard first; the catalog's list of triggers
         // may lag it by one load (it reloads on every phase change), and
         // writes in that moment are mirrored, not refused.
-        let guard_known = guarded(&m.plan.id, mapping) || m.stored.is_some();
+        let guard_known =
+            super::switched::guarded(&m.plan.id, &mapping.source, false) || m.stored.is_some();
         if names_source && m.dialect == Dialect::Mysql && !guard_known {
             // Without its guard the MySQL mirror cannot learn which rows a
             // write touched: the write would go unmirrored and unrecorded.
@@ -297,13 +298,6 @@ fn write_decision(
         }
     }
     Decision::Relay
-}
-
-/// Whether a MySQL migration's guard triggers are all on its source table.
-fn guarded(migration: &str, mapping: &crate::catalog::mapping::Mapping) -> bool {
-    switchyard_core::store::mysql::guard_triggers(migration, false)
-        .iter()
-        .all(|name| mapping.source.triggers.iter().any(|t| t == name))
 }
 
 /// The table that takes the writes in a phase: the source until the write

@@ -73,10 +73,10 @@ pub fn decide(
         allowed: &m.plan.allow_unmirrored,
         outbox: false,
     };
-    let guarded = switchyard_core::store::mysql::guard_triggers(&m.plan.id, true)
-        .iter()
-        .all(|name| mapping.target.triggers.iter().any(|t| t == name));
-    if m.dialect == Dialect::Mysql && !guarded && m.stored.is_none() {
+    if m.dialect == Dialect::Mysql
+        && !guarded(&m.plan.id, &mapping.target, true)
+        && m.stored.is_none()
+    {
         return refuse("the target's guard triggers are not installed, so the mirror back to the source cannot learn which rows a write touches");
     }
     match write::mirror(m.dialect, &back, &mirror_facts, &target_sql, true) {
@@ -127,4 +127,16 @@ pub fn key_types(table: &switchyard_core::schema::TableSchema, key: &[String]) -
                 .map_or_else(|| "TEXT".to_string(), |c| c.type_name.clone())
         })
         .collect()
+}
+
+/// Whether a MySQL migration's guard triggers are all on `table` (the
+/// source's guard, or with `on_target` the target's).
+pub fn guarded(
+    migration: &str,
+    table: &switchyard_core::schema::TableSchema,
+    on_target: bool,
+) -> bool {
+    switchyard_core::store::mysql::guard_triggers(migration, on_target)
+        .iter()
+        .all(|name| table.triggers.iter().any(|t| t == name))
 }

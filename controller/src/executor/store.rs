@@ -16,7 +16,7 @@ use super::ExecError;
 use crate::live::Site;
 
 /// How recent a heartbeat must be for its proxy to count as live.
-pub const LIVE_WITHIN: Duration = Duration::from_secs(5);
+pub const LIVE_WITHIN: Duration = store::HEARTBEAT_LIVE;
 
 /// A migration's row of `switchyard_state`, parsed.
 #[derive(Clone, Debug, PartialEq, Eq)]

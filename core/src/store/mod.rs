@@ -203,6 +203,17 @@ impl Guard<'_> {
     }
 }
 
+/// How recent a proxy's heartbeat must be for the controller to count the
+/// proxy as live: its fences wait for every such proxy.
+pub const HEARTBEAT_LIVE: Duration = Duration::from_secs(5);
+
+/// How long a proxy goes on writing under the phase it last read without
+/// hearing from the store: a second less than [`HEARTBEAT_LIVE`], so a
+/// proxy a fence stops waiting for has already stopped writing, however
+/// late its clock, its scheduler or the store's commit of its last
+/// heartbeat.
+pub const PROXY_LEASE: Duration = Duration::from_secs(4);
+
 /// The longest name either engine keeps whole: PostgreSQL truncates
 /// identifiers to 63 bytes, MariaDB refuses names over 64 characters.
 const MAX_NAME: usize = 63;

@@ -41,13 +41,13 @@ pub const POLL: Duration = Duration::from_secs(1);
 /// How long a proxy may go without reading the store of a migration whose
 /// stored phase decides where writes go (or since the last heartbeat the
 /// store took, if that is earlier) before it refuses those writes.
-/// Five polls: a store that misses a few polls (a failover, a slow
+/// Four polls: a store that misses a few polls (a failover, a slow
 /// statement) does not stop writes. The controller's fences wait for
-/// every proxy that heartbeated within as long, so the lease lapses on
-/// time however the store fails (the follower wakes for it, and no
-/// statement outlasts it): a proxy a fence stops waiting for no longer
-/// writes under the phase it left.
-pub const LEASE: Duration = Duration::from_secs(5);
+/// every proxy that heartbeated within a second longer, so the lease
+/// lapses before that however the store fails (the follower wakes for it,
+/// and no statement outlasts it): a proxy a fence stops waiting for no
+/// longer writes under the phase it left.
+pub const LEASE: Duration = switchyard_core::store::PROXY_LEASE;
 
 /// How long the admin API waits for the follower to store a change.
 const STORE_WAIT: Duration = Duration::from_secs(10);
